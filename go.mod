@@ -3,6 +3,7 @@ module github.com/intercomd/intercomd
 go 1.26.8
 
 require (
+	github.com/blackjack/webcam v0.6.1 // indirect
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/eclipse/paho.mqtt.golang v1.5.1 // indirect
 	github.com/gen2brain/malgo v0.11.24 // indirect

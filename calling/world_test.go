@@ -1,0 +1,221 @@
+package calling
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+)
+
+// world runs several machines against a simulated broker and media layer,
+// with a simulated clock: enough to check end-to-end properties of the
+// protocol (both sides agree, ringing ends, nothing outlives its call)
+// without any I/O. The real transports are tested in package agent.
+type world struct {
+	t        testing.TB
+	now      time.Time
+	nodes    []*node
+	groups   map[string][]string
+	queue    []func() // messages and media news in flight, in order
+	timers   map[*node]map[Timer]time.Time
+	links    map[link]bool // media between a hub node and a party node, per call
+	dropNext bool
+}
+
+type node struct {
+	user, session string
+	m             *Machine
+	tone          Tone
+	joined        map[string]bool // calls whose media this node joined
+	events        []string
+}
+
+type link struct {
+	call      string
+	hub, peer *node
+}
+
+func newWorld(t testing.TB) *world {
+	return &world{
+		t: t, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		groups: map[string][]string{}, timers: map[*node]map[Timer]time.Time{}, links: map[link]bool{},
+	}
+}
+
+func (w *world) add(user, session string, opts ...func(*Config)) *node {
+	n := &node{user: user, session: session, joined: map[string]bool{}}
+	id := 0
+	cfg := Config{User: user, Session: session, NewID: func() string {
+		id++
+		return fmt.Sprintf("%s%s%d", user, session, id)
+	}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n.m = New(cfg)
+	w.nodes = append(w.nodes, n)
+	w.timers[n] = map[Timer]time.Time{}
+	w.step(n, Login{})
+	return n
+}
+
+func (w *world) step(n *node, in Input) {
+	for _, e := range n.m.Step(w.now, in) {
+		w.apply(n, e)
+	}
+	w.check(n)
+}
+
+func (w *world) apply(n *node, e Effect) {
+	switch e := e.(type) {
+	case Send:
+		b, err := Encode(e.Msg)
+		if err != nil {
+			w.t.Fatalf("%s sends a message that does not encode: %v", n.user, err)
+		}
+		msg, err := Decode(b)
+		if err != nil {
+			w.t.Fatalf("%s sends a message that does not decode: %v", n.user, err)
+		}
+		if w.dropNext {
+			w.dropNext = false
+			return
+		}
+		for _, to := range w.nodes {
+			if (e.To != "" && to.user == e.To) || (e.Group != "" && slices.Contains(w.groups[e.Group], to.user)) {
+				to, from := to, n.user
+				w.later(func() { w.step(to, Received{From: from, Msg: msg}) })
+			}
+		}
+	case Emit:
+		n.events = append(n.events, DescribeEvent(e.Event))
+	case StartTimer:
+		w.timers[n][e.Timer] = w.now.Add(e.After)
+	case StopTimer:
+		delete(w.timers[n], e.Timer)
+	case Disconnect:
+	case DoorOpen:
+	case Media:
+		w.media(n, e.Do)
+	default:
+		w.t.Fatalf("unknown effect %T", e)
+	}
+}
+
+// media simulates a media layer that always connects.
+func (w *world) media(n *node, d MediaEffect) {
+	switch d := d.(type) {
+	case JoinMedia:
+		n.joined[d.Call] = true
+		w.later(func() { w.step(n, MediaJoined{Call: d.Call}) })
+	case ConnectPeer:
+		for _, p := range w.nodes {
+			if p.user == d.User && p.m.CallID() == d.Call && p.joined[d.Call] && !w.links[link{d.Call, n, p}] {
+				l := link{d.Call, n, p}
+				w.links[l] = true
+				w.later(func() {
+					if w.links[l] {
+						w.step(n, PeerJoined{Call: d.Call, User: p.user})
+						w.step(p, PeerJoined{Call: d.Call, User: n.user})
+					}
+				})
+				return
+			}
+		}
+	case DisconnectPeer:
+		for l := range w.links {
+			if l.call == d.Call && l.hub == n && l.peer.user == d.User {
+				delete(w.links, l)
+				w.later(func() { w.step(l.peer, PeerLeft{Call: d.Call, User: n.user}) })
+			}
+		}
+	case LeaveMedia:
+		delete(n.joined, d.Call)
+		for l := range w.links {
+			if l.call != d.Call || (l.hub != n && l.peer != n) {
+				continue
+			}
+			delete(w.links, l)
+			other, gone := l.peer, l.hub.user
+			if l.peer == n {
+				other, gone = l.hub, l.peer.user
+			}
+			w.later(func() { w.step(other, PeerLeft{Call: d.Call, User: gone}) })
+		}
+	case Ring:
+		n.tone = d.Tone
+	}
+}
+
+// later queues work behind the messages already in flight.
+func (w *world) later(f func()) { w.queue = append(w.queue, f) }
+
+// check asserts the invariants that must hold after every step.
+func (w *world) check(n *node) {
+	if n.m.State() == Idle {
+		if n.tone != ToneNone {
+			w.t.Fatalf("%s/%s is idle but still plays %s", n.user, n.session, n.tone)
+		}
+		for c := range n.joined {
+			w.t.Fatalf("%s/%s is idle but still holds media of call %s", n.user, n.session, c)
+		}
+	}
+}
+
+// deliver runs everything in flight, including what it causes.
+func (w *world) deliver() {
+	for guard := 0; len(w.queue) > 0; guard++ {
+		if guard > 100000 {
+			w.t.Fatal("messages never settle")
+		}
+		f := w.queue[0]
+		w.queue = w.queue[1:]
+		f()
+	}
+}
+
+// advance moves the clock, firing due timers in order.
+func (w *world) advance(d time.Duration) {
+	end := w.now.Add(d)
+	for {
+		w.deliver()
+		var next *node
+		var nt Timer
+		var at time.Time
+		for _, n := range w.nodes {
+			for t, due := range w.timers[n] {
+				if !due.After(end) && (next == nil || due.Before(at)) {
+					next, nt, at = n, t, due
+				}
+			}
+		}
+		if next == nil {
+			break
+		}
+		delete(w.timers[next], nt)
+		if at.After(w.now) {
+			w.now = at
+		}
+		w.step(next, TimerFired{Timer: nt})
+	}
+	w.now = end
+}
+
+func (w *world) states() string {
+	var s []string
+	for _, n := range w.nodes {
+		s = append(s, fmt.Sprintf("%s/%s:%s", n.user, n.session, n.m.State()))
+	}
+	sort.Strings(s)
+	return fmt.Sprint(s)
+}
+
+func (w *world) allIdle() bool {
+	for _, n := range w.nodes {
+		if n.m.State() != Idle {
+			return false
+		}
+	}
+	return true
+}

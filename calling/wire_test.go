@@ -24,7 +24,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"cancel with nothing", `{"v":1,"type":"cancel"}`, "needs a call or an invite ID"},
 		{"bad call id", `{"v":1,"type":"leave","call":"../x"}`, "not a valid ID"},
 		{"wrong field type", `{"v":1,"type":"leave","call":5}`, "cannot unmarshal"},
-		{"trailing data", `{"v":1,"type":"leave","call":"c"} {}`, "trailing data"},
+		{"trailing data", `{"v":1,"type":"leave","call":"c"} {}`, "after top-level value"},
 		{"candidate missing", `{"v":1,"type":"candidate","call":"c"}`, "needs a candidate"},
 		{"member without user", `{"v":1,"type":"member","call":"c","status":"left"}`, "needs user and status"},
 		{"negative duration", `{"v":1,"type":"hangup","call":"c","duration":-1}`, "negative duration"},

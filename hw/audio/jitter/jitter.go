@@ -117,11 +117,11 @@ type Buffer struct {
 	next    uint64 // next extended sequence number to play (or floor while buffering)
 	playing bool
 
-	waitPops   int // pops spent buffering with at least one packet held
-	dryPops    int // consecutive pops with nothing held while playing
-	overPops   int // consecutive pops with more than Target+2 held
-	lateRun    int // consecutive late packets
-	stats      Stats
+	waitPops int // pops spent buffering with at least one packet held
+	dryPops  int // consecutive pops with nothing held while playing
+	overPops int // consecutive pops with more than Target+2 held
+	lateRun  int // consecutive late packets
+	stats    Stats
 
 	floor    uint64 // while buffering after playout: first sequence number still playable
 	hasFloor bool

@@ -513,10 +513,14 @@ func defaultLine(p string, l *LineSpec, set func(string) bool, activeLow bool) {
 // (a zero-configuration first run). A missing file named explicitly is an
 // error wrapping fs.ErrNotExist.
 func Load(path string) (*Config, error) {
-	explicit := path != ""
-	if !explicit {
-		path = DefaultPath
+	if path == "" {
+		return load(DefaultPath, false)
 	}
+	return load(path, true)
+}
+
+// load reads path; a missing file is an error only when explicit.
+func load(path string, explicit bool) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {

@@ -296,7 +296,7 @@ func (v *validator) line(p string, l LineSpec, required bool) bool {
 	case l.Chip != "" && l.Offset < 0:
 		v.errorf(p+".offset", "required with chip and must be 0 or more")
 	case l.Chip == "" && l.Line == "" && l.Offset != -1:
-		v.errorf(p+".chip", "required with offset")
+		v.errorf(p+".offset", "given without chip")
 	case !l.Configured() && required:
 		v.errorf(p, "give line (a line name such as GPIO17) or chip and offset")
 	case l.Chip != "" && !validChip(l.Chip):

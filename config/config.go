@@ -436,7 +436,7 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	if !set("signaling.external.web_url") && hasScheme(s.External.URL, "ws", "wss") {
 		s.External.WebURL = s.External.URL
 	}
-	def("signaling.groups", func() { s.Groups = map[string][]string{"residents": {}} })
+	def("signaling.groups", func() { s.Groups = map[string][]string{"residents": nil} })
 	for i := range s.Directory {
 		e := &s.Directory[i]
 		def(fmt.Sprintf("signaling.directory[%d].name", i), func() { e.Name = e.User })
@@ -453,7 +453,7 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	def("media.video", func() { c.Media.Video = true })
 
 	def("camera.devices", func() {
-		c.Camera.Devices = []CameraDevice{{Name: "camera", Device: "/dev/video0"}}
+		c.Camera.Devices = []CameraDevice{{Device: "/dev/video0"}}
 	})
 	for i := range c.Camera.Devices {
 		d := &c.Camera.Devices[i]

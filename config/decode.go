@@ -204,14 +204,18 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-// sequence decodes a YAML sequence into a slice; null gives an empty slice.
+// sequence decodes a YAML sequence into a slice; an empty list or null
+// gives a nil slice.
 func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
+	v.SetZero()
 	if isNull(n) {
-		v.Set(reflect.MakeSlice(v.Type(), 0, 0))
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(n.Line, path, "must be a list, got %s", describe(n))
+		return
+	}
+	if len(n.Content) == 0 {
 		return
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))

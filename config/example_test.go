@@ -1,0 +1,115 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const exampleFile = "intercomd.example.yaml"
+
+// loadExample parses the example with the credential it names available.
+func loadExample(t *testing.T) *Config {
+	t.Helper()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "turn-password"), "example\n")
+	t.Setenv("CREDENTIALS_DIRECTORY", dir)
+	c, err := Load(exampleFile)
+	if err != nil {
+		t.Fatalf("example does not load: %v", err)
+	}
+	return c
+}
+
+// schemaPaths lists every key path of type t, writing list elements as [].
+func schemaPaths(t reflect.Type, prefix string) []string {
+	var out []string
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		p := joinKey(prefix, name)
+		out = append(out, p)
+		ft := f.Type
+		switch {
+		case ft == durationType || ft == secretType:
+		case ft.Kind() == reflect.Struct:
+			out = append(out, schemaPaths(ft, p)...)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			out = append(out, schemaPaths(ft.Elem(), p+"[]")...)
+		}
+	}
+	return out
+}
+
+func TestExampleCoversEveryKey(t *testing.T) {
+	c := loadExample(t)
+	index := regexp.MustCompile(`\[\d+\]`)
+	inFile := map[string]bool{}
+	for p := range c.src.lines {
+		inFile[index.ReplaceAllString(p, "[]")] = true
+	}
+	paths := schemaPaths(reflect.TypeFor[Config](), "")
+	if len(paths) < 90 {
+		t.Fatalf("schema walk found only %d keys; the walk is broken", len(paths))
+	}
+	for _, p := range paths {
+		if !inFile[p] {
+			t.Errorf("%s: key of Config missing from %s", p, exampleFile)
+		}
+	}
+}
+
+// TestExampleShowsDefaults checks that the example's values are the
+// defaults, apart from the list entries it adds to show their keys.
+func TestExampleShowsDefaults(t *testing.T) {
+	c := loadExample(t)
+	d := Default()
+	if len(c.Signaling.Directory) == 0 || len(c.Media.TURNServers) == 0 {
+		t.Fatalf("example lost its directory or TURN entries")
+	}
+	c.Signaling.Directory, c.Media.TURNServers = d.Signaling.Directory, d.Media.TURNServers
+	if !sameConfig(c, d) {
+		t.Errorf("example values differ from Default():\n%+v\n%+v", c, d)
+		reload, restart := Diff(d, c)
+		t.Errorf("differing keys: %v %v", reload, restart)
+	}
+}
+
+// TestExampleMarksReloadableKeys keeps the "(reloadable)" notes in the
+// example in step with Reloadable.
+func TestExampleMarksReloadableKeys(t *testing.T) {
+	data, err := os.ReadFile(exampleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := loadExample(t)
+	lineOf := map[int]string{}
+	for p, l := range c.src.lines {
+		if prev, ok := lineOf[l]; !ok || len(p) > len(prev) {
+			lineOf[l] = p // the deepest key on the line
+		}
+	}
+	var marked []string
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "(reloadable)") {
+			marked = append(marked, lineOf[i+1])
+		}
+	}
+	for _, p := range marked {
+		if !Reloadable(p) && p != "calling.doorbell" {
+			t.Errorf("%s is marked (reloadable) in the example but Reloadable says restart", p)
+		}
+	}
+	for _, p := range []string{"log.level", "calling.invite_timeout", "calling.auto_answer", "calling.door_users",
+		"gpio.buttons[0].long_press", "gpio.relay.pulse", "gpio.relay.max", "gpio.bell.pulse"} {
+		if !slices.Contains(marked, p) {
+			t.Errorf("%s is reloadable but not marked so in the example", p)
+		}
+	}
+}

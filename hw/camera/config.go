@@ -85,9 +85,10 @@ type Encoder struct {
 	// closer together than this are coalesced into one, sent when the gap has passed.
 	// Default 500 ms.
 	MinKeyFrameGap time.Duration
-	// FrameSkip lets openh264's rate control drop frames to hold the bit rate. Off by
-	// default, which keeps the frame rate steady and lets the bit rate overshoot briefly.
-	FrameSkip bool
+	// SteadyFrameRate stops openh264's rate control from dropping frames to hold the
+	// bit rate: the frame rate stays steady and the bit rate may overshoot on busy
+	// pictures. By default frames are dropped, as browsers' encoders do.
+	SteadyFrameRate bool
 }
 
 // Config configures a Pipeline.

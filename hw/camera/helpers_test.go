@@ -75,14 +75,17 @@ func (a *assembler) next(ctx context.Context, t *testing.T) frame {
 }
 
 // drain discards the frames received so far and returns how many there were.
-func (a *assembler) drain() int {
-	n := 0
+func (a *assembler) drain() int { return len(a.pending()) }
+
+// pending returns the frames received so far and not yet read.
+func (a *assembler) pending() []frame {
+	var fs []frame
 	for {
 		select {
-		case <-a.out:
-			n++
+		case f := <-a.out:
+			fs = append(fs, f)
 		default:
-			return n
+			return fs
 		}
 	}
 }

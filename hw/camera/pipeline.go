@@ -453,7 +453,7 @@ func (p *Pipeline) newEncoder(r video.Reader, src Source) (codec.ReadCloser, err
 	}
 	params.BitRate = int(p.bitRate.Load())
 	params.IntraPeriod = p.cfg.Encoder.keyFrameInterval(src)
-	params.EnableFrameSkip = p.cfg.Encoder.FrameSkip
+	params.EnableFrameSkip = !p.cfg.Encoder.SteadyFrameRate
 	params.UsageType = openh264.CameraVideoRealTime
 	params.RCMode = openh264.RCBitrateMode
 	return params.BuildVideoEncoder(r, prop.Media{Video: prop.Video{

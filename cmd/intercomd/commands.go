@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/usersig"
+)
+
+func runCheckConfig(_ context.Context, args []string, env *cmdEnv) error {
+	fs := newFlags("check-config", "Validate a configuration file: exit 0 if it is valid, else print the error and exit 1.", env)
+	path := fs.String("config", config.DefaultPath, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 1 {
+		*path = fs.Arg(0)
+	}
+	if _, err := os.Stat(*path); err != nil {
+		return fmt.Errorf("check-config: %w", err)
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "%s: valid (device %s, %s broker)\n", cfg.File(), cfg.Device.User, cfg.Signaling.Broker)
+	return nil
+}
+
+func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
+	fs := newFlags("usersig", "Issue a signed user token (the password a phone or softphone signs in with to the embedded broker).", env)
+	path := fs.String("config", "", "configuration file (for the state directory and token secret)")
+	user := fs.String("user", "", "user ID to issue the token for (letters, digits, - and _)")
+	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
+	stateDir := fs.String("state-dir", "", "override device.state_dir")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *user == "" {
+		fs.Usage()
+		return fmt.Errorf("usersig: --user is required")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	var secret []byte
+	if s := cfg.Signaling.Embedded.TokenSecret; s.IsSet() {
+		secret = []byte(s.Reveal())
+	} else {
+		d := &daemon{cfg: cfg, env: env, log: newLogger(env.stderr, cfg.Log, env.getenv)}
+		if *stateDir != "" {
+			cfg.Device.StateDir = *stateDir
+		}
+		dir, err := d.stateDir()
+		if err != nil {
+			return err
+		}
+		if secret, err = usersig.LoadOrCreateSecret(filepath.Join(dir, "token.key")); err != nil {
+			return fmt.Errorf("usersig: %w", err)
+		}
+	}
+	tok, err := usersig.Sign(secret, *user, time.Now().Add(*ttl))
+	if err != nil {
+		return fmt.Errorf("usersig: %w", err)
+	}
+	fmt.Fprintln(env.stdout, tok)
+	return nil
+}
+
+func runRelayOff(_ context.Context, args []string, env *cmdEnv) error {
+	fs := newFlags("relay-off", "Drive the door relay (and the bell) to their inactive level and exit. Safe to run at any time; the unit runs it after every stop.", env)
+	path := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	backend, sim := gpioBackend(cfg.GPIO)
+	if sim != nil {
+		fmt.Fprintln(env.stdout, "relay-off: no GPIO chip; nothing to do")
+		return nil
+	}
+	g := gpioConfig(cfg.GPIO)
+	for _, rc := range []gpio.RelayConfig{g.Relay, g.Bell} {
+		if !rc.Configured() {
+			continue
+		}
+		if err := gpio.RelayOff(rc, backend); err != nil {
+			return fmt.Errorf("relay-off: %w", err)
+		}
+	}
+	return nil
+}
+
+func runDevices(_ context.Context, args []string, env *cmdEnv) error {
+	fs := newFlags("devices", "List cameras, sound devices and GPIO chips and lines.", env)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	w := env.stdout
+	fmt.Fprintln(w, "GPIO chips:")
+	chips, _ := filepath.Glob("/dev/gpiochip*")
+	if len(chips) == 0 {
+		fmt.Fprintln(w, "  none (the simulated panel will be used)")
+	}
+	for _, c := range chips {
+		fmt.Fprintf(w, "  %s\n", c)
+	}
+	fmt.Fprintln(w, "Cameras:")
+	cams, _ := filepath.Glob("/dev/video*")
+	if len(cams) == 0 {
+		fmt.Fprintln(w, "  none (the test pattern will be used)")
+	}
+	for _, c := range cams {
+		name, _ := os.ReadFile(filepath.Join("/sys/class/video4linux", filepath.Base(c), "name"))
+		fmt.Fprintf(w, "  %s  %s\n", c, trimNL(string(name)))
+	}
+	fmt.Fprintln(w, "Sound cards:")
+	cards, err := os.ReadFile("/proc/asound/cards")
+	if err != nil || len(cards) == 0 || string(cards) == "--- no soundcards ---\n" {
+		fmt.Fprintln(w, "  none (null audio will be used)")
+	} else {
+		fmt.Fprint(w, string(cards))
+	}
+	return nil
+}
+
+func trimNL(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

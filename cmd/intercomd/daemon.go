@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/intercomd/intercomd/broker"
+	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/endpoint"
+	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/mqttsig"
+	"github.com/intercomd/intercomd/usersig"
+)
+
+// shutdownGrace bounds the whole shutdown: systemd's default stop timeout is
+// far longer, the promise to users is 5 s.
+const shutdownGrace = 4 * time.Second
+
+func runDaemon(ctx context.Context, args []string, env *cmdEnv) error {
+	fs := newFlags("run", "Run the intercom daemon.", env)
+	path := fs.String("config", "", "configuration file (default "+config.DefaultPath+"; built-in defaults when that is absent)")
+	stateDir := fs.String("state-dir", "", "override device.state_dir")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	if *stateDir != "" {
+		cfg.Device.StateDir = *stateDir
+	}
+	log := newLogger(env.stderr, cfg.Log, env.getenv)
+	d := &daemon{cfg: cfg, log: log, env: env, path: *path}
+	return d.run(ctx)
+}
+
+// daemon is the composition root: it opens the hardware, the broker, the
+// signaling endpoint and media, and maps buttons and LEDs to calls.
+type daemon struct {
+	cfg  *config.Config
+	path string
+	log  *slog.Logger
+	env  *cmdEnv
+
+	panel  *gpio.Panel
+	sim    *gpio.Sim
+	broker *broker.Broker
+	http   *http.Server
+	ep     *endpoint.Endpoint
+	link   chan bool
+	doorAt time.Time
+}
+
+func (d *daemon) run(ctx context.Context) (err error) {
+	log := d.log
+	// Hardware first, and the relay before anything else: a relay left
+	// energised by a crash is released now.
+	if err := d.openPanel(); err != nil {
+		return err
+	}
+	defer func() {
+		if herr := d.panel.Close(); herr != nil {
+			log.Error("halt panel", "err", herr)
+		}
+	}()
+
+	stateDir, err := d.stateDir()
+	if err != nil {
+		return err
+	}
+	d.link = make(chan bool, 16)
+	mopts, err := d.signaling(stateDir)
+	if err != nil {
+		return err
+	}
+	if d.broker != nil {
+		defer d.broker.Close()
+	}
+	if err := d.serveHTTP(); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = d.http.Shutdown(sctx)
+	}()
+
+	ep, err := endpoint.Start(ctx, endpoint.Options{
+		MQTT: mopts,
+		Calling: calling.Config{
+			User:          d.cfg.Device.User,
+			InviteTimeout: d.cfg.Calling.InviteTimeout,
+			MultiDevice:   d.cfg.Calling.MultiDevice,
+			DoorUsers:     d.cfg.Calling.DoorUsers,
+		},
+		Logger: log,
+		OnDoor: d.openDoor,
+		OnLink: func(up bool) {
+			select {
+			case d.link <- up:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	d.ep = ep
+	events, unsubscribe := ep.Subscribe(256)
+	defer unsubscribe()
+
+	if d.sim != nil {
+		go d.simTerminal(ctx)
+	}
+	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady+"\nSTATUS=idle")
+	log.Info("intercomd ready", "user", d.cfg.Device.User, "version", version, "config", d.cfg.File())
+
+	err = d.loop(ctx, events)
+
+	// Shutdown, in reverse order, under one deadline.
+	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if cerr := ep.Close(sctx); cerr != nil {
+		log.Warn("leave signaling", "err", cerr)
+	}
+	log.Info("intercomd stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// loop maps buttons to calling commands and calling state to the LED, and
+// proves its own liveness to the systemd watchdog.
+func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
+	var watchdog <-chan time.Time
+	if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
+		t := time.NewTicker(iv / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	linkUp := false
+	d.showState(linkUp)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case up := <-d.link:
+			linkUp = up
+			d.log.Info("signaling link", "up", up)
+			d.showState(linkUp)
+		case ev := <-d.panel.Events():
+			d.button(ctx, ev)
+		case ev := <-events:
+			if sc, ok := ev.(calling.StateChanged); ok {
+				_, _ = sddaemon.SdNotify(false, "STATUS="+sc.To.String())
+				d.showState(linkUp)
+			}
+			if inv, ok := ev.(calling.Invited); ok && d.cfg.Calling.AutoAnswer {
+				d.log.Info("auto-answering", "sponsor", inv.Sponsor)
+				go func() { _ = d.ep.Do(ctx, calling.Accept{}) }()
+			}
+		case <-watchdog:
+			// Only a live calling loop earns a ping.
+			tctx, cancel := context.WithTimeout(ctx, time.Second)
+			if d.ep.Tick(tctx, func() {}) == nil {
+				_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyWatchdog)
+			}
+			cancel()
+		}
+	}
+}
+
+// button maps a gesture to a calling command by state: idle rings the
+// doorbell targets; ringing accepts (press) or rejects (long press);
+// dialing cancels; in a call hangs up.
+func (d *daemon) button(ctx context.Context, ev gpio.ButtonEvent) {
+	in := buttonAction(d.ep.State(), ev.Gesture)
+	if in == nil {
+		return
+	}
+	if _, ok := in.(calling.Call); ok {
+		users := d.doorbellTargets()
+		if len(users) == 0 {
+			d.log.Warn("doorbell pressed but nobody to ring: set calling.doorbell in the config or sign in a phone")
+			return
+		}
+		in = calling.Call{Users: users, Type: d.callType()}
+	}
+	d.log.Info("button", "name", ev.Button, "gesture", ev.Gesture.String(), "action", fmt.Sprintf("%T", in))
+	go func() {
+		if err := d.ep.Do(ctx, in); err != nil {
+			d.log.Warn("button action failed", "err", err)
+		}
+	}()
+}
+
+// buttonAction is the default mapping of one button.
+func buttonAction(s calling.State, g gpio.Gesture) calling.Input {
+	switch s {
+	case calling.Idle:
+		if g == gpio.GesturePress {
+			return calling.Call{}
+		}
+	case calling.Ringing:
+		if g == gpio.GestureLongPress {
+			return calling.Reject{}
+		}
+		return calling.Accept{}
+	case calling.Dialing, calling.InCall:
+		return calling.Hangup{}
+	}
+	return nil
+}
+
+func (d *daemon) callType() calling.CallType {
+	if d.cfg.Media.Video {
+		return calling.Video
+	}
+	return calling.Audio
+}
+
+// doorbellTargets are the configured doorbell users or group members; with
+// none configured, every user currently online.
+func (d *daemon) doorbellTargets() []string {
+	var users []string
+	db := d.cfg.Calling.Doorbell
+	users = append(users, db.Users...)
+	if db.Group != "" {
+		users = append(users, d.cfg.Signaling.Groups[db.Group]...)
+	}
+	if len(users) == 0 {
+		users = d.ep.Online()
+	}
+	self := d.cfg.Device.User
+	users = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(users))), func(u string) bool { return u == self })
+	if len(users) > calling.MaxParties-1 {
+		users = users[:calling.MaxParties-1]
+	}
+	return users
+}
+
+// showState sets every LED from the calling state and the link.
+func (d *daemon) showState(linkUp bool) {
+	pat := ledPattern(d.stateOrIdle(), linkUp, time.Now().Before(d.doorAt))
+	if d.sim != nil {
+		fmt.Fprintf(d.env.stdout, "[%s] [LED: %s]\n", d.stateOrIdle(), pat)
+	}
+	for _, l := range d.cfg.GPIO.LEDs {
+		if err := d.panel.SetLED(l.Name, pat); err != nil {
+			d.log.Warn("set LED", "name", l.Name, "err", err)
+		}
+	}
+}
+
+func (d *daemon) stateOrIdle() calling.State {
+	if d.ep == nil {
+		return calling.Idle
+	}
+	return d.ep.State()
+}
+
+// ledPattern: off when idle and online, slow blink when the broker is
+// unreachable, fast blink while ringing or dialing, on during a call,
+// heartbeat while the door is open.
+func ledPattern(s calling.State, linkUp, doorOpen bool) gpio.Pattern {
+	switch {
+	case doorOpen:
+		return gpio.PatternHeartbeat
+	case s == calling.Ringing || s == calling.Dialing:
+		return gpio.PatternFastBlink
+	case s == calling.InCall:
+		return gpio.PatternOn
+	case !linkUp:
+		return gpio.PatternSlowBlink
+	default:
+		return gpio.PatternOff
+	}
+}
+
+// openDoor runs on the calling loop for an authorised party of the call.
+func (d *daemon) openDoor(by string) {
+	r := d.panel.Relay()
+	if r == nil {
+		d.log.Warn("door open requested but no relay is configured", "by", by)
+		return
+	}
+	if err := r.Pulse(0); err != nil {
+		d.log.Error("door relay", "by", by, "err", err)
+		return
+	}
+	pulse := d.cfg.GPIO.Relay.Pulse
+	d.doorAt = time.Now().Add(pulse)
+	d.log.Info("door open", "by", by, "at", time.Now().Format(time.RFC3339), "for", pulse)
+}
+
+func (d *daemon) stateDir() (string, error) {
+	dir := d.cfg.Device.StateDir
+	if sd := d.env.getenv("STATE_DIRECTORY"); sd != "" {
+		dir = filepath.SplitList(sd)[0]
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		// Not root on a laptop: keep state in the user's state directory.
+		home, herr := os.UserHomeDir()
+		if herr != nil {
+			return "", fmt.Errorf("state directory %s: %w", dir, err)
+		}
+		alt := filepath.Join(home, ".local", "state", "intercomd")
+		if aerr := os.MkdirAll(alt, 0o700); aerr != nil {
+			return "", fmt.Errorf("state directory %s: %w", dir, err)
+		}
+		d.log.Info("state directory not writable, using the user's", "wanted", dir, "using", alt)
+		dir = alt
+	}
+	return dir, nil
+}
+
+// signaling starts the embedded broker (unless an external one is
+// configured) and returns how the device itself connects.
+func (d *daemon) signaling(stateDir string) (mqttsig.Options, error) {
+	s := d.cfg.Signaling
+	var groups []string
+	for g, members := range s.Groups {
+		if slices.Contains(members, d.cfg.Device.User) {
+			groups = append(groups, g)
+		}
+	}
+	opts := mqttsig.Options{Prefix: s.TopicPrefix, Groups: groups, Logger: d.log.With("component", "mqtt")}
+	if s.Broker == config.BrokerExternal {
+		e := s.External
+		opts.Brokers = []string{e.URL}
+		opts.Username, opts.Password = e.Username, e.Password.Reveal()
+		opts.CAFile, opts.CertFile, opts.KeyFile = e.CAFile, e.CertFile, e.KeyFile
+		return opts, nil
+	}
+	secret, err := d.tokenSecret(stateDir)
+	if err != nil {
+		return opts, err
+	}
+	// The device admits itself with a password that lives only in this
+	// process, so no long-lived device token exists anywhere.
+	var pw [16]byte
+	_, _ = rand.Read(pw[:])
+	internal := hex.EncodeToString(pw[:])
+	addr := s.Embedded.Listen
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	b, err := broker.New(broker.Options{
+		Addr: addr, Secret: secret, Prefix: s.TopicPrefix, Groups: s.Groups,
+		Logger: d.log.With("component", "broker"),
+		CheckCredentials: func(user string, password []byte) bool {
+			return user == d.cfg.Device.User && string(password) == internal
+		},
+	})
+	if err != nil {
+		return opts, fmt.Errorf("embedded broker on %s: %w", addr, err)
+	}
+	if err := b.Start(); err != nil {
+		return opts, fmt.Errorf("embedded broker: %w", err)
+	}
+	d.broker = b
+	_, port, _ := net.SplitHostPort(b.Addr())
+	opts.Brokers = []string{"tcp://" + net.JoinHostPort("127.0.0.1", port)}
+	opts.Password = internal
+	d.log.Info("embedded broker", "mqtt", b.Addr(), "websocket", "/mqtt on "+d.cfg.HTTP.Listen)
+	return opts, nil
+}
+
+func (d *daemon) tokenSecret(stateDir string) ([]byte, error) {
+	if s := d.cfg.Signaling.Embedded.TokenSecret; s.IsSet() {
+		return []byte(s.Reveal()), nil
+	}
+	path := filepath.Join(stateDir, "token.key")
+	secret, err := usersig.LoadOrCreateSecret(path)
+	if err != nil {
+		return nil, fmt.Errorf("token secret: %w", err)
+	}
+	return secret, nil
+}
+
+// serveHTTP serves MQTT over WebSocket (and the phone app) on the HTTP port.
+func (d *daemon) serveHTTP() error {
+	mux := http.NewServeMux()
+	if d.broker != nil {
+		mux.Handle("/mqtt", d.broker.WebSocketHandler())
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		st := calling.Idle
+		if d.ep != nil {
+			st = d.ep.State()
+		}
+		fmt.Fprintln(w, st)
+	})
+	ln, err := net.Listen("tcp", d.cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", d.cfg.HTTP.Listen, err)
+	}
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("http server", "err", err)
+		}
+	}()
+	d.log.Info("http", "listen", ln.Addr().String())
+	return nil
+}

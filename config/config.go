@@ -17,7 +17,7 @@
 // Defaults are applied in one function, applyDefaults, to keys the file does
 // not set: a key written with an explicit value (including false, 0, "" or an
 // empty list) keeps that value. Default returns the configuration that runs
-// with no file at all: an embedded broker, the first camera or a test pattern,
+// with no file at all: an embedded broker, /dev/video0 or a test pattern,
 // the first sound card or silence, and simulated GPIO when no GPIO chip exists.
 //
 // Secrets (the broker token secret, the external broker password, TURN

@@ -113,3 +113,21 @@ func TestExampleMarksReloadableKeys(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParseExample(b *testing.B) {
+	data, err := os.ReadFile(exampleFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "turn-password"), []byte("x"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("CREDENTIALS_DIRECTORY", dir)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(exampleFile, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,545 @@
+// Package broker is intercomd's embedded MQTT broker (mochi-mqtt v2) with the
+// signaling access rules built in, so a single board needs no external broker.
+//
+// Clients authenticate with their user ID as username and a usersig token as
+// password; the broker refuses a missing token, a bad signature, an expired
+// token and a username that is not the token's user. An optional credential
+// check (Options.CheckCredentials) can admit further clients, such as the
+// daemon itself. A client ID must be empty, the user ID, or start with
+// "<user>-", so no user can take over another user's session.
+//
+// Once admitted, user U may only use the topics of package
+// github.com/intercomd/intercomd/mqttsig/topic: subscribe to its own inbox,
+// its groups and presence; publish into any inbox, its groups and its own
+// presence, always with its own ID as the last level. Everything else is
+// denied, including last-will topics (checked at connect). Retained messages
+// are kept only on presence topics; the retain flag is cleared elsewhere.
+// Refusals are logged with the user and the reason, never with the token.
+//
+// Clients reach the broker over TCP (Options.Addr) and over WebSocket through
+// WebSocketHandler, mounted on the daemon's own HTTP(S) server.
+//
+// A Broker is safe for concurrent use. New binds the TCP listener (so Addr is
+// known at once), Start begins serving, Close disconnects every client and
+// waits for their goroutines.
+package broker
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/intercomd/intercomd/mqttsig/topic"
+	"github.com/intercomd/intercomd/usersig"
+)
+
+// DefaultMaxPacketSize bounds every MQTT packet the broker accepts. It is
+// above the 64 KiB signaling payload limit (enforced by receivers) so that the
+// limit stays a receiver decision, and low enough to bound memory.
+const DefaultMaxPacketSize = 256 << 10
+
+const (
+	tcpListenerID = "tcp"
+	wsListenerID  = "ws"
+)
+
+// Options configures a Broker.
+type Options struct {
+	// Addr is the TCP listen address, such as ":1883" or "127.0.0.1:0"; ""
+	// serves no TCP listener (WebSocket only).
+	Addr string
+	// TLSConfig, when set, makes the TCP listener speak MQTT over TLS.
+	TLSConfig *tls.Config
+	// Secret verifies user tokens (usersig). Required.
+	Secret []byte
+	// Prefix is the topic prefix; "" means topic.DefaultPrefix.
+	Prefix string
+	// Groups maps each group ID to its member user IDs.
+	Groups map[string][]string
+	// Logger receives refusals and broker events; nil discards them.
+	Logger *slog.Logger
+	// CheckCredentials, when set, is asked about a username/password pair
+	// whose password is not a valid token for that username. Returning true
+	// admits the client as that user, with the same access rules.
+	CheckCredentials func(user string, password []byte) bool
+	// Now is the clock used for token expiry; nil means time.Now.
+	Now func() time.Time
+	// MaxPacketSize bounds incoming packets; 0 means DefaultMaxPacketSize.
+	MaxPacketSize uint32
+}
+
+// Broker is the embedded MQTT broker.
+type Broker struct {
+	log    *slog.Logger
+	srv    *mqtt.Server
+	tcp    *tcpListener
+	ws     *wsListener
+	opts   Options
+	layout topic.Layout
+	groups topic.Groups
+
+	upgrader websocket.Upgrader
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+}
+
+// New validates opts, creates the broker and binds its TCP listener.
+func New(opts Options) (*Broker, error) {
+	if len(opts.Secret) < usersig.MinSecretLen {
+		return nil, fmt.Errorf("broker: token secret: %w", usersig.ErrWeakSecret)
+	}
+	layout, err := topic.New(opts.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	groups := make(topic.Groups, len(opts.Groups))
+	for g, members := range opts.Groups {
+		if !usersig.ValidID(g) {
+			return nil, fmt.Errorf("broker: group %q: invalid id", g)
+		}
+		for _, m := range members {
+			if !usersig.ValidID(m) {
+				return nil, fmt.Errorf("broker: group %q: member %q: invalid id", g, m)
+			}
+		}
+		groups[g] = append([]string(nil), members...)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.MaxPacketSize == 0 {
+		opts.MaxPacketSize = DefaultMaxPacketSize
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("component", "mqtt-broker")
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = opts.MaxPacketSize
+	caps.MaximumSessionExpiryInterval = 3600
+	caps.MaximumClientWritesPending = 1024
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		// mochi reports every connection at info level and dumps whole
+		// packets (credentials included) in warnings; this package logs what
+		// matters itself, so keep only mochi's errors.
+		Logger: slog.New(minLevel{h: log.Handler(), min: slog.LevelError}),
+		// $SYS topics are denied to everybody; publish them rarely.
+		SysTopicResendInterval: 3600,
+	})
+	b := &Broker{
+		log:    log,
+		srv:    srv,
+		opts:   opts,
+		layout: layout,
+		groups: groups,
+		ws:     &wsListener{conns: map[net.Conn]struct{}{}},
+		upgrader: websocket.Upgrader{
+			Subprotocols: []string{"mqtt"},
+			// Credentials travel inside the MQTT CONNECT packet, never in
+			// cookies, so a cross-origin page gains nothing: accept any Origin
+			// (browsers behind reverse proxies send foreign ones).
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+	if err := srv.AddHook(&hook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("broker: add auth hook: %w", err)
+	}
+	if opts.Addr != "" {
+		l, err := net.Listen("tcp", opts.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		if opts.TLSConfig != nil {
+			l = tls.NewListener(l, opts.TLSConfig)
+		}
+		b.tcp = &tcpListener{l: l, log: log}
+		if err := srv.AddListener(b.tcp); err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("broker: tcp listener: %w", err)
+		}
+	}
+	if err := srv.AddListener(b.ws); err != nil {
+		b.closeTCP()
+		return nil, fmt.Errorf("broker: websocket listener: %w", err)
+	}
+	return b, nil
+}
+
+// Addr returns the bound TCP address (host:port), or "" without a TCP listener.
+func (b *Broker) Addr() string {
+	if b.tcp == nil {
+		return ""
+	}
+	return b.tcp.Address()
+}
+
+// Start begins accepting clients. It returns at once.
+func (b *Broker) Start() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errors.New("broker: start after close")
+	}
+	if b.started {
+		return errors.New("broker: already started")
+	}
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	b.started = true
+	b.log.Info("mqtt broker started", "tcp", b.Addr(), "prefix", b.layout.Prefix())
+	return nil
+}
+
+// Close disconnects every client (sending their last wills), closes the
+// listeners and waits for the client goroutines. It is idempotent.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if !b.started {
+		b.closeTCP()
+		b.ws.Close(func(string) {})
+		return nil
+	}
+	err := b.srv.Close()
+	b.log.Info("mqtt broker stopped")
+	return err
+}
+
+func (b *Broker) closeTCP() {
+	if b.tcp != nil {
+		b.tcp.Close(func(string) {})
+	}
+}
+
+// WebSocketHandler serves MQTT over WebSocket (subprotocol "mqtt"), the only
+// way browsers speak MQTT. Mount it on the daemon's HTTP(S) server, for
+// example at "/mqtt". Each request upgrades and then blocks for the life of
+// the MQTT connection.
+func (b *Broker) WebSocketHandler() http.Handler {
+	return http.HandlerFunc(b.serveWebSocket)
+}
+
+func (b *Broker) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	running := b.started && !b.closed
+	b.mu.Unlock()
+	if !running {
+		http.Error(w, "mqtt broker not running", http.StatusServiceUnavailable)
+		return
+	}
+	c, err := b.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has already answered with an HTTP error.
+		b.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "error", err)
+		return
+	}
+	conn := &wsConn{Conn: c.UnderlyingConn(), ws: c}
+	if !b.ws.track(conn) {
+		_ = conn.Close()
+		return
+	}
+	defer b.ws.untrack(conn)
+	if err := b.srv.EstablishConnection(wsListenerID, conn); err != nil && !isClosedConn(err) {
+		b.log.Debug("websocket mqtt connection ended", "remote", r.RemoteAddr, "error", err)
+	}
+}
+
+func isClosedConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || websocket.IsCloseError(err,
+		websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived)
+}
+
+// hook authenticates clients and enforces the topic access rule.
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *hook) ID() string { return "intercomd-auth" }
+
+func (h *hook) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
+}
+
+// OnConnectAuthenticate admits a client or logs why not.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	user := string(pk.Connect.Username)
+	reason := h.b.authenticate(user, cl.ID, pk)
+	if reason != "" {
+		h.b.log.Warn("mqtt connection refused",
+			"user", printable(user), "client", printable(cl.ID), "remote", cl.Net.Remote,
+			"listener", cl.Net.Listener, "reason", reason)
+		return false
+	}
+	h.b.log.Info("mqtt client connected", "user", user, "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
+	return true
+}
+
+// authenticate returns "" to admit, or the reason for refusal.
+func (b *Broker) authenticate(user, clientID string, pk packets.Packet) string {
+	if !usersig.ValidID(user) {
+		return "invalid or missing username"
+	}
+	if pk.Connect.ClientIdentifier != "" && clientID != user && !strings.HasPrefix(clientID, user+"-") {
+		return "client id does not belong to the user"
+	}
+	if len(pk.Connect.Password) == 0 {
+		return "no token"
+	}
+	claims, err := usersig.Verify(b.opts.Secret, string(pk.Connect.Password), b.opts.Now())
+	switch {
+	case err == nil && claims.User != user:
+		if !b.extraCheck(user, pk.Connect.Password) {
+			return "username does not match the token's user"
+		}
+	case err != nil:
+		if !b.extraCheck(user, pk.Connect.Password) {
+			return tokenReason(err)
+		}
+	}
+	if pk.Connect.WillFlag {
+		if !b.layout.CanPublish(user, pk.Connect.WillTopic, b.groups) {
+			return "last will topic not allowed"
+		}
+		if pk.Connect.WillRetain && !b.isPresence(pk.Connect.WillTopic) {
+			return "retained last will outside presence"
+		}
+	}
+	return ""
+}
+
+func (b *Broker) extraCheck(user string, password []byte) bool {
+	return b.opts.CheckCredentials != nil && b.opts.CheckCredentials(user, bytes.Clone(password))
+}
+
+func tokenReason(err error) string {
+	switch {
+	case errors.Is(err, usersig.ErrExpired):
+		return "token expired"
+	case errors.Is(err, usersig.ErrBadSignature):
+		return "bad token signature"
+	case errors.Is(err, usersig.ErrBadUser):
+		return "token names an invalid user"
+	default:
+		return "malformed token"
+	}
+}
+
+func (b *Broker) isPresence(name string) bool {
+	n, err := b.layout.Parse(name)
+	return err == nil && n.Kind == topic.Presence
+}
+
+// OnACLCheck applies the topic access rule to subscriptions (write false,
+// topic is a filter) and publishes (write true, topic is a name).
+func (h *hook) OnACLCheck(cl *mqtt.Client, t string, write bool) bool {
+	user := string(cl.Properties.Username)
+	var ok bool
+	if write {
+		ok = h.b.layout.CanPublish(user, t, h.b.groups)
+	} else {
+		ok = h.b.layout.CanSubscribe(user, t, h.b.groups)
+	}
+	if !ok {
+		op := "subscribe"
+		if write {
+			op = "publish"
+		}
+		h.b.log.Warn("mqtt access denied", "user", user, "client", cl.ID, "op", op, "topic", printable(t))
+	}
+	return ok
+}
+
+// OnPublish clears the retain flag outside presence topics, so nobody can
+// leave a message waiting in an inbox or group forever.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Retain && !h.b.isPresence(pk.TopicName) {
+		pk.FixedHeader.Retain = false
+	}
+	return pk, nil
+}
+
+// printable shortens and sanitises a client-supplied string for logs.
+func printable(s string) string {
+	const max = 80
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// tcpListener is the mochi listener for MQTT over TCP (or TLS). Unlike
+// mochi's own, it stops accepting before disconnecting the clients, and closes
+// connections that arrive while closing instead of leaving them hanging, so a
+// client reconnecting to a restarted broker is not stuck on a dead socket.
+type tcpListener struct {
+	l      net.Listener
+	log    *slog.Logger
+	closed atomic.Bool
+}
+
+func (l *tcpListener) Init(*slog.Logger) error { return nil }
+func (l *tcpListener) ID() string              { return tcpListenerID }
+func (l *tcpListener) Address() string         { return l.l.Addr().String() }
+func (l *tcpListener) Protocol() string        { return "tcp" }
+
+func (l *tcpListener) Serve(establish listeners.EstablishFn) {
+	for {
+		c, err := l.l.Accept()
+		if err != nil {
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and try again.
+			l.log.Warn("mqtt tcp accept failed", "error", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if l.closed.Load() {
+			_ = c.Close()
+			continue
+		}
+		go func() {
+			if err := establish(tcpListenerID, c); err != nil && !isClosedConn(err) {
+				l.log.Debug("mqtt tcp connection ended", "remote", c.RemoteAddr(), "error", err)
+			}
+		}()
+	}
+}
+
+func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+	if l.closed.Swap(true) {
+		return
+	}
+	_ = l.l.Close()
+	closeClients(tcpListenerID)
+}
+
+// wsListener is the mochi listener for connections upgraded by
+// WebSocketHandler: it accepts nothing itself but lets mochi disconnect those
+// clients on Close, and closes any connection still being set up.
+type wsListener struct {
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+}
+
+func (l *wsListener) Init(*slog.Logger) error     { return nil }
+func (l *wsListener) Serve(listeners.EstablishFn) {}
+func (l *wsListener) ID() string                  { return wsListenerID }
+func (l *wsListener) Address() string             { return "" }
+func (l *wsListener) Protocol() string            { return "ws" }
+func (l *wsListener) track(c net.Conn) (ok bool)  { return l.setConn(c, true) }
+func (l *wsListener) untrack(c net.Conn)          { l.setConn(c, false) }
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	l.mu.Lock()
+	l.closed = true
+	conns := make([]net.Conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	closeClients(wsListenerID)
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+func (l *wsListener) setConn(c net.Conn, add bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !add {
+		delete(l.conns, c)
+		return true
+	}
+	if l.closed {
+		return false
+	}
+	l.conns[c] = struct{}{}
+	return true
+}
+
+// wsConn presents a WebSocket as the byte stream mochi reads MQTT from: each
+// binary message carries a chunk of the stream.
+type wsConn struct {
+	net.Conn // the underlying connection, for addresses and deadlines
+	ws       *websocket.Conn
+
+	r  io.Reader  // current message, read only by mochi's reader
+	wm sync.Mutex // one writer at a time, as gorilla requires
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			op, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if op != websocket.BinaryMessage {
+				return 0, errors.New("websocket: mqtt needs binary messages")
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	c.wm.Lock()
+	defer c.wm.Unlock()
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) Close() error { return c.Conn.Close() }
+
+// minLevel drops records below min.
+type minLevel struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.h.Enabled(ctx, l)
+}
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error { return m.h.Handle(ctx, r) }
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{h: m.h.WithAttrs(a), min: m.min}
+}
+func (m minLevel) WithGroup(g string) slog.Handler { return minLevel{h: m.h.WithGroup(g), min: m.min} }

@@ -42,6 +42,7 @@ type Endpoint struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kicked chan struct{}
+	ready  chan struct{} // closed once logged in
 	once   sync.Once
 	runErr error
 
@@ -67,7 +68,7 @@ func Start(ctx context.Context, opts Options) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial signaling: %w", err)
 	}
-	e := &Endpoint{client: client, kicked: make(chan struct{}), online: map[string]bool{}}
+	e := &Endpoint{client: client, kicked: make(chan struct{}), ready: make(chan struct{}), online: map[string]bool{}}
 	var a *agent.Agent
 	aopts := agent.Options{
 		Calling:   opts.Calling,
@@ -119,7 +120,10 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 			}
 			if up && !loggedIn {
 				loggedIn = true
-				e.Post(calling.Login{})
+				if err := e.Do(ctx, calling.Login{}); err != nil {
+					log.Warn("login", "err", err)
+				}
+				close(e.ready)
 			}
 		case in := <-e.client.Inbound():
 			switch in.Kind {
@@ -175,6 +179,16 @@ func (e *Endpoint) Close(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// WaitReady waits until the endpoint is logged in (its link came up once).
+func (e *Endpoint) WaitReady(ctx context.Context) error {
+	select {
+	case <-e.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for login: %w", ctx.Err())
+	}
 }
 
 // Kicked is closed when this login was replaced by another login of the

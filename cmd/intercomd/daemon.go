@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -56,13 +57,14 @@ type daemon struct {
 	log  *slog.Logger
 	env  *cmdEnv
 
-	panel  *gpio.Panel
-	sim    *gpio.Sim
-	broker *broker.Broker
-	http   *http.Server
-	ep     *endpoint.Endpoint
-	link   chan bool
-	doorAt time.Time
+	panel   *gpio.Panel
+	sim     *gpio.Sim
+	broker  *broker.Broker
+	http    *http.Server
+	ep      *endpoint.Endpoint
+	link    chan bool
+	refresh chan struct{} // the door opened: redraw the LEDs
+	doorAt  atomic.Int64  // unix nanoseconds until which the door is open
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -83,6 +85,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	d.link = make(chan bool, 16)
+	d.refresh = make(chan struct{}, 1)
 	mopts, err := d.signaling(stateDir)
 	if err != nil {
 		return err
@@ -156,10 +159,18 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 	}
 	linkUp := false
 	d.showState(linkUp)
+	doorClosed := time.NewTimer(time.Hour)
+	doorClosed.Stop()
+	defer doorClosed.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-d.refresh:
+			d.showState(linkUp)
+			doorClosed.Reset(time.Until(time.Unix(0, d.doorAt.Load())) + 10*time.Millisecond)
+		case <-doorClosed.C:
+			d.showState(linkUp)
 		case up := <-d.link:
 			linkUp = up
 			d.log.Info("signaling link", "up", up)
@@ -257,7 +268,7 @@ func (d *daemon) doorbellTargets() []string {
 
 // showState sets every LED from the calling state and the link.
 func (d *daemon) showState(linkUp bool) {
-	pat := ledPattern(d.stateOrIdle(), linkUp, time.Now().Before(d.doorAt))
+	pat := ledPattern(d.stateOrIdle(), linkUp, time.Now().UnixNano() < d.doorAt.Load())
 	if d.sim != nil {
 		fmt.Fprintf(d.env.stdout, "[%s] [LED: %s]\n", d.stateOrIdle(), pat)
 	}
@@ -305,7 +316,11 @@ func (d *daemon) openDoor(by string) {
 		return
 	}
 	pulse := d.cfg.GPIO.Relay.Pulse
-	d.doorAt = time.Now().Add(pulse)
+	d.doorAt.Store(time.Now().Add(pulse).UnixNano())
+	select {
+	case d.refresh <- struct{}{}:
+	default:
+	}
 	d.log.Info("door open", "by", by, "at", time.Now().Format(time.RFC3339), "for", pulse)
 }
 

@@ -102,6 +102,13 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 		go readLines(ctx, env.stdin, stdinLines)
 	}
 	var lines chan string
+	signedIn := make(chan struct{})
+	go func() {
+		if ep.WaitReady(ctx) == nil {
+			close(signedIn)
+		}
+	}()
+	var ready <-chan struct{} = signedIn
 	placed := *callTo == ""
 	var hangupTimer <-chan time.Time
 	for {
@@ -113,13 +120,15 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 			return errors.New("phone: signed in elsewhere")
 		case up := <-linkUp:
 			out("link %s", map[bool]string{true: "up", false: "down"}[up])
-			if up && lines == nil && env.stdin != nil {
+		case <-ready:
+			ready = nil
+			out("signed in as %s", *user)
+			if env.stdin != nil {
 				lines = stdinLines
 			}
-			if up && !placed {
+			if !placed {
 				placed = true
 				go func() {
-					// Login is queued before this; Do runs after it.
 					if err := ep.Do(ctx, calling.Call{Users: strings.Split(*callTo, ","), Type: typ}); err != nil {
 						out("error %v", err)
 					}

@@ -16,10 +16,15 @@ type (
 	// Call invites Users; with Group the invitation is broadcast once to the
 	// group topic, otherwise every user gets an invitation of its own. During
 	// a call placed by this machine it adds participants.
+	//
+	// With RingGroup the first invitee to accept takes the call: every
+	// other pending invitation is cancelled at once (a doorbell ringing
+	// every phone of a household).
 	Call struct {
-		Users []string
-		Type  CallType
-		Group string
+		Users     []string
+		Type      CallType
+		Group     string
+		RingGroup bool
 	}
 	// Accept answers the current invitation.
 	Accept struct{}

@@ -64,6 +64,7 @@ type call struct {
 	members   map[string]string // relayed states of the other invitees
 	started   time.Time         // first remote party joined; zero before
 	switching bool              // a switch-to-audio request of mine is pending
+	ringGroup bool              // hub: the first to accept takes the call, the others are cancelled
 }
 
 // Machine is the calling state machine. See the package documentation.
@@ -311,7 +312,7 @@ func (m *Machine) place(in Call) {
 		in.Group = c.group // a call keeps its group
 	}
 	if c == nil {
-		c = &call{id: m.cfg.NewID(), hub: m.cfg.User, isHub: true, typ: in.Type, group: in.Group, parties: map[string]*party{}}
+		c = &call{id: m.cfg.NewID(), hub: m.cfg.User, isHub: true, typ: in.Type, group: in.Group, ringGroup: in.RingGroup, parties: map[string]*party{}}
 	}
 	// Only users not already pending or present.
 	var fresh []string
@@ -670,6 +671,18 @@ func (m *Machine) receivedAsHub(r Received) {
 		m.stopTimer(Timer{Kind: TimerInvite, Call: c.id, Invite: p.invite, User: r.From})
 		p.state = partyAccepted
 		m.media(ConnectPeer{Call: c.id, User: r.From})
+		if c.ringGroup {
+			// First answer wins: the others stop ringing now, each told
+			// in its own inbox (a group cancel would reach the winner too).
+			c.ringGroup = false
+			for _, u := range c.invitees() {
+				if q := c.parties[u]; q.state == partyPending {
+					m.stopTimer(Timer{Kind: TimerInvite, Call: c.id, Invite: q.invite, User: u})
+					m.send(u, Message{Type: MsgCancel, Call: c.id, Invite: q.invite, Reason: ReasonElsewhere})
+					delete(c.parties, u)
+				}
+			}
+		}
 		m.relay(r.From, MemberAccepted)
 	case MsgReject:
 		if p.state != partyPending || !matches(msg, c.id, p.invite) {
@@ -713,8 +726,12 @@ func (m *Machine) receivedAsCallee(r Received) {
 		m.stopTimer(Timer{Kind: TimerRing, Call: c.id, Invite: c.invite})
 		m.stopTimer(Timer{Kind: TimerConnect, Call: c.id, Invite: c.invite})
 		if msg.Type == MsgCancel {
-			m.emit(CallingCancel{Sponsor: c.hub, Reason: ReasonCancelled})
-			m.finish(ReasonCancelled)
+			reason := ReasonCancelled
+			if msg.Reason == ReasonElsewhere {
+				reason = ReasonElsewhere // someone else answered a ring group
+			}
+			m.emit(CallingCancel{Sponsor: c.hub, Reason: reason})
+			m.finish(reason)
 		} else {
 			m.emit(CallingTimeout{})
 			m.finish(ReasonTimeout)

@@ -150,6 +150,8 @@ func (s *script) run(cmd string, line int) []string {
 		for _, a := range args[1:] {
 			if a == "audio" {
 				c.Type = Audio
+			} else if a == "ringgroup" {
+				c.RingGroup = true
 			} else if g, ok := strings.CutPrefix(a, "group="); ok {
 				c.Group = g
 			}

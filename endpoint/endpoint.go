@@ -47,7 +47,7 @@ type Endpoint struct {
 	runErr error
 
 	mu     sync.Mutex
-	online map[string]bool
+	online map[string]string // user -> session of its latest online presence
 }
 
 // Start dials the broker (retrying in the background) and starts the agent.
@@ -68,7 +68,7 @@ func Start(ctx context.Context, opts Options) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial signaling: %w", err)
 	}
-	e := &Endpoint{client: client, kicked: make(chan struct{}), ready: make(chan struct{}), online: map[string]bool{}}
+	e := &Endpoint{client: client, kicked: make(chan struct{}), ready: make(chan struct{}), online: map[string]string{}}
 	var a *agent.Agent
 	aopts := agent.Options{
 		Calling:   opts.Calling,
@@ -135,9 +135,16 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 				}
 				up := p.State == mqttsig.PresenceOnline
 				e.mu.Lock()
-				if up {
-					e.online[in.From] = true
-				} else {
+				current, known := e.online[in.From]
+				switch {
+				case up:
+					e.online[in.From] = p.Session
+				case known && p.Session != "" && p.Session != current:
+					// The last will or goodbye of an older session of a
+					// user who is online elsewhere: not news.
+					e.mu.Unlock()
+					continue
+				default:
 					delete(e.online, in.From)
 				}
 				e.mu.Unlock()

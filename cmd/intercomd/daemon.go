@@ -211,7 +211,7 @@ func (d *daemon) button(ctx context.Context, ev gpio.ButtonEvent) {
 			d.log.Warn("doorbell pressed but nobody to ring: set calling.doorbell in the config or sign in a phone")
 			return
 		}
-		in = calling.Call{Users: users, Type: d.callType()}
+		in = calling.Call{Users: users, Type: d.callType(), RingGroup: true}
 	}
 	d.log.Info("button", "name", ev.Button, "gesture", ev.Gesture.String(), "action", fmt.Sprintf("%T", in))
 	go func() {

@@ -1,0 +1,78 @@
+// Package audio is intercomd's audio engine: it owns the sound device, turns
+// the microphone into one stream of Opus frames, and plays the mix of every
+// remote party plus call progress tones through the speaker.
+//
+// # Place in the architecture
+//
+// The engine knows nothing of calls or peer connections. The media layer
+// feeds it each remote party's Opus packets (AddParty, Party.Push) and sends
+// the frames it encodes (OnEncoded) to however many peer connections there
+// are: one encoder serves them all. The calling layer rings (Ring,
+// StopRing), mutes (SetMuted), sets the volume (SetVolume) and reads voice
+// levels (OnLevels, Party.Level, MicLevel). cmd/intercomd builds it from
+// Config.
+//
+// # Device
+//
+// One miniaudio (malgo) duplex device, 48 kHz mono signed 16-bit, so the
+// microphone and the speaker run on one clock. Devices are chosen by name
+// (Config.Playback, Config.Capture), never by falling back to a default
+// device. Backends: ALSA, PulseAudio, or miniaudio's null device, which
+// produces silence and consumes audio in real time (tests, machines without a
+// sound card). Opening fails with an error matching ErrNoDevice that names
+// what is missing; Config.NullFallback makes New fall back to the null
+// backend and log a warning instead, and Info().Fallback says so.
+//
+// # Data path and concurrency
+//
+// The device callback (a miniaudio thread) copies the captured samples into a
+// lock-free single-producer single-consumer queue, fills the speaker buffer
+// from a second queue, and wakes the processing goroutine with a
+// non-blocking channel send. It never blocks and never allocates: malgo's
+// buffers are C memory reused per call, so they are copied there and then.
+//
+// The processing goroutine, started by Start and joined by Close, handles
+// one 20 ms frame per captured frame: the microphone frame (or Config.Source)
+// is muted if asked, metered, Opus-encoded and handed to OnEncoded; then
+// each party's jitter buffer yields its next packet, which is decoded (lost
+// packets are concealed by libopus PLC, or rebuilt from in-band FEC when the
+// next packet is already there), the parties and the tone are summed, the
+// volume applied, a limiter keeps the sum from clipping, and the frame is
+// queued for the speaker (and copied to Config.Sink). Producing exactly one
+// played frame per captured frame keeps the speaker queue at its initial
+// 40 ms margin, healing itself after any underrun. Callbacks given to
+// OnEncoded and OnLevels run on this goroutine and must not block.
+//
+// Every exported method is safe for concurrent use. Party.Push copies the
+// payload, so the media layer may reuse its read buffer.
+//
+// If the device stops on its own (unplugged) or delivers nothing for 3 s,
+// the goroutine ends, Done is closed and Err returns ErrDeviceLost or
+// ErrDeviceStalled; nothing panics. Close is still required.
+//
+// # Opus
+//
+// Encoding and decoding use libopus through the small cgo binding in
+// hw/audio/opus, linked against the static libopus that pion/mediadevices
+// ships for amd64, arm64 and armv7 (no libopus-dev, so cross builds stay
+// simple). Neither mediadevices' encoder (pull-based, panics on a negative
+// libopus return) nor pion/opus (a pure-Go decoder without loss concealment)
+// covers both directions with PLC. The jitter buffer is hw/audio/jitter.
+//
+// # Echo cancellation
+//
+// Not done yet. It would plug into process: the captured frame and the frame
+// queued for the speaker are on the same device clock, so a speexdsp echo
+// canceller (speex_echo_cancellation(st, captured, played, out), then the
+// speex preprocessor for residual echo, noise and AGC) can run there with the
+// played frames delayed by the measured playback-to-capture latency (the
+// 40 ms queue margin plus the device's own buffering, hundreds of
+// milliseconds on some Raspberry Pi sound boards).
+//
+// # Tests
+//
+// Config.Source replaces the microphone (audiotest.Tone) and Config.Sink
+// records the speaker (audiotest.Recorder); audiotest.DominantFrequency and
+// friends check what was heard. A test tagged "kernel" plays and records
+// through the snd-aloop loopback card in a QEMU guest.
+package audio

@@ -1,0 +1,487 @@
+package audio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/gen2brain/malgo"
+
+	"github.com/intercomd/intercomd/hw/audio/opus"
+)
+
+// Errors reported by the engine.
+var (
+	// ErrNoDevice: there is no sound hardware, no usable backend, or no
+	// device matching the configured name. Config.NullFallback turns it
+	// into a fallback to the null backend.
+	ErrNoDevice = errors.New("audio: no sound device")
+	// ErrDeviceLost: the backend stopped the device on its own (unplugged,
+	// driver error). Reported through Err once Done is closed.
+	ErrDeviceLost = errors.New("audio: device stopped unexpectedly")
+	// ErrDeviceStalled: the device delivered no audio for stallTimeout.
+	ErrDeviceStalled = errors.New("audio: device stalled")
+	// ErrClosed: the engine was closed.
+	ErrClosed = errors.New("audio: engine closed")
+)
+
+// stallTimeout is how long the device may stay silent before the engine
+// reports ErrDeviceStalled.
+const stallTimeout = 3 * time.Second
+
+// Frame is one encoded microphone frame.
+type Frame struct {
+	Opus      []byte        // one Opus packet; the receiver owns it
+	Duration  time.Duration // always FrameDuration
+	Timestamp uint32        // 48 kHz sample clock of the frame's first sample
+}
+
+// Levels are voice levels 0..100 over the last 300 ms.
+type Levels struct {
+	Mic     int            // local microphone (0 while muted)
+	Parties map[string]int // by party ID
+}
+
+// Stats counts the engine's glitches and work since New.
+type Stats struct {
+	Frames       int64 // 20 ms frames processed
+	Underruns    int64 // device callbacks that found too few samples to play
+	Overruns     int64 // device callbacks whose capture did not fit the queue
+	EncodeErrors int64
+}
+
+// Engine is intercomd's audio engine. See the package documentation.
+type Engine struct {
+	cfg  Config
+	log  *slog.Logger
+	dev  *device
+	info Info
+
+	capRing, playRing *ring
+	wake              chan struct{} // device callback -> processing loop
+	lost              chan struct{} // device stop callback -> processing loop
+	stopping          atomic.Bool   // we are stopping the device ourselves
+	running           atomic.Bool   // the device is started
+
+	muted     atomic.Bool
+	volume    atomic.Int32 // percent
+	tone      atomic.Int64 // generation<<8 | Tone
+	onEncoded atomic.Pointer[func(Frame)]
+	onLevels  atomic.Pointer[func(Levels)]
+	micLevel  atomic.Int32
+
+	frames, underruns, overruns, encodeErrs atomic.Int64
+
+	mu      sync.Mutex
+	parties []*Party
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	done    chan struct{}
+	err     error
+
+	// Owned by the processing goroutine.
+	enc      *opus.Encoder
+	pktBuf   []byte
+	capture  []int16
+	acc      []int32
+	out      []int16
+	scratch  []int16
+	active   []*Party
+	gen      toneGen
+	toneSeen int64
+	lim      limiter
+	micMeter meter
+	ts       uint32
+	ticks    int
+}
+
+// New validates cfg, opens the duplex device and creates the encoder. The
+// device runs once Start is called. With Config.NullFallback set, a missing
+// device is replaced by the null backend and a warning is logged; Info tells.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	e := &Engine{
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "audio"),
+		wake: make(chan struct{}, 1),
+		lost: make(chan struct{}, 1),
+		done: make(chan struct{}),
+		// The queues hold 500 ms: far more than the loop ever lags.
+		capRing:  newRing(SampleRate / 2),
+		playRing: newRing(SampleRate / 2),
+		pktBuf:   make([]byte, opus.MaxPacketSize),
+		capture:  make([]int16, FrameSamples),
+		acc:      make([]int32, FrameSamples),
+		out:      make([]int16, FrameSamples),
+		scratch:  make([]int16, FrameSamples),
+		active:   make([]*Party, 0, 16),
+	}
+	e.volume.Store(100)
+	enc, err := opus.NewEncoder(opus.EncoderConfig{
+		Bitrate:           cfg.Bitrate,
+		Complexity:        cfg.Complexity,
+		FEC:               cfg.FEC,
+		PacketLossPercent: 10 * b2i(cfg.FEC),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audio: %w", err)
+	}
+	e.enc = enc
+
+	cb := malgo.DeviceCallbacks{Data: e.onData, Stop: e.onStop}
+	dev, err := openDevice(&e.cfg, cb)
+	if err != nil && errors.Is(err, ErrNoDevice) && cfg.NullFallback && cfg.Backend != BackendNull {
+		e.log.Warn("no usable sound device, falling back to the null backend: the device will be mute and deaf",
+			"backend", cfg.Backend.String(), "playback", cfg.Playback, "capture", cfg.Capture, "err", err)
+		nullCfg := e.cfg
+		nullCfg.Backend = BackendNull
+		dev, err = openDevice(&nullCfg, cb)
+		if dev != nil {
+			dev.info.Fallback = true
+		}
+	}
+	if err != nil {
+		enc.Close()
+		return nil, err
+	}
+	e.dev = dev
+	e.info = dev.info
+	e.log.Info("audio device open", "backend", e.info.Backend.String(), "playback", e.info.Playback,
+		"capture", e.info.Capture, "fallback", e.info.Fallback)
+	return e, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Info describes the device in use.
+func (e *Engine) Info() Info { return e.info }
+
+// Start starts the device and the processing goroutine. They run until ctx
+// is cancelled, Close is called or the device fails (see Done and Err).
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	if e.started {
+		return errors.New("audio: engine already started")
+	}
+	// Prime the speaker with two frames of silence: the loop then replaces
+	// each captured frame with one played frame, keeping this margin.
+	e.playRing.Write(make([]int16, 2*FrameSamples))
+	e.stopping.Store(false)
+	if err := e.dev.dev.Start(); err != nil {
+		return fmt.Errorf("start %s audio device: %w", e.info.Backend, err)
+	}
+	e.running.Store(true)
+	runCtx, cancel := context.WithCancel(ctx)
+	e.cancel = cancel
+	e.started = true
+	go e.run(runCtx)
+	return nil
+}
+
+// Done is closed when the processing goroutine has ended (after Start).
+func (e *Engine) Done() <-chan struct{} { return e.done }
+
+// Err returns why the engine stopped on its own (ErrDeviceLost or
+// ErrDeviceStalled, wrapped), or nil while running or after a normal stop.
+func (e *Engine) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// Close stops the device, waits for the processing goroutine, and frees the
+// device, the encoder and every party's decoder. It is safe to call more
+// than once.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	started, cancel := e.started, e.cancel
+	e.mu.Unlock()
+	if started {
+		cancel()
+		<-e.done
+	} else {
+		close(e.done)
+	}
+	e.dev.close()
+	e.enc.Close()
+	e.mu.Lock()
+	for _, p := range e.parties {
+		p.free()
+	}
+	e.parties = nil
+	e.mu.Unlock()
+	return nil
+}
+
+// Halt puts the audio in its safe state at once: no tone, microphone muted,
+// speaker volume 0. Parties stay registered; SetMuted and SetVolume undo it.
+func (e *Engine) Halt() {
+	e.StopRing()
+	e.SetMuted(true)
+	e.SetVolume(0)
+}
+
+// AddParty adds a remote participant to the speaker mix. A party already
+// registered under id is closed and replaced.
+func (e *Engine) AddParty(id string) (*Party, error) {
+	p, err := newParty(id, &e.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("audio: add party %q: %w", id, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		p.free()
+		return nil, ErrClosed
+	}
+	for _, old := range e.parties {
+		if old.id == id {
+			old.Close()
+		}
+	}
+	e.parties = append(e.parties, p)
+	return p, nil
+}
+
+// OnEncoded sets the function receiving each encoded microphone frame (nil
+// stops encoding). It runs on the processing goroutine every 20 ms and must
+// not block; one call can feed any number of peer connections.
+func (e *Engine) OnEncoded(fn func(Frame)) {
+	if fn == nil {
+		e.onEncoded.Store(nil)
+		return
+	}
+	e.onEncoded.Store(&fn)
+}
+
+// OnLevels sets the function receiving voice levels every 300 ms (nil to
+// stop). It runs on the processing goroutine and must not block.
+func (e *Engine) OnLevels(fn func(Levels)) {
+	if fn == nil {
+		e.onLevels.Store(nil)
+		return
+	}
+	e.onLevels.Store(&fn)
+}
+
+// SetMuted mutes or unmutes the microphone: while muted the encoded stream
+// carries silence (it keeps flowing, so RTP timing stays regular).
+func (e *Engine) SetMuted(m bool) { e.muted.Store(m) }
+
+// Muted reports whether the microphone is muted.
+func (e *Engine) Muted() bool { return e.muted.Load() }
+
+// SetVolume sets the speaker volume in percent of unity gain, 0..200
+// (clamped). 0 silences the speaker.
+func (e *Engine) SetVolume(percent int) { e.volume.Store(int32(max(0, min(200, percent)))) }
+
+// Volume returns the speaker volume in percent.
+func (e *Engine) Volume() int { return int(e.volume.Load()) }
+
+// MicLevel returns the microphone's voice level, 0..100, over the last 300 ms.
+func (e *Engine) MicLevel() int { return int(e.micLevel.Load()) }
+
+// Ring starts a call progress tone from the beginning of its cadence,
+// replacing any tone playing. It is mixed into the speaker only.
+func (e *Engine) Ring(t Tone) error {
+	if t.cadence() == nil {
+		return fmt.Errorf("audio: ring: unknown tone %v", t)
+	}
+	e.setTone(t)
+	return nil
+}
+
+// StopRing silences the tone from the next frame on.
+func (e *Engine) StopRing() { e.setTone(ToneUnknown) }
+
+func (e *Engine) setTone(t Tone) {
+	for {
+		old := e.tone.Load()
+		if e.tone.CompareAndSwap(old, (old>>8+1)<<8|int64(t)) {
+			return
+		}
+	}
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Frames:       e.frames.Load(),
+		Underruns:    e.underruns.Load(),
+		Overruns:     e.overruns.Load(),
+		EncodeErrors: e.encodeErrs.Load(),
+	}
+}
+
+// onData is malgo's data callback, on the device thread: it copies the
+// captured samples into capRing, fills the output from playRing, and wakes
+// the processing loop. It neither blocks nor allocates.
+func (e *Engine) onData(out, in []byte, frames uint32) {
+	if len(in) >= 2 {
+		s := unsafe.Slice((*int16)(unsafe.Pointer(unsafe.SliceData(in))), len(in)/2)
+		if n := e.capRing.Write(s); n < len(s) {
+			e.overruns.Add(1)
+		}
+	}
+	if len(out) >= 2 {
+		s := unsafe.Slice((*int16)(unsafe.Pointer(unsafe.SliceData(out))), len(out)/2)
+		if n := e.playRing.Read(s); n < len(s) {
+			clear(s[n:])
+			e.underruns.Add(1)
+		}
+	}
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// onStop is malgo's stop callback, on a device thread.
+func (e *Engine) onStop() {
+	if e.stopping.Load() {
+		return
+	}
+	select {
+	case e.lost <- struct{}{}:
+	default:
+	}
+}
+
+// run is the processing loop: one iteration per captured frame.
+func (e *Engine) run(ctx context.Context) {
+	defer close(e.done)
+	watchdog := time.NewTimer(stallTimeout)
+	defer watchdog.Stop()
+	var failure error
+	defer func() {
+		e.stopping.Store(true)
+		if e.running.Swap(false) {
+			if err := e.dev.dev.Stop(); err != nil {
+				e.log.Warn("stop audio device", "err", err)
+			}
+		}
+		if failure != nil {
+			e.log.Error("audio device failed", "err", failure)
+			e.mu.Lock()
+			e.err = failure
+			e.mu.Unlock()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.lost:
+			failure = fmt.Errorf("%w (%s playback %q, capture %q)", ErrDeviceLost, e.info.Backend, e.info.Playback, e.info.Capture)
+			e.running.Store(false)
+			return
+		case <-watchdog.C:
+			failure = fmt.Errorf("%w: no audio for %v (%s playback %q, capture %q)", ErrDeviceStalled, stallTimeout, e.info.Backend, e.info.Playback, e.info.Capture)
+			return
+		case <-e.wake:
+			watchdog.Reset(stallTimeout)
+		}
+		for e.capRing.Len() >= FrameSamples {
+			e.capRing.Read(e.capture)
+			e.process()
+		}
+	}
+}
+
+// process turns one captured frame into one encoded frame and one played
+// frame. This is where echo cancellation would go: capture and the frame
+// played share the device clock (see the package documentation).
+func (e *Engine) process() {
+	e.frames.Add(1)
+	// Microphone.
+	mic := e.capture
+	if e.cfg.Source != nil {
+		e.cfg.Source.Read(mic)
+	}
+	if e.muted.Load() {
+		clear(mic)
+	}
+	if e.micMeter.add(mic) {
+		e.micLevel.Store(int32(e.micMeter.level))
+	}
+	if fn := e.onEncoded.Load(); fn != nil {
+		n, err := e.enc.Encode(mic, e.pktBuf)
+		if err != nil {
+			e.encodeErrs.Add(1)
+		} else {
+			(*fn)(Frame{Opus: append([]byte(nil), e.pktBuf[:n]...), Duration: FrameDuration, Timestamp: e.ts})
+		}
+	}
+	e.ts += FrameSamples
+
+	// Speaker.
+	clear(e.acc)
+	e.mu.Lock()
+	e.active = e.active[:0]
+	kept := e.parties[:0]
+	for _, p := range e.parties {
+		if p.closed.Load() {
+			p.free()
+			continue
+		}
+		kept = append(kept, p)
+		e.active = append(e.active, p)
+	}
+	clear(e.parties[len(kept):])
+	e.parties = kept
+	e.mu.Unlock()
+	for _, p := range e.active {
+		p.render(e.scratch)
+		for i, s := range e.scratch {
+			e.acc[i] += int32(s)
+		}
+	}
+	if t := e.tone.Load(); t != e.toneSeen {
+		e.toneSeen = t
+		if Tone(t&0xff) == ToneUnknown {
+			e.gen.stop()
+		} else {
+			e.gen.start(Tone(t & 0xff))
+		}
+	}
+	e.gen.add(e.acc)
+	e.lim.apply(e.acc, e.out, float64(e.volume.Load())/100)
+	e.playRing.Write(e.out)
+	if e.cfg.Sink != nil {
+		e.cfg.Sink.Write(e.out)
+	}
+
+	e.ticks++
+	if e.ticks%(levelWindow/FrameSamples) == 0 {
+		if fn := e.onLevels.Load(); fn != nil {
+			lv := Levels{Mic: e.MicLevel(), Parties: make(map[string]int, len(e.active))}
+			for _, p := range e.active {
+				lv.Parties[p.id] = p.Level()
+			}
+			(*fn)(lv)
+		}
+	}
+}

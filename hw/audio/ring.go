@@ -1,0 +1,45 @@
+package audio
+
+import "sync/atomic"
+
+// ring is a single-producer single-consumer queue of samples. One goroutine
+// (or C thread) writes, one reads; neither blocks nor allocates.
+type ring struct {
+	buf  []int16
+	mask uint64
+	r, w atomic.Uint64
+}
+
+// newRing returns a ring holding at least n samples.
+func newRing(n int) *ring {
+	size := 1
+	for size < n {
+		size <<= 1
+	}
+	return &ring{buf: make([]int16, size), mask: uint64(size - 1)}
+}
+
+// Len returns the number of samples queued.
+func (q *ring) Len() int { return int(q.w.Load() - q.r.Load()) }
+
+// Write queues as much of p as fits and returns how many samples it took.
+func (q *ring) Write(p []int16) int {
+	w, r := q.w.Load(), q.r.Load()
+	n := min(len(p), len(q.buf)-int(w-r))
+	start := int(w & q.mask)
+	c := copy(q.buf[start:], p[:n])
+	copy(q.buf, p[c:n])
+	q.w.Store(w + uint64(n))
+	return n
+}
+
+// Read dequeues up to len(p) samples into p and returns how many it read.
+func (q *ring) Read(p []int16) int {
+	r, w := q.r.Load(), q.w.Load()
+	n := min(len(p), int(w-r))
+	start := int(r & q.mask)
+	c := copy(p[:n], q.buf[start:])
+	copy(p[c:n], q.buf)
+	q.r.Store(r + uint64(n))
+	return n
+}

@@ -60,11 +60,19 @@ func TestPatternEncodesAndDecodes(t *testing.T) {
 	if len(stamps) < 2 {
 		t.Fatal("too few readable frames")
 	}
+	// The frame rate is measured on the capture times stamped in the pictures, by the
+	// median interval, which stays true when a loaded machine stalls the process now
+	// and then; the mean is logged.
 	first, last := stamps[0], stamps[len(stamps)-1]
 	span := last.Time.Sub(first.Time)
-	rate := float64(len(stamps)-1) / span.Seconds()
+	var intervals []time.Duration
+	for i := 1; i < len(stamps); i++ {
+		intervals = append(intervals, stamps[i].Time.Sub(stamps[i-1].Time))
+	}
+	slices.Sort(intervals)
+	rate := float64(time.Second) / float64(intervals[len(intervals)/2])
 	if rate < fps*0.8 || rate > fps*1.2 {
-		t.Errorf("frame rate %.1f fps over %s, want %d ±20%%", rate, span, fps)
+		t.Errorf("frame rate %.1f fps (median interval %s), want %d ±20%%", rate, intervals[len(intervals)/2], fps)
 	}
 	if dropped := int(last.Frame-first.Frame) + 1 - len(stamps); dropped > len(stamps)/10 {
 		t.Errorf("%d of %d captured frames never reached the track", dropped, int(last.Frame-first.Frame)+1)
@@ -74,8 +82,8 @@ func TestPatternEncodesAndDecodes(t *testing.T) {
 		lat = append(lat, frames[i].at.Sub(s.Time))
 	}
 	slices.Sort(lat)
-	t.Logf("%d frames, %.2f fps, capture-to-packet latency median %s, max %s",
-		len(stamps), rate, lat[len(lat)/2], lat[len(lat)-1])
+	t.Logf("%d frames; %.2f fps by median interval, %.2f fps mean over %s; capture-to-packet latency median %s, max %s",
+		len(stamps), rate, float64(len(stamps)-1)/span.Seconds(), span, lat[len(lat)/2], lat[len(lat)-1])
 }
 
 // A forced key frame arrives within a few frames; repeated requests are coalesced.

@@ -706,7 +706,7 @@ func (m *Machine) receivedAsHub(r Received) {
 	case MsgSwitchAudio:
 		m.switchAudioMessage(r)
 	case MsgDoor:
-		m.doorRequest(r.From, p)
+		m.doorMessage(r.From, msg)
 	}
 }
 
@@ -747,9 +747,7 @@ func (m *Machine) receivedAsCallee(r Received) {
 	case MsgSwitchAudio:
 		m.switchAudioMessage(r)
 	case MsgDoor:
-		if msg.OK != nil {
-			m.emit(DoorResult{By: r.From, OK: *msg.OK, Reason: msg.Reason})
-		}
+		m.doorMessage(r.From, msg)
 	case MsgHangup:
 		// The end notice is informational and never drives state.
 	}
@@ -1028,24 +1026,40 @@ func (m *Machine) switchAudioMessage(r Received) {
 
 // --- the door ---
 
+// openDoor asks the door station(s) in the call to open: the hub when I am
+// a callee, every party present when I placed the call (a phone calling a
+// door station). Only a door station with me in its DoorUsers obeys.
 func (m *Machine) openDoor() {
 	c := m.call
-	if c == nil || c.isHub || m.State() != InCall {
-		m.fail(errorf(ErrNoCall, "opening the door needs a call in progress with a door station"))
+	if c == nil || m.State() != InCall {
+		m.fail(errorf(ErrNoCall, "opening the door needs a call in progress"))
 		return
 	}
-	m.send(c.hub, Message{Type: MsgDoor, Call: c.id})
+	if !c.isHub {
+		m.send(c.hub, Message{Type: MsgDoor, Call: c.id})
+		return
+	}
+	for _, u := range c.invitees() {
+		if c.parties[u].state == partyPresent {
+			m.send(u, Message{Type: MsgDoor, Call: c.id})
+		}
+	}
 }
 
-// doorRequest honours a door command only from a user listed in DoorUsers
-// whose media is in the current call.
-func (m *Machine) doorRequest(from string, p *party) {
+// doorMessage handles a door request or the reply to mine. A request is
+// honoured only from a user listed in DoorUsers whose media is in the
+// current call.
+func (m *Machine) doorMessage(from string, msg Message) {
 	c := m.call
+	if msg.OK != nil {
+		m.emit(DoorResult{By: from, OK: *msg.OK, Reason: msg.Reason})
+		return
+	}
 	ok, reason := true, ""
 	switch {
 	case !slices.Contains(m.cfg.DoorUsers, from):
 		ok, reason = false, "not allowed to open the door"
-	case p.state != partyPresent:
+	case c.parties[from] == nil || c.parties[from].state != partyPresent:
 		ok, reason = false, "not in the call"
 	}
 	m.send(from, Message{Type: MsgDoor, Call: c.id, OK: &ok, Reason: reason})

@@ -57,18 +57,22 @@ func commands() map[string]command {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	env := &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return dispatch(ctx, args, &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv})
+}
+
+// dispatch runs the subcommand named by args[0] ("run" when absent).
+func dispatch(ctx context.Context, args []string, env *cmdEnv) error {
 	name := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if name == "help" || (len(args) > 0 && name == "run" && (args[0] == "-h" || args[0] == "--help") && false) {
-		usage(stdout)
+	if name == "help" {
+		usage(env.stdout)
 		return nil
 	}
 	cmd, ok := commands()[name]
 	if !ok {
-		usage(stderr)
+		usage(env.stderr)
 		return fmt.Errorf("unknown command %q", name)
 	}
 	return cmd.run(ctx, args, env)

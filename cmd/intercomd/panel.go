@@ -84,7 +84,7 @@ func (d *daemon) simTerminal(ctx context.Context) {
 			}
 		}
 	}()
-	if d.env.stdin == nil || d.env.stdin == os.Stdin && !isTerminal(os.Stdin) && os.Getenv("INTERCOMD_SIM_STDIN") == "" {
+	if d.env.stdin == nil || d.env.stdin == os.Stdin && !isTerminal(os.Stdin) && d.env.getenv("INTERCOMD_SIM_STDIN") == "" {
 		return
 	}
 	button := "call"

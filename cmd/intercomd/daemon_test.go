@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/endpoint"
+	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/mqttsig"
+	"github.com/intercomd/intercomd/usersig"
+)
+
+// syncBuffer is a bytes.Buffer safe for the daemon's writers and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) waitFor(t *testing.T, sub string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if strings.Contains(s.String(), sub) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("never saw %q in:\n%s", sub, s.String())
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type daemonUnderTest struct {
+	dir     string
+	mqttURL string
+	stdin   *io.PipeWriter
+	stdout  *syncBuffer
+	stderr  *syncBuffer
+	done    chan error
+	cancel  context.CancelFunc
+}
+
+// startDaemon runs the daemon in-process through dispatch, with a config
+// on free loopback ports, the simulated panel and stdin as its button.
+func startDaemon(t *testing.T, extra string) *daemonUnderTest {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg := fmt.Sprintf(`version: 1
+device:
+  user: door
+  state_dir: %s
+signaling:
+  embedded:
+    listen: 127.0.0.1:%d
+http:
+  listen: 127.0.0.1:0
+calling:
+  invite_timeout: 10s
+  door_users: [alice]
+gpio:
+  backend: sim
+  relay: {line: GPIO22, pulse: 500ms}
+%s`, filepath.Join(dir, "state"), port, extra)
+	path := filepath.Join(dir, "intercomd.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdinR, stdinW := io.Pipe()
+	d := &daemonUnderTest{dir: dir, mqttURL: fmt.Sprintf("tcp://127.0.0.1:%d", port), stdin: stdinW,
+		stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	env := &cmdEnv{stdin: stdinR, stdout: d.stdout, stderr: d.stderr, getenv: func(k string) string {
+		if k == "INTERCOMD_SIM_STDIN" {
+			return "1"
+		}
+		return ""
+	}}
+	go func() { d.done <- dispatch(ctx, []string{"run", "--config", path}, env) }()
+	t.Cleanup(func() {
+		cancel()
+		stdinW.Close()
+		select {
+		case <-d.done:
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop")
+		}
+		if t.Failed() {
+			t.Logf("daemon stderr:\n%s\nstdout:\n%s", d.stderr.String(), d.stdout.String())
+		}
+	})
+	d.stderr.waitFor(t, "intercomd ready", 20*time.Second)
+	return d
+}
+
+// phone signs a user in to the daemon's embedded broker with a token
+// issued from the daemon's own secret.
+func (d *daemonUnderTest) phone(t *testing.T, user string) (*endpoint.Endpoint, <-chan calling.Event) {
+	t.Helper()
+	secret, err := usersig.LoadOrCreateSecret(filepath.Join(d.dir, "state", "token.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := usersig.Sign(secret, user, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := endpoint.Start(t.Context(), endpoint.Options{
+		MQTT:    mqttsig.Options{Brokers: []string{d.mqttURL}, Password: tok, RetryInterval: 100 * time.Millisecond},
+		Calling: calling.Config{User: user},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, _ := ep.Subscribe(256)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ep.Close(ctx)
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := ep.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ep, events
+}
+
+func waitState(t *testing.T, ep *endpoint.Endpoint, s calling.State) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for ep.State() != s {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %s, want %s", ep.User(), ep.State(), s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The whole flow on a laptop: the doorbell button rings the signed-in
+// phone, the LED follows the state, the phone opens the door and the relay
+// pulses, the phone hangs up, and the daemon stops cleanly with the relay off.
+func TestDaemonDoorbellAnswerOpenDoor(t *testing.T) {
+	d := startDaemon(t, "")
+	alice, _ := d.phone(t, "alice")
+	// The daemon learns alice is online from her retained presence.
+	time.Sleep(300 * time.Millisecond)
+	if _, err := io.WriteString(d.stdin, "\n"); err != nil { // press the button
+		t.Fatal(err)
+	}
+	waitState(t, alice, calling.Ringing)
+	d.stdout.waitFor(t, "[dialing] [LED: fast-blink]", 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := alice.Do(ctx, calling.Accept{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, calling.InCall)
+	d.stdout.waitFor(t, "[in_call] [LED: on]", 5*time.Second)
+	if err := alice.Do(ctx, calling.OpenDoor{}); err != nil {
+		t.Fatal(err)
+	}
+	d.stdout.waitFor(t, "[relay: ON]", 5*time.Second)
+	d.stdout.waitFor(t, "[LED: heartbeat]", 5*time.Second)
+	d.stdout.waitFor(t, "[relay: off]", 5*time.Second)
+	d.stderr.waitFor(t, "door open", time.Second)
+	if err := alice.Do(ctx, calling.Hangup{}); err != nil {
+		t.Fatal(err)
+	}
+	d.stdout.waitFor(t, "[idle] [LED: off]", 5*time.Second)
+	start := time.Now()
+	d.cancel()
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+		d.done <- nil
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon took more than 5 s to stop")
+	}
+	t.Logf("stopped in %s", time.Since(start))
+	if strings.Count(d.stdout.String(), "[relay: ON]") != 1 {
+		t.Errorf("relay energised other than once:\n%s", d.stdout.String())
+	}
+}
+
+// A phone not listed in door_users cannot open the door.
+func TestDaemonRefusesDoorForUnlistedUser(t *testing.T) {
+	d := startDaemon(t, "")
+	bob, events := d.phone(t, "bob")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := bob.Do(ctx, calling.Call{Users: []string{"door"}, Type: calling.Audio}); err != nil {
+		t.Fatal(err)
+	}
+	d.stdout.waitFor(t, "[ringing] [LED: fast-blink]", 5*time.Second)
+	if _, err := io.WriteString(d.stdin, "\n"); err != nil { // answer with the button
+		t.Fatal(err)
+	}
+	waitState(t, bob, calling.InCall)
+	if err := bob.Do(ctx, calling.OpenDoor{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case ev := <-events:
+			if r, ok := ev.(calling.DoorResult); ok {
+				if r.OK {
+					t.Fatal("the door opened for bob")
+				}
+				if strings.Contains(d.stdout.String(), "[relay: ON]") {
+					t.Fatal("relay energised for an unlisted user")
+				}
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no door result")
+		}
+	}
+}
+
+func TestButtonMapping(t *testing.T) {
+	for _, tc := range []struct {
+		s    calling.State
+		g    gpio.Gesture
+		want string
+	}{
+		{calling.Idle, gpio.GesturePress, "calling.Call"},
+		{calling.Idle, gpio.GestureLongPress, "<nil>"},
+		{calling.Ringing, gpio.GesturePress, "calling.Accept"},
+		{calling.Ringing, gpio.GestureLongPress, "calling.Reject"},
+		{calling.Dialing, gpio.GesturePress, "calling.Hangup"},
+		{calling.InCall, gpio.GesturePress, "calling.Hangup"},
+	} {
+		if got := fmt.Sprintf("%T", buttonAction(tc.s, tc.g)); got != tc.want {
+			t.Errorf("%s + %s = %s, want %s", tc.s, tc.g, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		s          calling.State
+		link, door bool
+		want       gpio.Pattern
+	}{
+		{calling.Idle, true, false, gpio.PatternOff},
+		{calling.Idle, false, false, gpio.PatternSlowBlink},
+		{calling.Ringing, true, false, gpio.PatternFastBlink},
+		{calling.InCall, true, false, gpio.PatternOn},
+		{calling.InCall, true, true, gpio.PatternHeartbeat},
+	} {
+		if got := ledPattern(tc.s, tc.link, tc.door); got != tc.want {
+			t.Errorf("LED for %s link=%v door=%v = %s, want %s", tc.s, tc.link, tc.door, got, tc.want)
+		}
+	}
+}

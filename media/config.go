@@ -1,0 +1,209 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/transport/v5"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/intercomd/intercomd/hw/camera"
+)
+
+// Payload types offered for the two codecs intercomd speaks.
+const (
+	PayloadTypeH264 webrtc.PayloadType = 102
+	PayloadTypeOpus webrtc.PayloadType = 111
+)
+
+// OpusFmtpLine is the Opus format offered: in-band FEC accepted, 10 ms minimum
+// packets (the engine sends 20 ms).
+const OpusFmtpLine = "minptime=10;useinbandfec=1"
+
+// Defaults applied by WithDefaults.
+const (
+	DefaultICERestartTimeout = 20 * time.Second
+	DefaultStatsInterval     = 5 * time.Second
+	DefaultLevelInterval     = 300 * time.Millisecond
+)
+
+// Config configures the media layer. The zero value is usable: host
+// candidates on every interface, ephemeral ports, video on.
+type Config struct {
+	// ICEServers are the STUN and TURN servers (TURN with Username and
+	// Credential).
+	ICEServers []webrtc.ICEServer
+	// UDPPort, when not 0, carries every call's ICE traffic on this one UDP
+	// port (a firewall needs one rule); 0 uses an ephemeral port per call.
+	UDPPort int
+	// ICERestartTimeout is how long a connection that went disconnected or
+	// failed may take to come back through ICE restart before the party is
+	// dropped with calling.ReasonMedia. Default 20 s.
+	ICERestartTimeout time.Duration
+	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive tune pion's
+	// ICE agent; zero keeps pion's defaults (5 s, 25 s, 2 s).
+	ICEDisconnectedTimeout time.Duration
+	ICEFailedTimeout       time.Duration
+	ICEKeepalive           time.Duration
+	// DisableVideo makes every call audio only, whatever its type.
+	DisableVideo bool
+	// Interfaces, when not empty, limits ICE host candidates to these
+	// network interfaces.
+	Interfaces []string
+	// LoopbackOnly gathers 127.0.0.1 candidates only (tests): nothing leaves
+	// the machine.
+	LoopbackOnly bool
+	// StatsInterval is how often call quality is read from RTCP stats.
+	// Default 5 s.
+	StatsInterval time.Duration
+	// LevelInterval is how often voice levels are reported. Default 300 ms.
+	LevelInterval time.Duration
+	// CameraFront and CameraBack name the camera sources that
+	// ControlSwitchCamera selects; empty names ignore the control.
+	CameraFront, CameraBack string
+}
+
+// WithDefaults returns c with every unset field given its default.
+func (c Config) WithDefaults() Config {
+	if c.ICERestartTimeout == 0 {
+		c.ICERestartTimeout = DefaultICERestartTimeout
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = DefaultStatsInterval
+	}
+	if c.LevelInterval == 0 {
+		c.LevelInterval = DefaultLevelInterval
+	}
+	c.ICEServers = slices.Clone(c.ICEServers)
+	c.Interfaces = slices.Clone(c.Interfaces)
+	return c
+}
+
+// Validate reports the first invalid field, naming it and the rule.
+func (c Config) Validate() error {
+	switch {
+	case c.UDPPort < 0 || c.UDPPort > 65535:
+		return fmt.Errorf("udp_port: %d outside 0..65535", c.UDPPort)
+	case c.ICERestartTimeout < 0:
+		return fmt.Errorf("ice_restart_timeout: must not be negative, got %s", c.ICERestartTimeout)
+	case c.ICEDisconnectedTimeout < 0 || c.ICEFailedTimeout < 0 || c.ICEKeepalive < 0:
+		return errors.New("ice timeouts: must not be negative")
+	case c.StatsInterval < 0 || c.LevelInterval < 0:
+		return errors.New("stats_interval, level_interval: must not be negative")
+	}
+	for i, s := range c.ICEServers {
+		if len(s.URLs) == 0 {
+			return fmt.Errorf("ice_servers[%d].urls: at least one URL is required", i)
+		}
+	}
+	return nil
+}
+
+// buildAPI returns the pion API every PeerConnection of a Media is made
+// with, and the UDP mux to close with it (nil without UDPPort). Codecs are
+// registered before the interceptors, so the SDP carries nack, nack pli and
+// transport-cc.
+func buildAPI(c Config, n transport.Net, box *getterBox) (*webrtc.API, ice.UDPMux, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(camera.CodecParameters(PayloadTypeH264), webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, nil, fmt.Errorf("register h264: %w", err)
+	}
+	opus := webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtpLine,
+		},
+		PayloadType: PayloadTypeOpus,
+	}
+	if err := me.RegisterCodec(opus, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, nil, fmt.Errorf("register opus: %w", err)
+	}
+	// pion's default interceptors (NACK, RTCP reports, TWCC), with a stats
+	// interceptor of our own whose per-connection Getter we keep.
+	ir := &interceptor.Registry{}
+	if err := webrtc.ConfigureNack(me, ir); err != nil {
+		return nil, nil, fmt.Errorf("register nack: %w", err)
+	}
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, nil, fmt.Errorf("register rtcp reports: %w", err)
+	}
+	si, err := stats.NewInterceptor()
+	if err != nil {
+		return nil, nil, fmt.Errorf("register stats: %w", err)
+	}
+	si.OnNewPeerConnection(func(_ string, g stats.Getter) { box.put(g) })
+	ir.Add(si)
+	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
+		return nil, nil, fmt.Errorf("register twcc: %w", err)
+	}
+
+	var se webrtc.SettingEngine
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if c.ICEDisconnectedTimeout != 0 || c.ICEFailedTimeout != 0 || c.ICEKeepalive != 0 {
+		d, f, k := c.ICEDisconnectedTimeout, c.ICEFailedTimeout, c.ICEKeepalive
+		if d == 0 {
+			d = 5 * time.Second
+		}
+		if f == 0 {
+			f = 25 * time.Second
+		}
+		if k == 0 {
+			k = 2 * time.Second
+		}
+		se.SetICETimeouts(d, f, k)
+	}
+	ifFilter := interfaceFilter(c)
+	var ipFilter func(net.IP) bool
+	if c.LoopbackOnly {
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		ipFilter = func(ip net.IP) bool { return ip.IsLoopback() }
+		se.SetIPFilter(ipFilter)
+	}
+	if ifFilter != nil {
+		se.SetInterfaceFilter(ifFilter)
+	}
+	if n != nil {
+		se.SetNet(n)
+	}
+	var mux ice.UDPMux
+	if c.UDPPort != 0 {
+		opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4)}
+		if ifFilter != nil {
+			opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(ifFilter))
+		}
+		if ipFilter != nil {
+			opts = append(opts, ice.UDPMuxFromPortWithIPFilter(ipFilter))
+		}
+		if c.LoopbackOnly {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		if n != nil {
+			opts = append(opts, ice.UDPMuxFromPortWithNet(n))
+		}
+		m, err := ice.NewMultiUDPMuxFromPort(c.UDPPort, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen on udp port %d: %w", c.UDPPort, err)
+		}
+		se.SetICEUDPMux(m)
+		mux = m
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
+	return api, mux, nil
+}
+
+func interfaceFilter(c Config) func(string) bool {
+	switch {
+	case c.LoopbackOnly:
+		return func(name string) bool { return name == "lo" || name == "lo0" }
+	case len(c.Interfaces) > 0:
+		allowed := slices.Clone(c.Interfaces)
+		return func(name string) bool { return slices.Contains(allowed, name) }
+	}
+	return nil
+}

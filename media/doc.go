@@ -1,0 +1,66 @@
+// Package media is intercomd's WebRTC media layer: it carries out the calling
+// core's media requests (calling.MediaEffect) with pion/webrtc and reports
+// back through the agent's Post (MediaJoined, PeerJoined, PeerLeft,
+// MediaFailed, MediaOut, MediaStatus). It implements agent.Media for the
+// daemon and for softphones alike.
+//
+// # Contract
+//
+// The party that placed a call is its hub and always makes the offers: on
+// ConnectPeer it creates a PeerConnection for the party, adds the shared
+// camera track (video calls) and the shared microphone track, and sends an
+// offer; the party answers. Candidates trickle both ways through signaling
+// and are buffered until the remote description they belong to is set.
+// PeerJoined is posted the first time a PeerConnection connects.
+//
+// When a connection goes disconnected or failed the hub sends an ICE restart
+// offer (Restart in the message) and the party answers it. A connection
+// that is not connected ICERestartTimeout after it was created or went down
+// ends: the hub posts PeerLeft with calling.ReasonMedia, a party posts
+// MediaFailed; either way the call ends with a reason on both sides.
+//
+// Local media is encoded once whatever the number of parties: the camera
+// Pipeline's one track and one Opus track fed by the audio engine's one
+// encoder are added to every PeerConnection, and every sender's RTCP is
+// drained (PLI and FIR force a rate-limited key frame; one is forced when a
+// viewer connects).
+//
+// Group calls: every party connects to the hub only. The hub mixes every
+// party into its speaker and forwards each party's Opus RTP (and H.264 RTP,
+// when a party sends video) to every other party without transcoding: for
+// each party X the hub keeps one TrackLocalStaticRTP per kind, whose stream
+// ID is "fwd-X", added send-only to the PeerConnection of every other party;
+// a party joining or leaving makes the hub renegotiate with a new offer.
+// The receiving side names the audio and video by that stream ID, so each
+// party hears and sees every other one individually (voice levels,
+// availability). A picture loss indication for a forwarded video is passed
+// on to its source. This costs the hub one upload per party and kind and no
+// CPU for codecs, which fits a small board; a full mesh would not reach
+// browsers behind the hub, and mixing would add a decode and an encode per
+// party.
+//
+// Availability (UserAudioAvailable, UserVideoAvailable) is posted when a
+// remote track starts and ends; UserVoiceVolume every LevelInterval for each
+// party (and for this side's microphone when Options.User is set). Call
+// quality (RTT, loss, jitter, bit rates) is read from pion's stats every
+// StatsInterval, logged at debug and returned by Stats.
+//
+// # Concurrency
+//
+// Do never blocks: it queues the request. One goroutine (the loop) owns every
+// map and PeerConnection and applies requests and pion's news in order.
+// pion's callbacks only queue a function for the loop; they fire on fresh
+// goroutines, out of order, so the loop reads the connection's current state
+// rather than trusting the callback's. RTP readers (one per remote track)
+// and RTCP readers (one per sender) copy data into the audio engine, the
+// forwarding tracks and OnVideoFrame. Close closes every PeerConnection and
+// joins every goroutine; it is idempotent.
+//
+// # Architecture
+//
+// media imports calling (the port it serves), hw/camera (codec parameters,
+// RTCP helper) and the Opus binding and jitter buffer of hw/audio (for
+// SoftAudio); it never touches devices itself. cmd/intercomd hands it the
+// camera Pipeline and the audio engine behind the narrow Camera and Audio
+// interfaces.
+package media

@@ -1,0 +1,440 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
+	"github.com/pion/webrtc/v4"
+	pmedia "github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/intercomd/intercomd/calling"
+)
+
+// Errors posted with MediaJoined and MediaFailed.
+var (
+	// ErrNoMedia: neither audio nor video can run for the call.
+	ErrNoMedia = errors.New("no audio engine and no video for the call")
+	// ErrPeerLost: a connection did not come back within the restart timeout.
+	ErrPeerLost = errors.New("media connection lost")
+	// ErrClosed: the Media was closed.
+	ErrClosed = errors.New("media closed")
+)
+
+// fwdPrefix starts the stream ID of a track the hub forwards for a party.
+const fwdPrefix = "fwd-"
+
+// maxPendingCandidates bounds the candidates buffered per party.
+const maxPendingCandidates = 64
+
+// Options configure a Media.
+type Options struct {
+	Config
+	// Post hands inputs to the calling agent (agent.Agent.Post); required.
+	Post func(calling.Input)
+	// Audio is the audio engine; nil carries no audio.
+	Audio Audio
+	// Camera is the shared video pipeline, started by the owner; nil sends
+	// no video (video calls still receive it).
+	Camera Camera
+	// User is this side's user ID; when set, its microphone level is
+	// reported as a UserVoiceVolume too.
+	User string
+	// OnVideoFrame receives every complete H.264 access unit (Annex B)
+	// received from a party, from its first key frame on and, after a loss,
+	// from the next key frame; called on an RTP reader goroutine, it must
+	// not block or retain au.
+	OnVideoFrame func(user string, au []byte, at time.Time)
+	// Net replaces the operating system's network (a pion vnet in tests).
+	Net    transport.Net
+	Logger *slog.Logger
+}
+
+// Media is the WebRTC media layer. Create with New; it implements
+// agent.Media.
+type Media struct {
+	opts     Options
+	log      *slog.Logger
+	api      *webrtc.API
+	getters  *getterBox
+	mux      ice.UDPMux
+	micTrack *webrtc.TrackLocalStaticSample
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	loopDone chan struct{}
+	wg       sync.WaitGroup // RTP and RTCP readers
+	once     sync.Once
+
+	qmu    sync.Mutex
+	queue  []func()
+	wake   chan struct{}
+	closed bool
+
+	statsMu sync.Mutex
+	stats   []PeerStats
+
+	// Owned by the loop.
+	calls     map[string]*call
+	parties   map[*partyEntry]struct{}
+	micOn     bool
+	cameraOn  bool
+	remoteVia map[string]bool // remote view wishes, by user (recorded only)
+}
+
+type call struct {
+	id      string
+	typ     calling.CallType
+	hub     string
+	isHub   bool
+	video   bool // video is sent and received
+	peers   map[string]*peer
+	pending map[string][]webrtc.ICECandidateInit
+	fwd     map[string]*forward // hub: forwarding tracks, by source party
+}
+
+// forward holds the tracks a hub forwards one party's media on.
+type forward struct {
+	audio, video *webrtc.TrackLocalStaticRTP
+}
+
+type partyEntry struct {
+	call, user string
+	party      AudioParty
+}
+
+// New checks the configuration, builds the pion API (and the shared UDP
+// port, if configured) and starts the loop.
+func New(opts Options) (*Media, error) {
+	if opts.Post == nil {
+		return nil, errors.New("media: options: Post is required")
+	}
+	opts.Config = opts.Config.WithDefaults()
+	if err := opts.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("media config: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	box := &getterBox{}
+	api, mux, err := buildAPI(opts.Config, opts.Net, box)
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	mic, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtpLine,
+	}, "audio", "intercomd")
+	if err != nil {
+		if mux != nil {
+			_ = mux.Close()
+		}
+		return nil, fmt.Errorf("media: create audio track: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Media{
+		opts:      opts,
+		log:       opts.Logger.With("component", "media"),
+		api:       api,
+		getters:   box,
+		mux:       mux,
+		micTrack:  mic,
+		ctx:       ctx,
+		cancel:    cancel,
+		loopDone:  make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		calls:     map[string]*call{},
+		parties:   map[*partyEntry]struct{}{},
+		remoteVia: map[string]bool{},
+	}
+	if opts.Audio == nil {
+		m.log.Warn("no audio engine: calls carry no sound")
+	}
+	if opts.Camera == nil && !opts.DisableVideo {
+		m.log.Info("no camera: video calls send no picture")
+	}
+	go m.loop()
+	return m, nil
+}
+
+// Do implements agent.Media: it queues e for the loop and returns.
+func (m *Media) Do(e calling.MediaEffect) {
+	m.enqueue(func() { m.handle(e) })
+}
+
+// Close ends every call's media, stops the loop and joins every goroutine.
+// It is idempotent.
+func (m *Media) Close() error {
+	m.once.Do(func() {
+		m.cancel()
+		<-m.loopDone
+		m.wg.Wait()
+		if m.mux != nil {
+			_ = m.mux.Close()
+		}
+	})
+	return nil
+}
+
+// Stats returns the call quality of every peer as last measured.
+func (m *Media) Stats() []PeerStats {
+	m.statsMu.Lock()
+	defer m.statsMu.Unlock()
+	return append([]PeerStats(nil), m.stats...)
+}
+
+// MicTrack returns the shared microphone track (for tests and metrics).
+func (m *Media) MicTrack() *webrtc.TrackLocalStaticSample { return m.micTrack }
+
+// enqueue hands fn to the loop without blocking; after Close it is dropped.
+func (m *Media) enqueue(fn func()) {
+	m.qmu.Lock()
+	if m.closed {
+		m.qmu.Unlock()
+		return
+	}
+	m.queue = append(m.queue, fn)
+	m.qmu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Media) post(in calling.Input) { m.opts.Post(in) }
+
+func (m *Media) loop() {
+	defer close(m.loopDone)
+	levels := time.NewTicker(m.opts.LevelInterval)
+	defer levels.Stop()
+	stats := time.NewTicker(m.opts.StatsInterval)
+	defer stats.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			m.qmu.Lock()
+			m.closed = true
+			m.queue = nil
+			m.qmu.Unlock()
+			m.shutdown()
+			return
+		case <-m.wake:
+			for {
+				m.qmu.Lock()
+				q := m.queue
+				m.queue = nil
+				m.qmu.Unlock()
+				if len(q) == 0 {
+					break
+				}
+				for _, fn := range q {
+					fn()
+				}
+			}
+		case <-levels.C:
+			m.reportLevels()
+		case <-stats.C:
+			m.collectStats()
+		}
+	}
+}
+
+func (m *Media) shutdown() {
+	for id := range m.calls {
+		m.leave(id)
+	}
+	if m.micOn && m.opts.Audio != nil {
+		m.opts.Audio.SetMicOutput(nil)
+		m.micOn = false
+	}
+}
+
+func (m *Media) handle(e calling.MediaEffect) {
+	switch e := e.(type) {
+	case calling.JoinMedia:
+		m.join(e)
+	case calling.ConnectPeer:
+		m.connectPeer(e)
+	case calling.DisconnectPeer:
+		if c := m.calls[e.Call]; c != nil {
+			m.dropPeer(c, e.User)
+		}
+	case calling.LeaveMedia:
+		m.leave(e.Call)
+	case calling.Signal:
+		m.signal(e)
+	case calling.Ring:
+		if m.opts.Audio != nil {
+			m.opts.Audio.Ring(e.Tone)
+		}
+	case calling.SetVideo:
+		m.setVideo(e.Call, e.On)
+	case calling.MediaControl:
+		m.control(e)
+	default:
+		m.log.Warn("unknown media request", "request", fmt.Sprintf("%T", e))
+	}
+}
+
+// --- local media ---
+
+func (m *Media) join(e calling.JoinMedia) {
+	if c := m.calls[e.Call]; c != nil {
+		m.post(calling.MediaJoined{Call: e.Call})
+		return
+	}
+	c := &call{
+		id: e.Call, typ: e.Type, hub: e.Hub, isHub: e.IsHub,
+		video:   e.Type == calling.Video && !m.opts.DisableVideo,
+		peers:   map[string]*peer{},
+		pending: map[string][]webrtc.ICECandidateInit{},
+		fwd:     map[string]*forward{},
+	}
+	receivesVideo := c.video && (m.opts.Camera != nil || m.opts.OnVideoFrame != nil)
+	if m.opts.Audio == nil && !receivesVideo {
+		m.post(calling.MediaJoined{Call: e.Call, Err: ErrNoMedia})
+		return
+	}
+	m.calls[e.Call] = c
+	m.startMic()
+	if c.video {
+		m.updateCamera()
+	}
+	m.log.Info("media joined", "call", c.id, "type", c.typ.String(), "hub", c.hub, "is_hub", c.isHub,
+		"video", c.video, "audio", m.opts.Audio != nil, "camera", m.opts.Camera != nil && c.video)
+	m.post(calling.MediaJoined{Call: e.Call})
+}
+
+func (m *Media) startMic() {
+	if m.micOn || m.opts.Audio == nil {
+		return
+	}
+	m.micOn = true
+	track := m.micTrack
+	m.opts.Audio.SetMicOutput(func(packet []byte, d time.Duration) {
+		_ = track.WriteSample(pmedia.Sample{Data: packet, Duration: d})
+	})
+}
+
+// updateCamera switches the camera on while some call sends video, off
+// otherwise.
+func (m *Media) updateCamera() {
+	if m.opts.Camera == nil {
+		return
+	}
+	want := false
+	for _, c := range m.calls {
+		want = want || c.video
+	}
+	if want == m.cameraOn {
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	if err := m.opts.Camera.SetEnabled(ctx, want); err != nil {
+		m.log.Warn("camera switch failed", "on", want, "err", err)
+	}
+	m.cameraOn = want
+}
+
+func (m *Media) leave(id string) {
+	c := m.calls[id]
+	if c == nil {
+		return
+	}
+	for u := range c.peers {
+		m.closePeer(c, u)
+	}
+	for e := range m.parties {
+		if e.call == id {
+			e.party.Close()
+			delete(m.parties, e)
+		}
+	}
+	delete(m.calls, id)
+	m.log.Info("media left", "call", id)
+	if len(m.calls) == 0 {
+		if m.micOn && m.opts.Audio != nil {
+			m.opts.Audio.SetMicOutput(nil)
+			m.micOn = false
+		}
+	}
+	m.updateCamera()
+}
+
+func (m *Media) setVideo(id string, on bool) {
+	c := m.calls[id]
+	if c == nil || c.video == on {
+		return
+	}
+	if on && (c.typ != calling.Video || m.opts.DisableVideo) {
+		return
+	}
+	c.video = on
+	for _, p := range c.peers {
+		if p.camSender == nil {
+			continue
+		}
+		var t webrtc.TrackLocal
+		if on {
+			t = m.opts.Camera.Track()
+		}
+		if err := p.camSender.ReplaceTrack(t); err != nil {
+			m.log.Warn("replace video track", "user", p.user, "err", err)
+		}
+	}
+	m.log.Info("video", "call", id, "on", on)
+	m.updateCamera()
+}
+
+func (m *Media) control(e calling.MediaControl) {
+	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
+	defer cancel()
+	switch e.Kind {
+	case calling.ControlCamera:
+		for id := range m.calls {
+			m.setVideo(id, e.On)
+		}
+	case calling.ControlSwitchCamera:
+		name := m.opts.CameraBack
+		if e.Front {
+			name = m.opts.CameraFront
+		}
+		if name == "" || m.opts.Camera == nil {
+			m.log.Info("camera switch ignored: no such camera", "front", e.Front)
+			return
+		}
+		if err := m.opts.Camera.Switch(ctx, name); err != nil {
+			m.log.Warn("camera switch", "to", name, "err", err)
+		}
+	case calling.ControlMicMute:
+		if m.opts.Audio != nil {
+			m.opts.Audio.SetMicMute(e.On)
+		}
+	case calling.ControlHandsFree:
+		if m.opts.Audio != nil {
+			m.opts.Audio.SetHandsFree(e.On)
+		}
+	case calling.ControlRemoteView:
+		// There is no screen on the device: the wish is only recorded.
+		m.remoteVia[e.User] = e.On
+	}
+}
+
+// --- levels and stats ---
+
+func (m *Media) reportLevels() {
+	for e := range m.parties {
+		m.post(calling.MediaStatus{Call: e.call, Event: calling.UserVoiceVolume{User: e.user, Volume: e.party.Level()}})
+	}
+	if m.opts.User != "" && m.opts.Audio != nil && m.micOn {
+		lvl := m.opts.Audio.MicLevel()
+		for id := range m.calls {
+			m.post(calling.MediaStatus{Call: id, Event: calling.UserVoiceVolume{User: m.opts.User, Volume: lvl}})
+		}
+	}
+}

@@ -1,0 +1,557 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pion/interceptor/pkg/stats"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/intercomd/intercomd/calling"
+)
+
+// peer is one PeerConnection of a call, with the party at its other end.
+// Loop-owned, except the fields readers are handed at start.
+type peer struct {
+	call *call
+	user string
+	pc   *webrtc.PeerConnection
+
+	closed       bool
+	remoteSet    bool // a remote description was applied
+	tracksAdded  bool // party side: local tracks attached to the offer's transceivers
+	needOffer    bool // hub: renegotiate once the current offer is answered
+	needRestart  bool
+	joined       bool // PeerJoined posted
+	connected    bool
+	lastRestart  time.Time
+	downTimer    *time.Timer
+	camSender    *webrtc.RTPSender
+	fwdSenders   map[string][]*webrtc.RTPSender // hub: forwarded parties' senders
+	videoSSRC    uint32                         // remote video, for PLI passed on
+	lastPLI      time.Time
+	prev         statSample
+	stats        stats.Getter // nil if the stats interceptor gave none
+	lastDownFrom webrtc.PeerConnectionState
+}
+
+func (m *Media) newPeer(c *call, user string) (*peer, error) {
+	pc, err := m.api.NewPeerConnection(webrtc.Configuration{ICEServers: m.opts.ICEServers})
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection for %s: %w", user, err)
+	}
+	p := &peer{call: c, user: user, pc: pc, stats: m.getters.take(), fwdSenders: map[string][]*webrtc.RTPSender{}}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand == nil {
+			return
+		}
+		init := cand.ToJSON()
+		m.enqueue(func() { m.localCandidate(p, init) })
+	})
+	pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) {
+		m.enqueue(func() { m.stateChanged(p) })
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		m.enqueue(func() { m.remoteTrack(p, tr) })
+	})
+	c.peers[user] = p
+	m.armDownTimer(p)
+	return p, nil
+}
+
+// connectPeer (hub) creates the party's PeerConnection and offers.
+func (m *Media) connectPeer(e calling.ConnectPeer) {
+	c := m.calls[e.Call]
+	if c == nil || !c.isHub {
+		m.log.Warn("connect peer: no such call as hub", "call", e.Call, "user", e.User)
+		return
+	}
+	if old := c.peers[e.User]; old != nil {
+		m.closePeer(c, e.User)
+	}
+	p, err := m.newPeer(c, e.User)
+	if err != nil {
+		m.log.Warn("connect peer", "err", err)
+		m.post(calling.PeerLeft{Call: c.id, User: e.User, Reason: calling.ReasonMedia})
+		return
+	}
+	if err := m.addLocalTracks(p, true); err != nil {
+		m.log.Warn("connect peer: add tracks", "user", e.User, "err", err)
+		m.closePeer(c, e.User)
+		m.post(calling.PeerLeft{Call: c.id, User: e.User, Reason: calling.ReasonMedia})
+		return
+	}
+	// Every party gets forwarding tracks (bound to nobody in a 1-to-1
+	// call); in a group call the new party is forwarded to the others and
+	// the others to it.
+	m.ensureForward(c, e.User)
+	for u, q := range c.peers {
+		if u == e.User {
+			continue
+		}
+		m.ensureForward(c, u)
+		m.addForward(q, e.User)
+		m.addForward(p, u)
+		m.negotiate(q, false)
+	}
+	m.negotiate(p, false)
+}
+
+// addLocalTracks adds the microphone and camera tracks. The hub adds them
+// (and a receive-only video transceiver without a camera) to a fresh
+// PeerConnection; a party attaches them to the offer's transceivers.
+func (m *Media) addLocalTracks(p *peer, hub bool) error {
+	c := p.call
+	if m.opts.Audio != nil {
+		s, err := p.pc.AddTrack(m.micTrack)
+		if err != nil {
+			return fmt.Errorf("add audio track: %w", err)
+		}
+		m.drainRTCP(s, nil)
+	} else if hub {
+		if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return fmt.Errorf("add audio transceiver: %w", err)
+		}
+	}
+	if !c.video {
+		return nil
+	}
+	if m.opts.Camera != nil {
+		s, err := p.pc.AddTrack(m.opts.Camera.Track())
+		if err != nil {
+			return fmt.Errorf("add video track: %w", err)
+		}
+		p.camSender = s
+		done := m.opts.Camera.HandleRTCP(s)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			<-done
+		}()
+	} else if hub {
+		if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			return fmt.Errorf("add video transceiver: %w", err)
+		}
+	}
+	return nil
+}
+
+// drainRTCP reads a sender's RTCP until it stops; onPLI, if set, is called
+// (from the reader) for every PLI or FIR.
+func (m *Media) drainRTCP(s *webrtc.RTPSender, onPLI func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			pkts, _, err := s.ReadRTCP()
+			if err != nil {
+				return
+			}
+			if onPLI == nil {
+				continue
+			}
+			for _, pkt := range pkts {
+				switch pkt.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					onPLI()
+				}
+			}
+		}
+	}()
+}
+
+// ensureForward creates the forwarding tracks of party user (hub).
+func (m *Media) ensureForward(c *call, user string) {
+	if c.fwd[user] != nil {
+		return
+	}
+	f := &forward{}
+	var err error
+	f.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtpLine,
+	}, "audio-"+user, fwdPrefix+user)
+	if err != nil {
+		m.log.Warn("forward track", "user", user, "err", err)
+		return
+	}
+	if c.video {
+		f.video, err = webrtc.NewTrackLocalStaticRTP(m.videoCodec(), "video-"+user, fwdPrefix+user)
+		if err != nil {
+			m.log.Warn("forward track", "user", user, "err", err)
+			f.video = nil
+		}
+	}
+	c.fwd[user] = f
+}
+
+// addForward adds party src's forwarding tracks, send-only, to p.
+func (m *Media) addForward(p *peer, src string) {
+	f := p.call.fwd[src]
+	if f == nil || len(p.fwdSenders[src]) > 0 {
+		return
+	}
+	for _, t := range []*webrtc.TrackLocalStaticRTP{f.audio, f.video} {
+		if t == nil {
+			continue
+		}
+		tr, err := p.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			m.log.Warn("add forwarded track", "to", p.user, "from", src, "err", err)
+			continue
+		}
+		s := tr.Sender()
+		p.fwdSenders[src] = append(p.fwdSenders[src], s)
+		var onPLI func()
+		if t.Kind() == webrtc.RTPCodecTypeVideo {
+			c := p.call
+			onPLI = func() { m.enqueue(func() { m.passPLI(c, src) }) }
+		}
+		m.drainRTCP(s, onPLI)
+	}
+}
+
+// removeForward removes party src's forwarding tracks from p.
+func (m *Media) removeForward(p *peer, src string) bool {
+	ss := p.fwdSenders[src]
+	delete(p.fwdSenders, src)
+	for _, s := range ss {
+		if err := p.pc.RemoveTrack(s); err != nil {
+			m.log.Debug("remove forwarded track", "to", p.user, "from", src, "err", err)
+		}
+	}
+	return len(ss) > 0
+}
+
+// passPLI asks party src for a key frame of the video the hub forwards.
+func (m *Media) passPLI(c *call, src string) {
+	p := c.peers[src]
+	if p == nil || p.closed || p.videoSSRC == 0 || time.Since(p.lastPLI) < 300*time.Millisecond {
+		return
+	}
+	p.lastPLI = time.Now()
+	_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: p.videoSSRC}})
+}
+
+func (m *Media) videoCodec() webrtc.RTPCodecCapability {
+	if m.opts.Camera != nil {
+		return m.opts.Camera.Track().Codec()
+	}
+	return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
+}
+
+// negotiate (hub) sends an offer, or remembers to once the current one is
+// answered.
+func (m *Media) negotiate(p *peer, restart bool) {
+	if p.closed {
+		return
+	}
+	if p.pc.SignalingState() != webrtc.SignalingStateStable {
+		p.needOffer = true
+		p.needRestart = p.needRestart || restart
+		return
+	}
+	offer, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: restart})
+	if err == nil {
+		err = p.pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		m.log.Warn("create offer", "user", p.user, "restart", restart, "err", err)
+		return
+	}
+	if restart {
+		p.lastRestart = time.Now()
+	}
+	m.log.Debug("offer", "call", p.call.id, "user", p.user, "restart", restart)
+	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Msg: calling.Message{Type: calling.MsgOffer, SDP: offer.SDP, Restart: restart}})
+}
+
+func (m *Media) localCandidate(p *peer, init webrtc.ICECandidateInit) {
+	if p.closed {
+		return
+	}
+	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Msg: calling.Message{
+		Type:      calling.MsgCandidate,
+		Candidate: &calling.Candidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex},
+	}})
+}
+
+// signal applies an offer, answer or candidate from a party.
+func (m *Media) signal(e calling.Signal) {
+	c := m.calls[e.Call]
+	if c == nil {
+		m.log.Debug("signal for no call dropped", "call", e.Call, "type", string(e.Msg.Type))
+		return
+	}
+	switch e.Msg.Type {
+	case calling.MsgOffer:
+		m.offer(c, e.From, e.Msg)
+	case calling.MsgAnswer:
+		p := c.peers[e.From]
+		if p == nil || p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+			m.log.Debug("unexpected answer dropped", "from", e.From)
+			return
+		}
+		if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.Msg.SDP}); err != nil {
+			m.log.Warn("apply answer", "from", e.From, "err", err)
+			return
+		}
+		p.remoteSet = true
+		m.flushCandidates(c, p)
+		if p.needOffer {
+			restart := p.needRestart
+			p.needOffer, p.needRestart = false, false
+			m.negotiate(p, restart)
+		}
+	case calling.MsgCandidate:
+		if e.Msg.Candidate == nil {
+			return
+		}
+		init := webrtc.ICECandidateInit{Candidate: e.Msg.Candidate.Candidate, SDPMid: e.Msg.Candidate.SDPMid, SDPMLineIndex: e.Msg.Candidate.SDPMLineIndex}
+		p := c.peers[e.From]
+		if p == nil || !p.remoteSet || p.pc.SignalingState() != webrtc.SignalingStateStable {
+			if len(c.pending[e.From]) < maxPendingCandidates {
+				c.pending[e.From] = append(c.pending[e.From], init)
+			}
+			return
+		}
+		if err := p.pc.AddICECandidate(init); err != nil {
+			m.log.Debug("add candidate", "from", e.From, "err", err)
+		}
+	}
+}
+
+// offer (party side) answers the hub's offer, creating the PeerConnection
+// for the first one.
+func (m *Media) offer(c *call, from string, msg calling.Message) {
+	if c.isHub || from != c.hub {
+		m.log.Debug("offer from a non-hub dropped", "from", from)
+		return
+	}
+	p := c.peers[from]
+	if p == nil {
+		var err error
+		if p, err = m.newPeer(c, from); err != nil {
+			m.log.Warn("answer hub", "err", err)
+			m.post(calling.MediaFailed{Call: c.id, Err: err})
+			return
+		}
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: msg.SDP}); err != nil {
+		m.log.Warn("apply offer", "from", from, "err", err)
+		if !p.joined {
+			m.post(calling.MediaFailed{Call: c.id, Err: fmt.Errorf("apply offer: %w", err)})
+		}
+		return
+	}
+	p.remoteSet = true
+	if !p.tracksAdded {
+		p.tracksAdded = true
+		if err := m.addLocalTracks(p, false); err != nil {
+			m.log.Warn("answer hub: add tracks", "err", err)
+		}
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err == nil {
+		err = p.pc.SetLocalDescription(answer)
+	}
+	if err != nil {
+		m.log.Warn("create answer", "to", from, "err", err)
+		if !p.joined {
+			m.post(calling.MediaFailed{Call: c.id, Err: fmt.Errorf("create answer: %w", err)})
+		}
+		return
+	}
+	m.log.Debug("answer", "call", c.id, "to", from, "restart", msg.Restart)
+	m.post(calling.MediaOut{Call: c.id, To: from, Msg: calling.Message{Type: calling.MsgAnswer, SDP: answer.SDP}})
+	m.flushCandidates(c, p)
+}
+
+func (m *Media) flushCandidates(c *call, p *peer) {
+	for _, init := range c.pending[p.user] {
+		if err := p.pc.AddICECandidate(init); err != nil {
+			m.log.Debug("add candidate", "from", p.user, "err", err)
+		}
+	}
+	delete(c.pending, p.user)
+}
+
+// stateChanged reacts to the connection's current state (callbacks arrive
+// out of order, so their argument is not trusted).
+func (m *Media) stateChanged(p *peer) {
+	if p.closed {
+		return
+	}
+	c := p.call
+	st := p.pc.ConnectionState()
+	switch st {
+	case webrtc.PeerConnectionStateConnected:
+		if p.downTimer != nil {
+			p.downTimer.Stop()
+			p.downTimer = nil
+		}
+		if !p.connected {
+			p.connected = true
+			m.log.Info("peer connected", "call", c.id, "user", p.user)
+			if m.opts.Camera != nil && p.camSender != nil && c.video {
+				m.opts.Camera.ViewerJoined()
+			}
+		}
+		if !p.joined {
+			p.joined = true
+			m.post(calling.PeerJoined{Call: c.id, User: p.user})
+		}
+	case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed:
+		if p.connected || st != p.lastDownFrom {
+			m.log.Warn("peer connection down", "call", c.id, "user", p.user, "state", st.String())
+		}
+		p.connected = false
+		p.lastDownFrom = st
+		m.armDownTimer(p)
+		if c.isHub && time.Since(p.lastRestart) > time.Second {
+			m.negotiate(p, true)
+		}
+	case webrtc.PeerConnectionStateClosed:
+		m.peerLost(p, "connection closed")
+	}
+}
+
+// armDownTimer starts the timer that gives up on a connection that is not
+// (or no longer) connected.
+func (m *Media) armDownTimer(p *peer) {
+	if p.downTimer != nil {
+		return
+	}
+	p.downTimer = time.AfterFunc(m.opts.ICERestartTimeout, func() {
+		m.enqueue(func() {
+			if p.closed || p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+				return
+			}
+			p.downTimer = nil
+			m.peerLost(p, fmt.Sprintf("not connected within %s", m.opts.ICERestartTimeout))
+		})
+	})
+}
+
+// peerLost gives up on p: the hub drops the party, a party fails the call.
+func (m *Media) peerLost(p *peer, why string) {
+	if p.closed {
+		return
+	}
+	c := p.call
+	m.log.Warn("peer lost", "call", c.id, "user", p.user, "why", why)
+	m.dropPeer(c, p.user)
+	if c.isHub {
+		m.post(calling.PeerLeft{Call: c.id, User: p.user, Reason: calling.ReasonMedia})
+	} else {
+		m.post(calling.MediaFailed{Call: c.id, Err: fmt.Errorf("media with %s: %s: %w", p.user, why, ErrPeerLost)})
+	}
+}
+
+// dropPeer closes a party's PeerConnection and, on a hub, stops forwarding
+// it to the others.
+func (m *Media) dropPeer(c *call, user string) {
+	if c.peers[user] == nil {
+		return
+	}
+	m.closePeer(c, user)
+	delete(c.pending, user)
+	if !c.isHub {
+		return
+	}
+	for _, q := range c.peers {
+		if m.removeForward(q, user) {
+			m.negotiate(q, false)
+		}
+	}
+	delete(c.fwd, user)
+}
+
+func (m *Media) closePeer(c *call, user string) {
+	p := c.peers[user]
+	if p == nil {
+		return
+	}
+	p.closed = true
+	if p.downTimer != nil {
+		p.downTimer.Stop()
+		p.downTimer = nil
+	}
+	delete(c.peers, user)
+	if err := p.pc.Close(); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
+		m.log.Debug("close peer connection", "user", user, "err", err)
+	}
+	m.log.Info("peer closed", "call", c.id, "user", user)
+}
+
+// remoteTrack starts reading a track a party sends (or the hub forwards).
+func (m *Media) remoteTrack(p *peer, tr *webrtc.TrackRemote) {
+	c := p.call
+	if p.closed {
+		return
+	}
+	user, forwarded := p.user, false
+	if sid := tr.StreamID(); strings.HasPrefix(sid, fwdPrefix) && !c.isHub {
+		user, forwarded = strings.TrimPrefix(sid, fwdPrefix), true
+	}
+	var fwd *webrtc.TrackLocalStaticRTP
+	if c.isHub && !forwarded {
+		if f := c.fwd[user]; f != nil {
+			if tr.Kind() == webrtc.RTPCodecTypeAudio {
+				fwd = f.audio
+			} else {
+				fwd = f.video
+			}
+		}
+	}
+	m.log.Info("remote track", "call", c.id, "user", user, "kind", tr.Kind().String(), "via", p.user)
+	switch tr.Kind() {
+	case webrtc.RTPCodecTypeAudio:
+		var entry *partyEntry
+		if m.opts.Audio != nil {
+			party, err := m.opts.Audio.AddParty(user)
+			if err != nil {
+				m.log.Warn("audio party", "user", user, "err", err)
+			} else {
+				entry = &partyEntry{call: c.id, user: user, party: party}
+				m.parties[entry] = struct{}{}
+			}
+		}
+		m.post(calling.MediaStatus{Call: c.id, Event: calling.UserAudioAvailable{User: user, Available: true}})
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			readAudio(tr, entry, fwd)
+			m.enqueue(func() {
+				if entry != nil {
+					entry.party.Close()
+					delete(m.parties, entry)
+				}
+				if m.calls[c.id] == c {
+					m.post(calling.MediaStatus{Call: c.id, Event: calling.UserAudioAvailable{User: user, Available: false}})
+				}
+			})
+		}()
+	case webrtc.RTPCodecTypeVideo:
+		if !forwarded {
+			p.videoSSRC = uint32(tr.SSRC())
+		}
+		m.post(calling.MediaStatus{Call: c.id, Event: calling.UserVideoAvailable{User: user, Available: true}})
+		r := &videoReader{pc: p.pc, track: tr, user: user, fwd: fwd, onFrame: m.opts.OnVideoFrame}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			r.run()
+			m.enqueue(func() {
+				if m.calls[c.id] == c {
+					m.post(calling.MediaStatus{Call: c.id, Event: calling.UserVideoAvailable{User: user, Available: false}})
+				}
+			})
+		}()
+	}
+}

@@ -1,0 +1,121 @@
+package media
+
+import (
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+)
+
+// readAudio pushes a remote audio track's packets into its party's jitter
+// buffer and forwards them (hub) until the track ends.
+func readAudio(tr *webrtc.TrackRemote, entry *partyEntry, fwd *webrtc.TrackLocalStaticRTP) {
+	for {
+		pkt, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		if entry != nil {
+			entry.party.Push(pkt.SequenceNumber, pkt.Timestamp, pkt.Payload)
+		}
+		if fwd != nil {
+			forwardRTP(fwd, pkt)
+		}
+	}
+}
+
+// forwardRTP writes pkt to the forwarding track without its header
+// extensions, which belong to the incoming stream; the outgoing
+// interceptors add their own.
+func forwardRTP(t *webrtc.TrackLocalStaticRTP, pkt *rtp.Packet) {
+	h := pkt.Header
+	h.Extension, h.Extensions, h.ExtensionProfile = false, nil, 0
+	_ = t.WriteRTP(&rtp.Packet{Header: h, Payload: pkt.Payload})
+}
+
+// pliInterval spaces the picture loss indications a receiver sends while it
+// waits for a key frame.
+const pliInterval = 300 * time.Millisecond
+
+// videoReader reads a remote H.264 track: it forwards the packets (hub),
+// rebuilds access units for onFrame and asks for a key frame (PLI) at the
+// start and after every loss, delivering frames from a key frame on.
+type videoReader struct {
+	pc      *webrtc.PeerConnection
+	track   *webrtc.TrackRemote
+	user    string
+	fwd     *webrtc.TrackLocalStaticRTP
+	onFrame func(user string, au []byte, at time.Time)
+
+	waitKey bool
+	lastPLI time.Time
+}
+
+func (r *videoReader) run() {
+	var sb *samplebuilder.SampleBuilder
+	if r.onFrame != nil {
+		sb = samplebuilder.New(512, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
+	}
+	r.waitKey = true
+	for {
+		pkt, _, err := r.track.ReadRTP()
+		if err != nil {
+			return
+		}
+		if r.fwd != nil {
+			forwardRTP(r.fwd, pkt)
+		}
+		if sb == nil {
+			continue
+		}
+		sb.Push(pkt)
+		for s := sb.Pop(); s != nil; s = sb.Pop() {
+			if s.PrevDroppedPackets > 0 {
+				r.waitKey = true
+			}
+			if r.waitKey && !IsKeyFrame(s.Data) {
+				r.askKeyFrame()
+				continue
+			}
+			r.waitKey = false
+			r.onFrame(r.user, s.Data, time.Now())
+		}
+		if r.waitKey {
+			r.askKeyFrame()
+		}
+	}
+}
+
+func (r *videoReader) askKeyFrame() {
+	if time.Since(r.lastPLI) < pliInterval {
+		return
+	}
+	r.lastPLI = time.Now()
+	_ = r.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(r.track.SSRC())}})
+}
+
+// IsKeyFrame reports whether an Annex B H.264 access unit holds an IDR
+// slice or a sequence parameter set.
+func IsKeyFrame(au []byte) bool {
+	for i := 0; i+3 < len(au); i++ {
+		if au[i] != 0 || au[i+1] != 0 {
+			continue
+		}
+		j := i + 2
+		if au[j] == 0 {
+			j++
+		}
+		if j+1 >= len(au) || au[j] != 1 {
+			continue
+		}
+		switch au[j+1] & 0x1f {
+		case 5, 7:
+			return true
+		}
+		i = j
+	}
+	return false
+}

@@ -28,7 +28,7 @@ type frame struct {
 	at   time.Time // when its last packet arrived
 }
 
-func (f frame) key() bool { return isKeyFrame(f.data) }
+func (f frame) key() bool { return IsKeyFrame(f.data) }
 
 func (f frame) hash() [32]byte { return sha256.Sum256(f.data) }
 

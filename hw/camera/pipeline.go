@@ -512,7 +512,7 @@ func (p *Pipeline) encode(s *session) error {
 			dur = now.Sub(p.lastSample)
 		}
 		p.lastSample = now
-		if isKeyFrame(data) {
+		if IsKeyFrame(data) {
 			lastKey = now
 			p.keyFrames.Add(1)
 		}
@@ -526,8 +526,9 @@ func (p *Pipeline) encode(s *session) error {
 	return nil
 }
 
-// isKeyFrame reports whether an Annex B access unit holds an IDR slice (NAL type 5).
-func isKeyFrame(annexB []byte) bool {
+// IsKeyFrame reports whether an H.264 access unit in Annex B form (as the track's
+// samples are, and as receivers reassemble them) holds an IDR slice (NAL type 5).
+func IsKeyFrame(annexB []byte) bool {
 	for _, t := range nalTypes(annexB) {
 		if t == 5 {
 			return true

@@ -38,6 +38,14 @@ type (
 	SwitchToAudio struct{}
 	// OpenDoor asks the call's hub (a door station) to open its door.
 	OpenDoor struct{}
+	// Configure changes the settings that may change while running (on a
+	// configuration reload); they apply from the next invitation or
+	// request on. Zero values keep the current setting; DoorUsers replaces
+	// the list when not nil.
+	Configure struct {
+		InviteTimeout time.Duration
+		DoorUsers     []string
+	}
 	// Control is a local media control (camera, microphone, speaker, remote
 	// view); it is passed to the media layer as it is.
 	Control struct{ Control MediaControl }
@@ -111,6 +119,7 @@ func (Hangup) isInput()        {}
 func (SwitchToAudio) isInput() {}
 func (OpenDoor) isInput()      {}
 func (Control) isInput()       {}
+func (Configure) isInput()     {}
 func (Received) isInput()      {}
 func (Presence) isInput()      {}
 func (LinkChanged) isInput()   {}

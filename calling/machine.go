@@ -180,6 +180,13 @@ func (m *Machine) step(in Input) {
 		}
 	case Presence:
 		m.presence(in)
+	case Configure:
+		if in.InviteTimeout > 0 {
+			m.cfg.InviteTimeout = in.InviteTimeout
+		}
+		if in.DoorUsers != nil {
+			m.cfg.DoorUsers = slices.Clone(in.DoorUsers)
+		}
 	case LinkChanged:
 		// Nothing to do: the caller's timers and the callee's safety timer
 		// end whatever was ringing if the link stays down.

@@ -10,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -44,18 +47,21 @@ func runDaemon(ctx context.Context, args []string, env *cmdEnv) error {
 	if *stateDir != "" {
 		cfg.Device.StateDir = *stateDir
 	}
-	log := newLogger(env.stderr, cfg.Log, env.getenv)
-	d := &daemon{cfg: cfg, log: log, env: env, path: *path}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.Level.Slog())
+	log := newLoggerLevel(env.stderr, cfg.Log, env.getenv, level)
+	d := &daemon{cfg: cfg, log: log, level: level, env: env, path: *path}
 	return d.run(ctx)
 }
 
 // daemon is the composition root: it opens the hardware, the broker, the
 // signaling endpoint and media, and maps buttons and LEDs to calls.
 type daemon struct {
-	cfg  *config.Config
-	path string
-	log  *slog.Logger
-	env  *cmdEnv
+	cfg   *config.Config
+	path  string
+	log   *slog.Logger
+	level *slog.LevelVar
+	env   *cmdEnv
 
 	panel   *gpio.Panel
 	sim     *gpio.Sim
@@ -64,7 +70,8 @@ type daemon struct {
 	ep      *endpoint.Endpoint
 	link    chan bool
 	refresh chan struct{} // the door opened: redraw the LEDs
-	doorAt  atomic.Int64  // unix nanoseconds until which the door is open
+	hup     chan os.Signal
+	doorAt  atomic.Int64 // unix nanoseconds until which the door is open
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -129,6 +136,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.sim != nil {
 		go d.simTerminal(ctx)
 	}
+	d.hup = make(chan os.Signal, 1)
+	signal.Notify(d.hup, syscall.SIGHUP)
+	defer signal.Stop(d.hup)
 	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady+"\nSTATUS=idle")
 	log.Info("intercomd ready", "user", d.cfg.Device.User, "version", version, "config", d.cfg.File())
 
@@ -156,6 +166,12 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 		t := time.NewTicker(iv / 2)
 		defer t.Stop()
 		watchdog = t.C
+	}
+	// A fault that only tests inject: the loop wedges a while after
+	// READY, so the watchdog must restart the service.
+	var wedge <-chan time.Time
+	if d.env.getenv("INTERCOMD_FAULT") == "wedge-loop" {
+		wedge = time.After(3 * time.Second)
 	}
 	linkUp := false
 	d.showState(linkUp)
@@ -186,6 +202,12 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 				d.log.Info("auto-answering", "sponsor", inv.Sponsor)
 				go func() { _ = d.ep.Do(ctx, calling.Accept{}) }()
 			}
+		case <-d.hup:
+			d.reload(ctx)
+		case <-wedge:
+			d.log.Error("INTERCOMD_FAULT=wedge-loop: the event loop stops serving")
+			<-ctx.Done()
+			return ctx.Err()
 		case <-watchdog:
 			// Only a live calling loop earns a ping.
 			tctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -195,6 +217,48 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 			cancel()
 		}
 	}
+}
+
+// reload applies what can change while running from the configuration
+// file, and says what needs a restart.
+func (d *daemon) reload(ctx context.Context) {
+	path := d.path
+	if path == "" {
+		path = config.DefaultPath
+	}
+	next, err := config.Load(d.path)
+	if err != nil {
+		d.log.Error("reload: configuration not applied", "file", path, "err", err)
+		return
+	}
+	live, restart := config.Diff(d.cfg, next)
+	// The daemon applies logging and calling settings live; GPIO timings
+	// are read when the panel opens.
+	live = slices.DeleteFunc(live, func(k string) bool {
+		if strings.HasPrefix(k, "log.") || strings.HasPrefix(k, "calling.") {
+			return false
+		}
+		restart = append(restart, k)
+		return true
+	})
+	if len(restart) > 0 {
+		d.log.Warn("reload: these changes need a restart", "keys", restart)
+	}
+	d.level.Set(next.Log.Level.Slog())
+	d.cfg.Log.Level = next.Log.Level
+	d.cfg.Calling.InviteTimeout = next.Calling.InviteTimeout
+	d.cfg.Calling.Doorbell = next.Calling.Doorbell
+	d.cfg.Calling.AutoAnswer = next.Calling.AutoAnswer
+	d.cfg.Calling.DoorUsers = next.Calling.DoorUsers
+	doors := next.Calling.DoorUsers
+	if doors == nil {
+		doors = []string{}
+	}
+	if err := d.ep.Do(ctx, calling.Configure{InviteTimeout: next.Calling.InviteTimeout, DoorUsers: doors}); err != nil {
+		d.log.Warn("reload: calling settings", "err", err)
+	}
+	_, _ = sddaemon.SdNotify(false, "STATUS=configuration reloaded")
+	d.log.Info("reload: applied", "keys", live)
 }
 
 // button maps a gesture to a calling command by state: idle rings the

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -281,6 +282,32 @@ func TestButtonMapping(t *testing.T) {
 	} {
 		if got := ledPattern(tc.s, tc.link, tc.door); got != tc.want {
 			t.Errorf("LED for %s link=%v door=%v = %s, want %s", tc.s, tc.link, tc.door, got, tc.want)
+		}
+	}
+}
+
+// SIGHUP reloads what can change live and names what needs a restart.
+func TestDaemonReload(t *testing.T) {
+	d := startDaemon(t, "")
+	path := filepath.Join(d.dir, "intercomd.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte("invite_timeout: 10s"), []byte("invite_timeout: 20s"), 1)
+	b = bytes.Replace(b, []byte("door_users: [alice]"), []byte("door_users: [alice, bob]"), 1)
+	b = bytes.Replace(b, []byte("state_dir: "), []byte("name: Back door\n  state_dir: "), 1)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	d.stderr.waitFor(t, "reload: applied", 5*time.Second)
+	log := d.stderr.String()
+	for _, want := range []string{"calling.invite_timeout", "calling.door_users", "need a restart", "device.name"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("reload log lacks %q:\n%s", want, log)
 		}
 	}
 }

@@ -15,7 +15,14 @@ import (
 // journal adds its own, and start with a "<N>" syslog priority that journald
 // turns into the entry's level.
 func newLogger(w io.Writer, c config.Log, getenv func(string) string) *slog.Logger {
-	level := c.Level.Slog()
+	level := new(slog.LevelVar)
+	level.Set(c.Level.Slog())
+	return newLoggerLevel(w, c, getenv, level)
+}
+
+// newLoggerLevel is newLogger with a level that can change while running
+// (SIGHUP).
+func newLoggerLevel(w io.Writer, c config.Log, getenv func(string) string, level *slog.LevelVar) *slog.Logger {
 	format := c.Format
 	journal := getenv("JOURNAL_STREAM") != ""
 	if format == config.LogFormatAuto || format == "" {

@@ -112,4 +112,3 @@ func (m *Media) peerStats(p *peer, now time.Time) PeerStats {
 	p.prev = statSample{at: now, sent: s.BytesSent, rcv: s.BytesReceived}
 	return s
 }
-

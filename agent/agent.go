@@ -47,6 +47,9 @@ type Options struct {
 	// OnDisconnect is called from the loop when this login was replaced
 	// elsewhere: the owner should leave signaling without reconnecting.
 	OnDisconnect func()
+	// OnEffect, when set, sees every effect before it is applied, on the
+	// loop (tracing and latency measurement); it must not block.
+	OnEffect func(calling.Effect)
 	// QueueSize bounds the input queue (default 1024).
 	QueueSize int
 }
@@ -247,6 +250,9 @@ func (a *Agent) step(in calling.Input) error {
 	var first error
 	effects := a.m.Step(time.Now(), in)
 	for _, e := range effects {
+		if a.opts.OnEffect != nil {
+			a.opts.OnEffect(e)
+		}
 		if a.log.Enabled(context.Background(), slog.LevelDebug) {
 			a.log.Debug("effect", "input", fmt.Sprintf("%T", in), "effect", calling.Describe(e))
 		}

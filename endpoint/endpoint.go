@@ -30,6 +30,8 @@ type Options struct {
 	// OnDoor is called on the agent's loop when an authorised party opens
 	// the door; it must not block.
 	OnDoor func(by string)
+	// OnEffect is passed to the agent (agent.Options.OnEffect).
+	OnEffect func(calling.Effect)
 	// OnLink is called (from the pump goroutine) when the signaling link
 	// goes up or down.
 	OnLink func(up bool)
@@ -75,6 +77,7 @@ func Start(ctx context.Context, opts Options) (*Endpoint, error) {
 		Transport: client,
 		Logger:    opts.Logger,
 		OnDoor:    opts.OnDoor,
+		OnEffect:  opts.OnEffect,
 		OnDisconnect: func() {
 			e.once.Do(func() { close(e.kicked) })
 		},

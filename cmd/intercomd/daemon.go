@@ -71,7 +71,9 @@ type daemon struct {
 	link    chan bool
 	refresh chan struct{} // the door opened: redraw the LEDs
 	hup     chan os.Signal
-	doorAt  atomic.Int64 // unix nanoseconds until which the door is open
+	// onEffect traces the calling effects (benchmarks).
+	onEffect func(calling.Effect)
+	doorAt   atomic.Int64 // unix nanoseconds until which the door is open
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -117,8 +119,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			MultiDevice:   d.cfg.Calling.MultiDevice,
 			DoorUsers:     d.cfg.Calling.DoorUsers,
 		},
-		Logger: log,
-		OnDoor: d.openDoor,
+		Logger:   log,
+		OnDoor:   d.openDoor,
+		OnEffect: d.onEffect,
 		OnLink: func(up bool) {
 			select {
 			case d.link <- up:

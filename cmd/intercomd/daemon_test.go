@@ -51,7 +51,7 @@ func (s *syncBuffer) waitFor(t *testing.T, sub string, d time.Duration) {
 	t.Fatalf("never saw %q in:\n%s", sub, s.String())
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -127,7 +127,7 @@ gpio:
 
 // phone signs a user in to the daemon's embedded broker with a token
 // issued from the daemon's own secret.
-func (d *daemonUnderTest) phone(t *testing.T, user string) (*endpoint.Endpoint, <-chan calling.Event) {
+func (d *daemonUnderTest) phone(t testing.TB, user string) (*endpoint.Endpoint, <-chan calling.Event) {
 	t.Helper()
 	secret, err := usersig.LoadOrCreateSecret(filepath.Join(d.dir, "state", "token.key"))
 	if err != nil {

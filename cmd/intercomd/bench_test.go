@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/config"
+)
+
+// BenchmarkButtonToAccept measures, with the simulated panel on the host,
+// the time from the button's release edge (a press is decided on release;
+// debounce is off) to the accept leaving the daemon's calling loop for the
+// caller. It reports p50 and p95 over b.N presses.
+// Run: go test -run '^$' -bench ButtonToAccept -benchtime 100x ./cmd/intercomd/
+func BenchmarkButtonToAccept(b *testing.B) {
+	dir := b.TempDir()
+	port := freePort(b)
+	cfg, err := config.Parse("bench.yaml", fmt.Appendf(nil, `version: 1
+device: {user: door, state_dir: %s}
+signaling: {embedded: {listen: "127.0.0.1:%d"}}
+http: {listen: "127.0.0.1:0"}
+gpio:
+  backend: sim
+  buttons: [{name: call, line: GPIO17, debounce: 0s}]
+`, filepath.Join(dir, "state"), port))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sent := make(chan time.Time, 1)
+	stderr := &syncBuffer{}
+	level := new(slog.LevelVar)
+	d := &daemon{cfg: cfg, level: level, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		env: &cmdEnv{stdout: &syncBuffer{}, stderr: stderr, getenv: func(string) string { return "" }},
+		onEffect: func(e calling.Effect) {
+			if s, ok := e.(calling.Send); ok && s.Msg.Type == calling.MsgAccept && s.To != "door" {
+				select {
+				case sent <- time.Now():
+				default:
+				}
+			}
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for !strings.Contains(stderr.String(), "intercomd ready") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	dut := &daemonUnderTest{dir: dir, mqttURL: fmt.Sprintf("tcp://127.0.0.1:%d", port)}
+	alice, _ := dut.phone(b, "alice")
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := alice.Do(ctx, calling.Call{Users: []string{"door"}, Type: calling.Audio}); err != nil {
+			b.Fatal(err)
+		}
+		for d.ep.State() != calling.Ringing {
+			time.Sleep(100 * time.Microsecond)
+		}
+		if err := d.sim.Press("call"); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+		edge := time.Now()
+		if err := d.sim.Release("call"); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case at := <-sent:
+			lat = append(lat, at.Sub(edge))
+		case <-time.After(5 * time.Second):
+			b.Fatal("no accept")
+		}
+		for alice.State() != calling.InCall {
+			time.Sleep(100 * time.Microsecond)
+		}
+		if err := alice.Do(ctx, calling.Hangup{}); err != nil {
+			b.Fatal(err)
+		}
+		for d.ep.State() != calling.Idle {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+}

@@ -278,6 +278,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	po.SetPingTimeout(min(opts.KeepAlive, 10*time.Second))
 	po.SetWriteTimeout(opts.SendTimeout)
 	po.SetBinaryWill(layout.Presence(opts.User), offline, 1, true)
+	store := newResumeStore()
+	po.SetStore(store)
+	po.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) { store.seal() })
 	po.SetDefaultPublishHandler(c.onMessage)
 	po.SetOnConnectHandler(c.onConnect)
 	po.SetConnectionLostHandler(c.onLost)
@@ -333,13 +336,13 @@ func (c *Client) Session() string { return c.opts.Session }
 // There must be one consumer.
 func (c *Client) Inbound() <-chan Inbound { return c.in }
 
-// Status returns a channel reporting link transitions: true once connected
-// and subscribed, false when the connection is lost. It holds only the latest
+// Status returns a channel reporting link transitions: true once connected,
+// subscribed and announced online, false when the connection is lost. It holds only the latest
 // state, so a slow reader sees the current state rather than a backlog. It is
 // closed by Close.
 func (c *Client) Status() <-chan bool { return c.status }
 
-// Connected reports whether the link is up and subscribed.
+// Connected reports whether the link is up, subscribed and announced online.
 func (c *Client) Connected() bool {
 	c.stMu.Lock()
 	defer c.stMu.Unlock()
@@ -526,23 +529,29 @@ func (c *Client) onConnect(pc paho.Client) {
 	go c.finishConnect(gen, subTok, pubTok)
 }
 
-// finishConnect waits for the subscriptions of connection gen, then reports
-// the link up unless it was lost meanwhile.
+// finishConnect waits until the subscriptions and the online presence of
+// connection gen are acknowledged, then reports the link up unless it was
+// lost meanwhile.
 func (c *Client) finishConnect(gen uint64, subTok paho.Token, pubTok paho.Token) {
 	defer c.wg.Done()
 	timer := time.NewTimer(c.opts.ConnectTimeout)
 	defer timer.Stop()
-	select {
-	case <-subTok.Done():
-	case <-c.done:
-		return
-	case <-timer.C:
-		c.log.Warn("mqtt subscribe not acknowledged in time")
-		return
-	}
-	if err := subTok.Error(); err != nil {
-		c.log.Warn("mqtt subscribe failed", "error", err)
-		return
+	for _, tok := range []paho.Token{subTok, pubTok} {
+		if tok == nil {
+			continue
+		}
+		select {
+		case <-tok.Done():
+		case <-c.done:
+			return
+		case <-timer.C:
+			c.log.Warn("mqtt subscribe or presence not acknowledged in time")
+			return
+		}
+		if err := tok.Error(); err != nil {
+			c.log.Warn("mqtt subscribe or presence failed", "error", err)
+			return
+		}
 	}
 	if st, ok := subTok.(*paho.SubscribeToken); ok {
 		for filter, code := range st.Result() {
@@ -557,16 +566,6 @@ func (c *Client) finishConnect(gen uint64, subTok paho.Token, pubTok paho.Token)
 		c.log.Info("mqtt signaling connected")
 	}
 	c.stMu.Unlock()
-	if pubTok != nil {
-		select {
-		case <-pubTok.Done():
-			if err := pubTok.Error(); err != nil {
-				c.log.Warn("mqtt online presence not published", "error", err)
-			}
-		case <-c.done:
-		case <-timer.C:
-		}
-	}
 }
 
 func (c *Client) onLost(_ paho.Client, err error) {

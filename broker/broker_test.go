@@ -158,10 +158,15 @@ func TestRetainOnlyOnPresence(t *testing.T) {
 			if in.Kind == mqttsig.Presence {
 				continue
 			}
-			if string(in.Payload) != "marker" {
+			// mochi acknowledges a publish before fanning it out, so bob
+			// may legitimately get it live if he subscribes in between;
+			// never as a stored, retained message.
+			if in.Retained {
 				t.Fatalf("bob received a retained %v message %q", in.Kind, in.Payload)
 			}
-			return
+			if string(in.Payload) == "marker" {
+				return
+			}
 		case <-ctx.Done():
 			t.Fatal("marker not received")
 		}

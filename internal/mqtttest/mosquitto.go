@@ -8,50 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/intercomd/intercomd/mqttsig/topic"
 )
-
-// MosquittoACL renders the access rule of package topic as a Mosquitto
-// acl_file: pattern lines (%u is the username) for inboxes and presence, and
-// one user block per group member.
-func MosquittoACL(l topic.Layout, groups map[string][]string) string {
-	p := l.Prefix() + "/" + topic.Version
-	var b strings.Builder
-	fmt.Fprintf(&b, "# intercomd signaling access rule\n")
-	fmt.Fprintf(&b, "pattern read %s/inbox/%%u/+\n", p)
-	fmt.Fprintf(&b, "pattern read %s/inbox/%%u/#\n", p)
-	fmt.Fprintf(&b, "pattern write %s/inbox/+/%%u\n", p)
-	fmt.Fprintf(&b, "pattern read %s/presence/+\n", p)
-	fmt.Fprintf(&b, "pattern readwrite %s/presence/%%u\n", p)
-	byUser := map[string][]string{}
-	for g, members := range groups {
-		for _, m := range members {
-			byUser[m] = append(byUser[m], g)
-		}
-	}
-	users := make([]string, 0, len(byUser))
-	for u := range byUser {
-		users = append(users, u)
-	}
-	slices.Sort(users)
-	for _, u := range users {
-		gs := byUser[u]
-		slices.Sort(gs)
-		fmt.Fprintf(&b, "\nuser %s\n", u)
-		for _, g := range gs {
-			fmt.Fprintf(&b, "topic read %s/group/%s/+\n", p, g)
-			fmt.Fprintf(&b, "topic write %s/group/%s/%s\n", p, g, u)
-		}
-	}
-	return b.String()
-}
 
 // StartMosquitto runs /usr/sbin/mosquitto on free loopback ports (MQTT and
 // MQTT over WebSocket) with a password file for users (user -> password) and
@@ -73,7 +35,7 @@ func StartMosquitto(t testing.TB, users map[string]string, groups map[string][]s
 		}
 	}
 	acl := filepath.Join(dir, "acl")
-	if err := os.WriteFile(acl, []byte(MosquittoACL(e.Layout, groups)), 0o600); err != nil {
+	if err := os.WriteFile(acl, []byte(e.Layout.MosquittoACL(groups)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m := &mosquitto{

@@ -14,12 +14,16 @@
 // can trust the sender it reads from the topic. User and group IDs match
 // ^[A-Za-z0-9_-]{1,64}$ (usersig.ValidID).
 //
+// CanSubscribe and CanPublish are the access rule the embedded broker
+// enforces; MosquittoACL renders the same rule for a Mosquitto broker.
+//
 // The package is pure and its values are immutable: safe for concurrent use.
 package topic
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/intercomd/intercomd/usersig"
@@ -208,4 +212,40 @@ func (l Layout) CanPublish(user, name string, groups Membership) bool {
 		return groups != nil && groups.IsMember(n.Group, user)
 	}
 	return false
+}
+
+// MosquittoACL renders the access rule as a Mosquitto acl_file for the given
+// group table: pattern lines (%u is the authenticated username) for inboxes
+// and presence, and one user block per group member. Mosquitto authenticates
+// with its own password file; usernames must be the user IDs.
+func (l Layout) MosquittoACL(groups map[string][]string) string {
+	p := l.prefix + "/" + Version
+	var b strings.Builder
+	fmt.Fprintf(&b, "# intercomd signaling access rule, layout %s\n", p)
+	fmt.Fprintf(&b, "pattern read %s/inbox/%%u/+\n", p)
+	fmt.Fprintf(&b, "pattern read %s/inbox/%%u/#\n", p)
+	fmt.Fprintf(&b, "pattern write %s/inbox/+/%%u\n", p)
+	fmt.Fprintf(&b, "pattern read %s/presence/+\n", p)
+	fmt.Fprintf(&b, "pattern readwrite %s/presence/%%u\n", p)
+	byUser := map[string][]string{}
+	for g, members := range groups {
+		for _, m := range members {
+			byUser[m] = append(byUser[m], g)
+		}
+	}
+	users := make([]string, 0, len(byUser))
+	for u := range byUser {
+		users = append(users, u)
+	}
+	slices.Sort(users)
+	for _, u := range users {
+		gs := byUser[u]
+		slices.Sort(gs)
+		fmt.Fprintf(&b, "\nuser %s\n", u)
+		for _, g := range gs {
+			fmt.Fprintf(&b, "topic read %s/group/%s/+\n", p, g)
+			fmt.Fprintf(&b, "topic write %s/group/%s/%s\n", p, g, u)
+		}
+	}
+	return b.String()
 }

@@ -154,3 +154,27 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestMosquittoACL(t *testing.T) {
+	got := mustLayout(t, "home/door").MosquittoACL(Groups{"family": {"bob", "alice"}, "all": {"alice"}})
+	want := `# intercomd signaling access rule, layout home/door/v1
+pattern read home/door/v1/inbox/%u/+
+pattern read home/door/v1/inbox/%u/#
+pattern write home/door/v1/inbox/+/%u
+pattern read home/door/v1/presence/+
+pattern readwrite home/door/v1/presence/%u
+
+user alice
+topic read home/door/v1/group/all/+
+topic write home/door/v1/group/all/alice
+topic read home/door/v1/group/family/+
+topic write home/door/v1/group/family/alice
+
+user bob
+topic read home/door/v1/group/family/+
+topic write home/door/v1/group/family/bob
+`
+	if got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -1,0 +1,821 @@
+// intercomd phone web app.
+//
+// The calling state machine is intercomd's own (package calling compiled to
+// WebAssembly, web/wasm): this file feeds it inputs (taps, MQTT messages,
+// timers, WebRTC news) one at a time through post() and applies the effects
+// it returns: MQTT publishes, timers, UI events and WebRTC requests.
+// Everything runs on the page's one thread; async callbacks only post().
+import mqtt from "mqtt";
+
+const TOKEN_KEY = "intercomd.token";
+const $ = (id) => document.getElementById(id);
+
+const app = {
+  cfg: null,        // /config.json
+  token: "",
+  user: "",
+  session: "",
+  client: null,     // MQTT.js client
+  machine: null,    // the wasm calling machine
+  loggedIn: false,
+  state: "idle",    // the machine's state
+  call: "",
+  hub: "",
+  peer: "",         // the other party shown in the call screen
+  media: "video",
+  invited: null,    // the invited event while ringing
+  timers: new Map(),
+  presence: new Map(),
+  queue: [],
+  busy: false,
+  linkUp: false,
+  refused: false,
+  signalOnly: false,
+  log: [],          // recent events, for tests and debugging
+};
+
+// ---- the calling machine ----
+
+let wasmReady = null;
+
+function loadWasm() {
+  if (!wasmReady) {
+    const go = new globalThis.Go();
+    wasmReady = WebAssembly.instantiateStreaming(fetch("calling.wasm"), go.importObject)
+      .then(({ instance }) => { go.run(instance); });
+  }
+  return wasmReady;
+}
+
+// post queues one input for the machine and runs the queue unless it is
+// already running (an effect may post, synchronously, more inputs).
+function post(input) {
+  app.queue.push(input);
+  if (app.busy) return;
+  app.busy = true;
+  try {
+    while (app.queue.length > 0) stepOne(app.queue.shift());
+  } finally {
+    app.busy = false;
+  }
+  render();
+}
+
+function stepOne(input) {
+  if (!app.machine) return;
+  const r = JSON.parse(app.machine.step(Date.now(), JSON.stringify(input)));
+  if (r.dropped) console.warn("intercomd: input dropped:", r.error);
+  app.state = r.state;
+  app.call = r.call || "";
+  app.hub = r.hub || "";
+  app.loggedIn = r.logged_in;
+  for (const e of r.effects) {
+    try {
+      applyEffect(e);
+    } catch (err) {
+      console.error("intercomd: effect failed", e, err);
+    }
+  }
+}
+
+function applyEffect(e) {
+  switch (e.type) {
+    case "send": {
+      const topic = e.group
+        ? `${app.cfg.prefix}/v1/group/${e.group}/${app.user}`
+        : `${app.cfg.prefix}/v1/inbox/${e.to}/${app.user}`;
+      if (app.client) app.client.publish(topic, e.payload, { qos: 1 });
+      break;
+    }
+    case "emit":
+      onEvent(e.event);
+      break;
+    case "start_timer": {
+      clearTimeout(app.timers.get(e.key));
+      const timer = e.timer;
+      app.timers.set(e.key, setTimeout(() => {
+        app.timers.delete(e.key);
+        post({ type: "timer", timer });
+      }, e.after_ms));
+      break;
+    }
+    case "stop_timer":
+      clearTimeout(app.timers.get(e.key));
+      app.timers.delete(e.key);
+      break;
+    case "media":
+      media.do(e.media);
+      break;
+    case "disconnect":
+      // Signed in elsewhere: leave without an offline presence (the topic
+      // now describes the newer session) and do not come back.
+      if (app.client) app.client.end(true);
+      app.client = null;
+      break;
+    case "door_open":
+      break; // only a door station opens a door
+  }
+}
+
+// ---- events: what the person is told ----
+
+function nameOf(user) {
+  const e = app.cfg && app.cfg.directory.find((d) => d.user === user);
+  return e ? e.name : user;
+}
+
+function banner(text, kind = "info") {
+  const b = $("banner");
+  b.textContent = text;
+  b.dataset.kind = kind;
+  b.hidden = !text;
+  app.log.push({ banner: text });
+}
+
+function onEvent(ev) {
+  app.log.push(ev);
+  switch (ev.name) {
+    case "invited":
+      app.invited = ev;
+      app.peer = ev.sponsor;
+      app.media = ev.media;
+      banner("");
+      break;
+    case "state_changed":
+      if (ev.to === "idle") {
+        app.invited = null;
+        app.signalOnly = false;
+      }
+      break;
+    case "user_enter":
+      app.peer = app.peer || ev.user;
+      break;
+    case "rejected":
+      banner(`${nameOf(ev.user)} declined the call.`);
+      break;
+    case "line_busy":
+      banner(`${nameOf(ev.user)} is busy.`);
+      break;
+    case "no_resp":
+      banner(app.presence.get(ev.user) === false
+        ? `${nameOf(ev.user)} is offline.`
+        : `${nameOf(ev.user)} did not answer.`);
+      break;
+    case "calling_cancel":
+      banner({
+        elsewhere: "Answered on another phone.",
+        offline: `${nameOf(ev.sponsor)} went offline.`,
+      }[ev.reason] || `${nameOf(ev.sponsor)} cancelled the call.`);
+      break;
+    case "calling_timeout":
+      banner(`Missed call from ${nameOf(app.peer)}.`);
+      break;
+    case "call_end": {
+      const secs = Math.round((ev.duration_ms || 0) / 1000);
+      const why = {
+        hangup: secs > 0 ? `Call ended (${fmtDuration(secs)}).` : "",
+        media: "The call was lost (no media connection).",
+        kicked: "Signed in on another device.",
+        offline: "", busy: "", declined: "", timeout: "", cancelled: "", elsewhere: "",
+      }[ev.reason];
+      if (why === undefined) banner(`Call ended: ${ev.reason}.`);
+      else if (why) banner(why);
+      break;
+    }
+    case "door_result":
+      banner(ev.ok ? "Door opened." : `The door did not open: ${ev.reason || "refused"}.`, ev.ok ? "ok" : "error");
+      break;
+    case "switch_to_audio_result":
+      banner(ev.ok ? "Switched to audio." : `Could not switch to audio: ${ev.message || "refused"}.`);
+      if (ev.ok) app.media = "audio";
+      break;
+    case "kicked_offline":
+      banner("You signed in on another device; this one is signed out.", "error");
+      break;
+    case "error":
+      if (!/^(busy|no call)/.test(ev.error)) banner(`Error: ${ev.error}`, "error");
+      console.warn("intercomd:", ev.error);
+      break;
+  }
+}
+
+function fmtDuration(s) {
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// ---- WebRTC ----
+
+// The placeholder SDP of an intercomd peer that runs without media
+// (signaling only); such a peer gets a placeholder back and counts as joined.
+const PLACEHOLDER = "s=intercomd-signal-only";
+const PLACEHOLDER_SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=intercomd-signal-only\r\nt=0 0\r\n";
+
+class Media {
+  constructor() {
+    this.call = "";
+    this.type = "video";
+    this.isHub = false;
+    this.local = null;   // MediaStream
+    this.peers = new Map(); // user -> {pc, pending: [], chain, joined}
+  }
+
+  do(e) {
+    switch (e.do) {
+      case "join": this.join(e); break;
+      case "connect_peer": this.connectPeer(e); break;
+      case "disconnect_peer": this.closePeer(e.user); break;
+      case "leave": this.leave(); break;
+      case "signal": this.signal(e); break;
+      case "ring": ringer.play(e.tone); break;
+      case "set_video": this.setVideo(e.on); break;
+      case "control": this.control(e); break;
+    }
+  }
+
+  async join(e) {
+    this.leave();
+    this.call = e.call;
+    this.type = e.media;
+    this.isHub = e.is_hub;
+    const call = e.call;
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+        video: e.media === "video" ? { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } } : false,
+      });
+      if (this.call !== call) {
+        stream.getTracks().forEach((t) => t.stop());
+        return;
+      }
+      this.local = stream;
+      $("local-video").srcObject = e.media === "video" ? stream : null;
+      post({ type: "media_joined", call });
+    } catch (err) {
+      post({ type: "media_joined", call, error: `camera or microphone: ${err.message || err.name}` });
+    }
+  }
+
+  peer(user) {
+    let p = this.peers.get(user);
+    if (p) return p;
+    const call = this.call;
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    p = { pc, pending: [], chain: Promise.resolve(), joined: false, signalOnly: false };
+    this.peers.set(user, p);
+    if (this.local) {
+      for (const track of this.local.getTracks()) pc.addTransceiver(track, { direction: "sendrecv", streams: [this.local] });
+    }
+    if (this.type === "video" && !pc.getTransceivers().some((t) => t.receiver.track.kind === "video")) {
+      pc.addTransceiver("video", { direction: "recvonly" });
+    }
+    if (!pc.getTransceivers().some((t) => t.receiver.track.kind === "audio")) {
+      pc.addTransceiver("audio", { direction: "recvonly" });
+    }
+    preferH264(pc);
+    pc.onicecandidate = (ev) => {
+      if (ev.candidate && ev.candidate.candidate) {
+        post({ type: "media_out", call, to: user, msg: { type: "candidate", candidate: ev.candidate.toJSON() } });
+      }
+    };
+    pc.ontrack = (ev) => {
+      const v = $("remote-video");
+      const stream = ev.streams[0] || new MediaStream([ev.track]);
+      if (v.srcObject !== stream) v.srcObject = stream;
+      v.play().catch(() => {});
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.peers.get(user) !== p) return;
+      const s = pc.connectionState;
+      if (s === "connected" && !p.joined) {
+        p.joined = true;
+        post({ type: "peer_joined", call, user });
+      } else if (s === "failed") {
+        if (this.isHub) post({ type: "peer_left", call, user, reason: "media" });
+        else post({ type: "media_failed", call, error: "media connection failed" });
+      }
+    };
+    return p;
+  }
+
+  // queue runs fn after the peer's previous operations, so an offer is
+  // applied before the candidates that follow it.
+  queue(p, fn) {
+    p.chain = p.chain.then(fn).catch((err) => {
+      console.warn("intercomd: webrtc:", err);
+      if ([...this.peers.values()].includes(p)) {
+        post({ type: "media_failed", call: this.call, error: `webrtc: ${err.message || err}` });
+      }
+    });
+  }
+
+  connectPeer(e) {
+    const p = this.peer(e.user);
+    const call = this.call;
+    this.queue(p, async () => {
+      const offer = await p.pc.createOffer();
+      await p.pc.setLocalDescription(offer);
+      post({ type: "media_out", call, to: e.user, msg: { type: "offer", sdp: p.pc.localDescription.sdp } });
+    });
+  }
+
+  signal(e) {
+    const msg = e.msg;
+    const from = e.from;
+    const call = this.call;
+    const p = this.peer(from);
+    switch (msg.type) {
+      case "offer":
+        this.queue(p, async () => {
+          if (msg.sdp.includes(PLACEHOLDER)) {
+            this.markSignalOnly(p, from);
+            post({ type: "media_out", call, to: from, msg: { type: "answer", sdp: PLACEHOLDER_SDP } });
+            return;
+          }
+          await p.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+          await this.flush(p);
+          const answer = await p.pc.createAnswer();
+          await p.pc.setLocalDescription(answer);
+          post({ type: "media_out", call, to: from, msg: { type: "answer", sdp: p.pc.localDescription.sdp } });
+        });
+        break;
+      case "answer":
+        this.queue(p, async () => {
+          if (msg.sdp.includes(PLACEHOLDER)) {
+            this.markSignalOnly(p, from);
+            return;
+          }
+          await p.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+          await this.flush(p);
+        });
+        break;
+      case "candidate":
+        this.queue(p, async () => {
+          if (p.signalOnly) return;
+          if (p.pc.remoteDescription) await p.pc.addIceCandidate(msg.candidate);
+          else if (p.pending.length < 64) p.pending.push(msg.candidate);
+        });
+        break;
+    }
+  }
+
+  markSignalOnly(p, user) {
+    p.signalOnly = true;
+    app.signalOnly = true;
+    if (!p.joined) {
+      p.joined = true;
+      post({ type: "peer_joined", call: this.call, user });
+    }
+  }
+
+  async flush(p) {
+    const pending = p.pending;
+    p.pending = [];
+    for (const c of pending) await p.pc.addIceCandidate(c);
+  }
+
+  closePeer(user) {
+    const p = this.peers.get(user);
+    if (!p) return;
+    this.peers.delete(user);
+    p.pc.close();
+  }
+
+  leave() {
+    for (const user of [...this.peers.keys()]) this.closePeer(user);
+    if (this.local) this.local.getTracks().forEach((t) => t.stop());
+    this.local = null;
+    this.call = "";
+    $("remote-video").srcObject = null;
+    $("local-video").srcObject = null;
+    ringer.play("none");
+  }
+
+  setVideo(on) {
+    if (this.local) this.local.getVideoTracks().forEach((t) => { t.enabled = on; });
+    if (!on) app.media = "audio";
+  }
+
+  control(e) {
+    switch (e.control) {
+      case "mic_mute":
+        if (this.local) this.local.getAudioTracks().forEach((t) => { t.enabled = !e.on; });
+        break;
+      case "camera":
+        if (this.local) this.local.getVideoTracks().forEach((t) => { t.enabled = e.on; });
+        break;
+      case "hands_free":
+        $("remote-video").muted = !e.on;
+        break;
+    }
+  }
+}
+
+// preferH264 puts H.264 constrained baseline (what the door sends and
+// phones decode in hardware) first, then the rest.
+function preferH264(pc) {
+  if (!RTCRtpReceiver.getCapabilities || !RTCRtpTransceiver.prototype.setCodecPreferences) return;
+  const caps = RTCRtpReceiver.getCapabilities("video");
+  if (!caps) return;
+  const rank = (c) => {
+    if (c.mimeType.toLowerCase() !== "video/h264") return 2;
+    const f = c.sdpFmtpLine || "";
+    return /profile-level-id=42e01f/i.test(f) && /packetization-mode=1/.test(f) ? 0 : 1;
+  };
+  const codecs = [...caps.codecs].sort((a, b) => rank(a) - rank(b));
+  for (const t of pc.getTransceivers()) {
+    if (t.receiver.track.kind === "video") {
+      try { t.setCodecPreferences(codecs); } catch (err) { console.warn("intercomd: codec preferences:", err); }
+    }
+  }
+}
+
+// ---- ringing tones (Web Audio) ----
+
+const ringer = {
+  ctx: null,
+  gain: null,
+  timer: 0,
+  tone: "none",
+  play(tone) {
+    if (tone === this.tone) return;
+    this.stop();
+    this.tone = tone;
+    document.body.dataset.ringing = tone === "ringtone" ? "true" : "false";
+    if (tone === "none") return;
+    try {
+      this.ctx = this.ctx || new AudioContext();
+      this.ctx.resume().catch(() => {});
+    } catch {
+      return;
+    }
+    // Ringtone: two tones twice a second for 1 s, 2 s silence; ringback:
+    // 425 Hz, 1 s on, 4 s off.
+    const [freqs, on, period] = tone === "ringtone" ? [[800, 1000], 1.0, 3.0] : [[425], 1.0, 5.0];
+    const burst = () => {
+      const ctx = this.ctx;
+      const t0 = ctx.currentTime;
+      const g = ctx.createGain();
+      g.gain.value = 0;
+      g.connect(ctx.destination);
+      const osc = ctx.createOscillator();
+      osc.connect(g);
+      for (let i = 0; i < on * 10; i++) {
+        osc.frequency.setValueAtTime(freqs[i % freqs.length], t0 + i * 0.1);
+      }
+      g.gain.setValueAtTime(0.2, t0);
+      g.gain.setValueAtTime(0, t0 + on);
+      osc.start(t0);
+      osc.stop(t0 + on + 0.05);
+    };
+    burst();
+    this.timer = setInterval(burst, period * 1000);
+  },
+  stop() {
+    clearInterval(this.timer);
+    this.timer = 0;
+    this.tone = "none";
+    document.body.dataset.ringing = "false";
+  },
+};
+
+const media = new Media();
+
+// ---- signaling (MQTT over WebSocket) ----
+
+function randomID(n = 12) {
+  const abc = "abcdefghijklmnopqrstuvwxyz0123456789";
+  const b = crypto.getRandomValues(new Uint8Array(n));
+  return Array.from(b, (x) => abc[x % abc.length]).join("");
+}
+
+// parseToken reads the user and expiry of a token v1.<user>.<expiry>.<mac>;
+// only the device can check the rest.
+function parseToken(token) {
+  const m = /^v1\.([A-Za-z0-9_-]{1,64})\.(0|[1-9][0-9]*)\.([A-Za-z0-9_-]{43})$/.exec(token);
+  return m ? { user: m[1], expires: new Date(Number(m[2]) * 1000) } : null;
+}
+
+function brokerURL() {
+  if (app.cfg.mqtt_url) return app.cfg.mqtt_url;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return `${scheme}://${location.host}${app.cfg.mqtt_path}`;
+}
+
+function presencePayload(state) {
+  return JSON.stringify({ v: 1, state, session: app.session, versions: [1] });
+}
+
+async function signIn(token) {
+  const claims = parseToken(token);
+  if (!claims) {
+    signInError("This is not an intercom token. It looks like v1.name.1798761600.… — ask for a new one.");
+    return;
+  }
+  app.token = token;
+  app.user = claims.user;
+  app.session = randomID();
+  app.refused = false;
+  localStorage.setItem(TOKEN_KEY, token);
+  await loadWasm();
+  app.machine = globalThis.intercomdCalling(JSON.stringify({
+    user: app.user,
+    session: app.session,
+    invite_timeout_ms: app.cfg.invite_timeout_ms,
+    multi_device: app.cfg.multi_device,
+  }));
+  if (app.machine instanceof Error) throw app.machine;
+  showScreen();
+  connect(claims);
+}
+
+function connect(claims) {
+  const prefix = app.cfg.prefix;
+  const me = app.user;
+  const client = mqtt.connect(brokerURL(), {
+    protocolVersion: 4,
+    clean: true,
+    keepalive: 30,
+    clientId: `${me}-${app.session}`,
+    username: me,
+    password: app.token,
+    reconnectPeriod: 2000,
+    connectTimeout: 10000,
+    resubscribe: false,
+    will: { topic: `${prefix}/v1/presence/${me}`, payload: presencePayload("offline"), qos: 1, retain: true },
+  });
+  app.client = client;
+  client.on("connect", () => {
+    if (app.client !== client) return;
+    const groups = Object.entries(app.cfg.groups || {})
+      .filter(([, members]) => (members || []).includes(me)).map(([g]) => `${prefix}/v1/group/${g}/+`);
+    client.subscribe([`${prefix}/v1/inbox/${me}/+`, `${prefix}/v1/presence/+`, ...groups], { qos: 1 }, (err) => {
+      if (err || app.client !== client) return;
+      client.publish(`${prefix}/v1/presence/${me}`, presencePayload("online"), { qos: 1, retain: true });
+      app.linkUp = true;
+      if (!app.loggedIn) post({ type: "login" });
+      post({ type: "link", up: true });
+    });
+  });
+  client.on("error", (err) => {
+    if (app.client !== client) return;
+    // CONNACK 4 (bad user name or password) and 5 (not authorised): the
+    // broker refused the token; retrying will not help.
+    if (err && (err.code === 4 || err.code === 5 || err.code === 134 || err.code === 135)) {
+      app.refused = true;
+      client.end(true);
+      app.client = null;
+      const expired = claims.expires.getTime() <= Date.now();
+      signOut(expired
+        ? `Your sign-in expired on ${claims.expires.toLocaleDateString()}. Ask for a new token.`
+        : "The intercom refused this token (wrong, altered or expired). Ask for a new one.");
+    }
+  });
+  client.on("close", () => {
+    if (app.client !== client) return;
+    if (app.linkUp) {
+      app.linkUp = false;
+      post({ type: "link", up: false });
+    }
+    render();
+  });
+  client.on("message", (topic, payload) => onMessage(topic, payload));
+}
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+function onMessage(topic, payload) {
+  const head = `${app.cfg.prefix}/v1/`;
+  if (!topic.startsWith(head)) return;
+  const parts = topic.slice(head.length).split("/");
+  if (parts.length < 2 || !parts.slice(1).every((p) => ID.test(p))) return;
+  const text = new TextDecoder().decode(payload);
+  switch (parts[0]) {
+    case "inbox":
+      if (parts.length === 3 && parts[1] === app.user) post({ type: "received", from: parts[2], payload: text });
+      break;
+    case "group":
+      if (parts.length === 3) post({ type: "received", from: parts[2], group: parts[1], payload: text });
+      break;
+    case "presence": {
+      if (parts.length !== 2) return;
+      const user = parts[1];
+      let online = false;
+      if (text) {
+        try {
+          const p = JSON.parse(text);
+          if (p.v !== 1 || (p.state !== "online" && p.state !== "offline")) return;
+          online = p.state === "online";
+        } catch {
+          return;
+        }
+      }
+      app.presence.set(user, online);
+      if (user !== app.user) post({ type: "presence", user, online });
+      else render();
+      break;
+    }
+  }
+}
+
+function signOut(message) {
+  if (app.state !== "idle") post({ type: "hangup" });
+  if (app.loggedIn) post({ type: "logout" });
+  const client = app.client;
+  app.client = null;
+  if (client) {
+    // A clean disconnect discards the will: say offline first.
+    client.publish(`${app.cfg.prefix}/v1/presence/${app.user}`, presencePayload("offline"), { qos: 1, retain: true }, () => client.end());
+  }
+  for (const t of app.timers.values()) clearTimeout(t);
+  app.timers.clear();
+  media.leave();
+  localStorage.removeItem(TOKEN_KEY);
+  app.machine = null;
+  app.loggedIn = false;
+  app.state = "idle";
+  app.user = "";
+  app.token = "";
+  app.linkUp = false;
+  app.presence.clear();
+  banner("");
+  showScreen();
+  if (message) signInError(message);
+}
+
+function signInError(text) {
+  const e = $("signin-error");
+  e.textContent = text;
+  e.hidden = !text;
+  app.log.push({ signin_error: text });
+}
+
+// ---- UI ----
+
+function showScreen() {
+  render();
+}
+
+function render() {
+  const signedIn = !!app.machine;
+  const st = app.state;
+  $("signin-screen").hidden = signedIn;
+  $("signout").hidden = !signedIn;
+  $("home-screen").hidden = !signedIn || st !== "idle";
+  $("incoming-screen").hidden = !signedIn || st !== "ringing" || !app.invited;
+  $("call-screen").hidden = !signedIn || !(st === "dialing" || st === "in_call" || (st === "ringing" && !app.invited));
+  document.body.dataset.state = signedIn ? st : "signed-out";
+
+  const status = $("status");
+  if (!signedIn) {
+    status.dataset.state = "signed-out";
+    status.textContent = "Signed out";
+  } else if (!app.linkUp) {
+    status.dataset.state = "offline";
+    status.textContent = app.refused ? "Refused" : "Connecting…";
+  } else {
+    status.dataset.state = "online";
+    status.textContent = { idle: "Online", dialing: "Calling…", ringing: "Ringing", in_call: "In call" }[st] || st;
+  }
+  if (!signedIn) return;
+  $("whoami").textContent = `Signed in as ${nameOf(app.user)}.` + (app.linkUp ? "" : " Connecting to the intercom…");
+  renderDirectory();
+
+  if (app.invited) {
+    $("incoming-who").textContent = `${nameOf(app.invited.sponsor)} is calling`;
+    $("incoming-what").textContent = app.invited.media === "video" ? "Video call" : "Audio call";
+  }
+  const peer = app.hub && app.hub !== app.user ? app.hub : app.peer;
+  $("call-who").textContent = nameOf(peer);
+  $("call-state").textContent = {
+    dialing: `Calling ${nameOf(peer)}…`,
+    ringing: "Connecting…",
+    in_call: app.signalOnly ? "Connected (signaling only: the other side has no media)" : "Connected",
+  }[st] || "";
+  $("videos").dataset.video = app.media === "video" ? "on" : "off";
+  const door = app.cfg.device.user;
+  const mayOpen = (app.cfg.door_users || []).includes(app.user);
+  $("open-door").hidden = !(mayOpen && st === "in_call" && (app.hub === door || app.peer === door));
+  $("audio-only").disabled = st !== "in_call" || app.media !== "video";
+}
+
+function renderDirectory() {
+  const ul = $("directory");
+  const entries = app.cfg.directory.filter((e) => e.user !== app.user);
+  const idle = app.state === "idle" && app.linkUp;
+  ul.replaceChildren(...entries.map((e) => {
+    const li = document.createElement("li");
+    li.dataset.user = e.user;
+    const online = app.presence.get(e.user) === true;
+    const dot = document.createElement("span");
+    dot.className = "dot";
+    dot.dataset.online = String(online);
+    dot.title = online ? "online" : "offline";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = e.name + (online ? "" : " (offline)");
+    const video = document.createElement("button");
+    video.textContent = "Video";
+    video.className = "call-video primary";
+    video.disabled = !idle || !online;
+    video.onclick = () => placeCall(e.user, "video");
+    const audio = document.createElement("button");
+    audio.textContent = "Audio";
+    audio.className = "call-audio";
+    audio.disabled = !idle || !online;
+    audio.onclick = () => placeCall(e.user, "audio");
+    li.append(dot, name, video, audio);
+    return li;
+  }));
+}
+
+function placeCall(user, type) {
+  banner("");
+  app.peer = user;
+  app.media = type;
+  app.signalOnly = false;
+  ringer.ctx = ringer.ctx || new AudioContext(); // unlocked by this tap
+  post({ type: "call", users: [user], media: type });
+}
+
+let micMuted = false;
+let speakerOn = true;
+
+function bindUI() {
+  $("signin-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    signInError("");
+    signIn($("token").value.trim()).catch((err) => signInError(`Could not start: ${err.message || err}`));
+  });
+  $("signout").onclick = () => signOut("");
+  $("accept").onclick = () => {
+    banner("");
+    app.media = app.invited ? app.invited.media : "video";
+    post({ type: "accept" });
+  };
+  $("reject").onclick = () => post({ type: "reject" });
+  $("hangup").onclick = () => post({ type: "hangup" });
+  $("open-door").onclick = () => post({ type: "open_door" });
+  $("audio-only").onclick = () => post({ type: "switch_audio" });
+  $("mute").onclick = () => {
+    micMuted = !micMuted;
+    $("mute").setAttribute("aria-pressed", String(micMuted));
+    $("mute").textContent = micMuted ? "Unmute" : "Mute";
+    post({ type: "control", control: "mic_mute", on: micMuted });
+  };
+  $("speaker").onclick = () => {
+    speakerOn = !speakerOn;
+    $("speaker").setAttribute("aria-pressed", String(speakerOn));
+    $("speaker").textContent = speakerOn ? "Speaker on" : "Speaker off";
+    post({ type: "control", control: "hands_free", on: speakerOn });
+  };
+  // Unlock audio output on the first tap anywhere (ringtones need it).
+  document.addEventListener("pointerdown", () => {
+    try {
+      ringer.ctx = ringer.ctx || new AudioContext();
+      ringer.ctx.resume().catch(() => {});
+    } catch { /* no Web Audio */ }
+  }, { once: true });
+}
+
+async function boot() {
+  bindUI();
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register("sw.js").catch((err) => console.warn("intercomd: service worker:", err));
+  }
+  try {
+    app.cfg = await (await fetch("config.json", { cache: "no-store" })).json();
+  } catch (err) {
+    $("status").textContent = "Intercom unreachable";
+    banner("The intercom cannot be reached. Check the Wi-Fi and reload.", "error");
+    return;
+  }
+  $("title").textContent = app.cfg.device.name || "Intercom";
+  // A sign-in link carries the token in the fragment, which never reaches
+  // a server or a log: keep it, then take it out of the address bar.
+  const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
+  if (m) {
+    localStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const token = localStorage.getItem(TOKEN_KEY);
+  render();
+  if (token) {
+    signIn(token).catch((err) => signInError(`Could not start: ${err.message || err}`));
+  }
+  loadWasm().catch((err) => banner(`Could not load the app: ${err.message || err}`, "error"));
+}
+
+// For tests and debugging: read-only views and the raw command path (a
+// command goes through the same machine as a tap would).
+globalThis.intercomd = {
+  get state() { return app.state; },
+  get user() { return app.user; },
+  get call() { return app.call; },
+  get linkUp() { return app.linkUp; },
+  get log() { return app.log.slice(); },
+  get signalOnly() { return app.signalOnly; },
+  do(input) { post(input); },
+};
+
+boot();

@@ -1,0 +1,231 @@
+// Package web serves intercomd's phone web app: a progressive web app that
+// signs in with a user token, lists the directory with presence, calls the
+// door or another phone and answers the door's ring, with WebRTC in the
+// browser. The app runs the same calling core as the daemon (package calling
+// compiled to WebAssembly, see web/bridge and web/wasm) and speaks MQTT over
+// WebSocket to the broker (the embedded one at /mqtt on the same origin, or
+// signaling.external.web_url).
+//
+// The built app (web/dist, made by `go generate ./web` from web/src, web/wasm
+// and the npm packages locked in web/package-lock.json) is embedded in the
+// binary. Handler serves it with /config.json, which tells the page where to
+// connect and whom it can call; the daemon mounts MQTT over WebSocket at /mqtt
+// itself. TLS serves everything over HTTPS with a configured certificate or a
+// self-signed one kept in the state directory (browsers grant camera and
+// microphone only to secure origins).
+//
+// Handler is safe for concurrent use; it reads the configuration through the
+// function it is given on every request, so a reloaded configuration shows at
+// once. The package keeps no global state.
+package web
+
+//go:generate go run ./internal/webgen -out dist
+
+import (
+	"compress/gzip"
+	"embed"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/intercomd/intercomd/config"
+)
+
+//go:embed all:dist
+var dist embed.FS
+
+// Options configure Handler.
+type Options struct {
+	// Config returns the current configuration; required.
+	Config func() *config.Config
+	// Logger receives request errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// ClientConfig is the JSON served at /config.json: what the page needs to
+// sign in and call. It holds nothing secret; the token is the user's.
+type ClientConfig struct {
+	Device ClientDevice `json:"device"`
+	// MQTTURL is the ws:// or wss:// broker address for an external broker;
+	// empty means MQTTPath on the page's own origin.
+	MQTTURL  string `json:"mqtt_url,omitempty"`
+	MQTTPath string `json:"mqtt_path"`
+	Prefix   string `json:"prefix"`
+	// Directory lists the people and devices the app shows, the device
+	// first.
+	Directory []ClientEntry       `json:"directory"`
+	Groups    map[string][]string `json:"groups"`
+	// DoorUsers may open the door (the device checks again: this only
+	// decides whether the app shows the button).
+	DoorUsers       []string `json:"door_users"`
+	InviteTimeoutMS int64    `json:"invite_timeout_ms"`
+	MultiDevice     bool     `json:"multi_device"`
+}
+
+// ClientDevice names the intercom itself.
+type ClientDevice struct {
+	User string `json:"user"`
+	Name string `json:"name"`
+}
+
+// ClientEntry is one directory entry; Door marks the device itself.
+type ClientEntry struct {
+	User string `json:"user"`
+	Name string `json:"name"`
+	Door bool   `json:"door,omitempty"`
+}
+
+// NewClientConfig derives the page's configuration from cfg.
+func NewClientConfig(cfg *config.Config) ClientConfig {
+	c := ClientConfig{
+		Device:          ClientDevice{User: cfg.Device.User, Name: cfg.Device.Name},
+		MQTTPath:        "/mqtt",
+		Prefix:          cfg.Signaling.TopicPrefix,
+		Groups:          map[string][]string{},
+		DoorUsers:       append([]string{}, cfg.Calling.DoorUsers...),
+		InviteTimeoutMS: cfg.Calling.InviteTimeout.Milliseconds(),
+		MultiDevice:     cfg.Calling.MultiDevice,
+	}
+	if cfg.Signaling.Broker == config.BrokerExternal {
+		c.MQTTURL = cfg.Signaling.External.WebURL
+	}
+	c.Directory = append(c.Directory, ClientEntry{User: cfg.Device.User, Name: cfg.Device.Name, Door: true})
+	for _, e := range cfg.Signaling.Directory {
+		if e.User == cfg.Device.User {
+			continue
+		}
+		name := e.Name
+		if name == "" {
+			name = e.User
+		}
+		c.Directory = append(c.Directory, ClientEntry{User: e.User, Name: name})
+	}
+	for g, members := range cfg.Signaling.Groups {
+		c.Groups[g] = append([]string{}, members...)
+	}
+	return c
+}
+
+// Handler serves the app and /config.json. Mount it at "/" beside the
+// broker's /mqtt.
+func Handler(opts Options) http.Handler {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	root, err := fs.Sub(dist, "dist")
+	if err != nil {
+		panic("web: embedded dist missing: " + err.Error()) // a build error, never at run time
+	}
+	return &handler{root: root, cfg: opts.Config, log: log}
+}
+
+type handler struct {
+	root fs.FS
+	cfg  func() *config.Config
+	log  *slog.Logger
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+	switch name {
+	case "config.json":
+		h.serveConfig(w)
+		return
+	case "":
+		name = "index.html"
+	}
+	if name == "calling.wasm" {
+		h.serveWasm(w, r)
+		return
+	}
+	b, err := fs.ReadFile(h.root, name)
+	if err != nil || strings.HasSuffix(name, ".gz") {
+		http.NotFound(w, r)
+		return
+	}
+	ct := mime.TypeByExtension(path.Ext(name))
+	switch path.Ext(name) {
+	case ".webmanifest":
+		ct = "application/manifest+json"
+	case "":
+		ct = "application/octet-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	// The service worker and the page must never be stale; the rest is
+	// versioned by the service worker's cache.
+	w.Header().Set("Cache-Control", "no-cache")
+	if name == "index.html" {
+		w.Header().Set("Content-Security-Policy", csp)
+	}
+	_, _ = w.Write(b)
+}
+
+// csp allows the app's own scripts and WebAssembly, MQTT over WebSocket to
+// any host (an external broker), media from the camera.
+const csp = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws: wss:; " +
+	"img-src 'self' data:; media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+func (h *handler) serveConfig(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(NewClientConfig(h.cfg()))
+}
+
+// serveWasm serves the embedded, gzipped calling core: as it is to clients
+// that accept gzip, inflated for the others.
+func (h *handler) serveWasm(w http.ResponseWriter, r *http.Request) {
+	f, err := h.root.Open("calling.wasm.gz")
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/wasm")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Add("Vary", "Accept-Encoding")
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		w.Header().Set("Content-Encoding", "gzip")
+		if st, err := f.Stat(); err == nil {
+			w.Header().Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+		}
+		if r.Method == http.MethodHead {
+			return
+		}
+		_, _ = io.Copy(w, f)
+		return
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		h.log.Error("embedded calling.wasm.gz is corrupt", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = io.Copy(w, zr)
+}
+
+func acceptsGzip(h string) bool {
+	for _, part := range strings.Split(h, ",") {
+		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+			return !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") || strings.Contains(params, "q=0.")
+		}
+	}
+	return false
+}

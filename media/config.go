@@ -129,15 +129,17 @@ func buildAPI(c Config, n transport.Net, box *getterBox) (*webrtc.API, ice.UDPMu
 	if err := webrtc.ConfigureNack(me, ir); err != nil {
 		return nil, nil, fmt.Errorf("register nack: %w", err)
 	}
-	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-		return nil, nil, fmt.Errorf("register rtcp reports: %w", err)
-	}
+	// The stats interceptor goes before the reports so that it sees the
+	// sender reports they write (round-trip times need them).
 	si, err := stats.NewInterceptor()
 	if err != nil {
 		return nil, nil, fmt.Errorf("register stats: %w", err)
 	}
 	si.OnNewPeerConnection(func(_ string, g stats.Getter) { box.put(g) })
 	ir.Add(si)
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, nil, fmt.Errorf("register rtcp reports: %w", err)
+	}
 	if err := webrtc.ConfigureTWCCSender(me, ir); err != nil {
 		return nil, nil, fmt.Errorf("register twcc: %w", err)
 	}

@@ -35,6 +35,8 @@ type partyOpts struct {
 	width      int
 	height     int
 	fps        float64
+	// keyFrameInterval of the camera's encoder (frames); 0 is its default.
+	keyFrameInterval int
 	autoAnswer bool
 	noAudio    bool
 	cfg        media.Config
@@ -65,6 +67,7 @@ type videoSink struct {
 	first, last  time.Time
 	data         bytes.Buffer
 	times        []time.Time
+	isKey        []bool
 }
 
 type lockedBuffer struct {
@@ -114,7 +117,7 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 		}
 		cam, err := camera.New(camera.Config{
 			Sources: []camera.Source{{Device: camera.TestPatternDevice, Width: o.width, Height: o.height, FrameRate: o.fps}},
-			Encoder: camera.Encoder{BitRate: 500_000},
+			Encoder: camera.Encoder{BitRate: 500_000, KeyFrameInterval: o.keyFrameInterval},
 		}, log)
 		if err != nil {
 			t.Fatal(err)
@@ -264,9 +267,27 @@ func (p *party) onVideo(user string, au []byte, at time.Time) {
 	}
 	v.last = at
 	v.times = append(v.times, at)
+	v.isKey = append(v.isKey, media.IsKeyFrame(au))
 	if v.data.Len() < 64<<20 {
 		v.data.Write(au)
 	}
+}
+
+// firstFrameAfter returns the first frame received after t0 and whether it
+// is a key frame.
+func (p *party) firstFrameAfter(user string, t0 time.Time) (time.Time, bool, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := p.video[user]
+	if v == nil {
+		return time.Time{}, false, false
+	}
+	for i, at := range v.times {
+		if at.After(t0) {
+			return at, v.isKey[i], true
+		}
+	}
+	return time.Time{}, false, false
 }
 
 // videoFrames returns how many frames arrived from user, and when.

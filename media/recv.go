@@ -36,6 +36,10 @@ func forwardRTP(t *webrtc.TrackLocalStaticRTP, pkt *rtp.Packet) {
 	_ = t.WriteRTP(&rtp.Packet{Header: h, Payload: pkt.Payload})
 }
 
+// maxFrameWait is how long an incomplete frame waits for retransmissions
+// (NACK) before it is given up and a key frame requested: a few round trips.
+const maxFrameWait = 400 * time.Millisecond
+
 // pliInterval spaces the picture loss indications a receiver sends while it
 // waits for a key frame.
 const pliInterval = 300 * time.Millisecond
@@ -57,9 +61,12 @@ type videoReader struct {
 func (r *videoReader) run() {
 	var sb *samplebuilder.SampleBuilder
 	if r.onFrame != nil {
-		sb = samplebuilder.New(512, &codecs.H264Packet{}, 90000, samplebuilder.WithMaxTimeDelay(time.Second))
+		sb = samplebuilder.New(512, &codecs.H264Packet{}, 90000,
+			samplebuilder.WithMaxTimeDelay(maxFrameWait), samplebuilder.WithRTPHeaders(true))
 	}
 	r.waitKey = true
+	var last uint16 // sequence number of the last packet of the last frame
+	started := false
 	for {
 		pkt, _, err := r.track.ReadRTP()
 		if err != nil {
@@ -73,8 +80,13 @@ func (r *videoReader) run() {
 		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
-			if s.PrevDroppedPackets > 0 {
+			// A frame that does not follow the previous one means frames
+			// were lost for good (NACK did not bring them back).
+			if s.PrevDroppedPackets > 0 || (started && len(s.RTPHeaders) > 0 && s.RTPHeaders[0].SequenceNumber != last+1) {
 				r.waitKey = true
+			}
+			if n := len(s.RTPHeaders); n > 0 {
+				last, started = s.RTPHeaders[n-1].SequenceNumber, true
 			}
 			if r.waitKey && !IsKeyFrame(s.Data) {
 				r.askKeyFrame()

@@ -30,17 +30,17 @@ const testTimeout = 90 * time.Second
 
 // partyOpts describe one side of a call in a test.
 type partyOpts struct {
-	tone       float64 // microphone tone, Hz
-	camera     bool    // a test pattern camera
-	width      int
-	height     int
-	fps        float64
+	tone   float64 // microphone tone, Hz
+	camera bool    // a test pattern camera
+	width  int
+	height int
+	fps    float64
 	// keyFrameInterval of the camera's encoder (frames); 0 is its default.
 	keyFrameInterval int
-	autoAnswer bool
-	noAudio    bool
-	cfg        media.Config
-	net        transport.Net
+	autoAnswer       bool
+	noAudio          bool
+	cfg              media.Config
+	net              transport.Net
 }
 
 // party is a calling endpoint with real media: SoftAudio with a tone

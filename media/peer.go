@@ -29,6 +29,7 @@ type peer struct {
 	connected    bool
 	lastRestart  time.Time
 	downTimer    *time.Timer
+	retryTimer   *time.Timer // hub: repeats ICE restarts while down
 	camSender    *webrtc.RTPSender
 	fwdSenders   map[string][]*webrtc.RTPSender // hub: forwarded parties' senders
 	videoSSRC    uint32                         // remote video, for PLI passed on
@@ -395,6 +396,10 @@ func (m *Media) stateChanged(p *peer) {
 			p.downTimer.Stop()
 			p.downTimer = nil
 		}
+		if p.retryTimer != nil {
+			p.retryTimer.Stop()
+			p.retryTimer = nil
+		}
 		if !p.connected {
 			p.connected = true
 			m.log.Info("peer connected", "call", c.id, "user", p.user)
@@ -413,11 +418,35 @@ func (m *Media) stateChanged(p *peer) {
 		p.connected = false
 		p.lastDownFrom = st
 		m.armDownTimer(p)
-		if c.isHub && time.Since(p.lastRestart) > time.Second {
-			m.negotiate(p, true)
+		if c.isHub {
+			m.restartICE(p)
 		}
 	case webrtc.PeerConnectionStateClosed:
 		m.peerLost(p, "connection closed")
+	}
+}
+
+// restartInterval spaces the ICE restarts a hub makes while a connection
+// stays down: the candidate pairs of one attempt fail after a few seconds of
+// unanswered checks, so a link that comes back later needs a new attempt.
+const restartInterval = 4 * time.Second
+
+// restartICE (hub) offers an ICE restart now, unless one was just made, and
+// again every restartInterval while the connection is down.
+func (m *Media) restartICE(p *peer) {
+	if p.closed || p.connected {
+		return
+	}
+	if time.Since(p.lastRestart) > time.Second {
+		m.negotiate(p, true)
+	}
+	if p.retryTimer == nil {
+		p.retryTimer = time.AfterFunc(restartInterval, func() {
+			m.enqueue(func() {
+				p.retryTimer = nil
+				m.restartICE(p)
+			})
+		})
 	}
 }
 
@@ -481,6 +510,10 @@ func (m *Media) closePeer(c *call, user string) {
 	if p.downTimer != nil {
 		p.downTimer.Stop()
 		p.downTimer = nil
+	}
+	if p.retryTimer != nil {
+		p.retryTimer.Stop()
+		p.retryTimer = nil
 	}
 	delete(c.peers, user)
 	if err := p.pc.Close(); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {

@@ -234,3 +234,28 @@ func reason(p *party, i int) string {
 	defer p.mu.Unlock()
 	return p.events[i].(calling.CallEnd).Reason
 }
+
+// TestLinkLost: the media path is cut for good; once the restart timeout
+// has passed both sides end the call with reason "media".
+func TestLinkLost(t *testing.T) {
+	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
+	nw := newNetem(t, 5*time.Millisecond, "10.9.0.2", "10.9.0.3")
+	cfg := media.Config{ICEDisconnectedTimeout: time.Second, ICEFailedTimeout: 3 * time.Second,
+		ICEKeepalive: 300 * time.Millisecond, ICERestartTimeout: 5 * time.Second}
+	dev := newParty(t, env, "door", partyOpts{tone: 440, net: nw.nets[0], cfg: cfg})
+	soft := newParty(t, env, "alice", partyOpts{tone: 880, autoAnswer: true, net: nw.nets[1], cfg: cfg})
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	dev.call(ctx, calling.Audio, "alice")
+	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
+	soft.wait(ctx, 0, "door entering", isEnter("door"))
+	cut := time.Now()
+	nw.cut.Store(true)
+	i := dev.wait(ctx, 0, "call end", isCallEnd)
+	j := soft.wait(ctx, 0, "call end", isCallEnd)
+	t.Logf("call ended %v after the cut: door %q, alice %q", time.Since(cut), reason(dev, i), reason(soft, j))
+	if reason(dev, i) != calling.ReasonMedia || reason(soft, j) != calling.ReasonMedia {
+		t.Errorf("reasons %q / %q, want %q on both sides", reason(dev, i), reason(soft, j), calling.ReasonMedia)
+	}
+}

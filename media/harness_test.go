@@ -53,7 +53,7 @@ type party struct {
 	media *media.Media
 	audio *media.SoftAudio
 	cam   *camera.Pipeline
-	logs  *bytes.Buffer
+	logs  *lockedBuffer
 
 	mu     sync.Mutex
 	recs   map[string]*audiotest.Recorder
@@ -91,6 +91,7 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 	t.Helper()
 	p := &party{t: t, user: user, recs: map[string]*audiotest.Recorder{}, video: map[string]*videoSink{}, notify: make(chan struct{}, 1)}
 	lb := &lockedBuffer{}
+	p.logs = lb
 	level := slog.LevelInfo
 	if os.Getenv("MEDIA_DEBUG") != "" {
 		level = slog.LevelDebug

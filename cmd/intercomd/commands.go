@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/hw/gpio"
 	"github.com/intercomd/intercomd/usersig"
 )
@@ -107,21 +108,39 @@ func runDevices(_ context.Context, args []string, env *cmdEnv) error {
 	}
 	w := env.stdout
 	fmt.Fprintln(w, "GPIO chips:")
-	chips, _ := filepath.Glob("/dev/gpiochip*")
+	chips, err := gpio.ListChips()
+	if err != nil {
+		fmt.Fprintf(w, "  error: %v\n", err)
+	}
 	if len(chips) == 0 {
 		fmt.Fprintln(w, "  none (the simulated panel will be used)")
 	}
 	for _, c := range chips {
-		fmt.Fprintf(w, "  %s\n", c)
+		fmt.Fprintf(w, "  %s [%s] %d lines\n", c.Name, c.Label, len(c.Lines))
+		for _, l := range c.Lines {
+			if l.Name == "" && !l.Used {
+				continue
+			}
+			used := ""
+			if l.Used {
+				used = " (used by " + l.Consumer + ")"
+			}
+			fmt.Fprintf(w, "    %3d %s%s\n", l.Offset, l.Name, used)
+		}
 	}
 	fmt.Fprintln(w, "Cameras:")
-	cams, _ := filepath.Glob("/dev/video*")
+	cams := camera.Devices()
 	if len(cams) == 0 {
 		fmt.Fprintln(w, "  none (the test pattern will be used)")
 	}
 	for _, c := range cams {
-		name, _ := os.ReadFile(filepath.Join("/sys/class/video4linux", filepath.Base(c), "name"))
-		fmt.Fprintf(w, "  %s  %s\n", c, trimNL(string(name)))
+		fmt.Fprintf(w, "  %s  %s  %s\n", c.Path, c.Name, c.Label)
+		if c.Err != nil {
+			fmt.Fprintf(w, "    %v\n", c.Err)
+		}
+		for _, f := range c.Formats {
+			fmt.Fprintf(w, "    %s %dx%d %v fps\n", f.PixelFormat, f.Width, f.Height, f.FrameRates)
+		}
 	}
 	fmt.Fprintln(w, "Sound cards:")
 	cards, err := os.ReadFile("/proc/asound/cards")

@@ -63,3 +63,23 @@ func TestVideoCallDeviceHub(t *testing.T) {
 	dev.wait(ctx, 0, "call end", isCallEnd)
 	soft.wait(ctx, 0, "call end", isCallEnd)
 }
+
+// TestAudioCallDeviceEngine: the device runs its real audio engine (null
+// backend, 440 Hz tone microphone) and calls a softphone (880 Hz): the
+// softphone hears 440 Hz, the device's speaker mix carries 880 Hz and the
+// device reports the softphone's voice level.
+func TestAudioCallDeviceEngine(t *testing.T) {
+	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
+	dev := newParty(t, env, "door", partyOpts{tone: 440, engine: true})
+	soft := newParty(t, env, "alice", partyOpts{tone: 880, autoAnswer: true})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	dev.call(ctx, calling.Audio, "alice")
+	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
+	checkTone(t, "alice", "door", soft.hear(ctx, "door"), 440)
+	checkTone(t, "door", "alice (speaker mix)", dev.hear(ctx, "mix"), 880)
+	dev.wait(ctx, 0, "alice's voice level", func(e calling.Event) bool {
+		v, ok := e.(calling.UserVoiceVolume)
+		return ok && v.User == "alice" && v.Volume > 30
+	})
+}

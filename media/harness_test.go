@@ -20,6 +20,7 @@ import (
 	"github.com/intercomd/intercomd/agent"
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/endpoint"
+	"github.com/intercomd/intercomd/hw/audio"
 	"github.com/intercomd/intercomd/hw/audio/audiotest"
 	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/internal/mqtttest"
@@ -39,8 +40,11 @@ type partyOpts struct {
 	keyFrameInterval int
 	autoAnswer       bool
 	noAudio          bool
-	cfg              media.Config
-	net              transport.Net
+	// engine uses the device's audio engine (hw/audio) on the null backend
+	// with a tone microphone; what it plays is recorded as party "mix".
+	engine bool
+	cfg    media.Config
+	net    transport.Net
 }
 
 // party is a calling endpoint with real media: SoftAudio with a tone
@@ -102,7 +106,20 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 			t.Logf("log of %s:\n%s", user, lb.String())
 		}
 	})
-	if !o.noAudio {
+	var engineAudio media.Audio
+	if o.engine {
+		mix := audiotest.NewRecorder(48000 * 30)
+		p.recs["mix"] = mix
+		e, err := audio.New(audio.Config{Backend: audio.BackendNull, Source: &audiotest.Tone{Freq: o.tone, Amp: 0.3}, Sink: mix, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close() })
+		engineAudio = media.EngineAudio{Engine: e}
+	} else if !o.noAudio {
 		a, err := media.NewSoftAudio(media.SoftAudioConfig{MicTone: o.tone, OnParty: p.onAudio})
 		if err != nil {
 			t.Fatal(err)
@@ -146,6 +163,9 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 	}
 	if p.audio != nil {
 		mopts.Audio = p.audio
+	}
+	if engineAudio != nil {
+		mopts.Audio = engineAudio
 	}
 	if p.cam != nil {
 		mopts.Camera = p.cam

@@ -177,7 +177,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // csp allows the app's own scripts and WebAssembly, MQTT over WebSocket to
 // any host (an external broker), media from the camera.
 const csp = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws: wss:; " +
-	"img-src 'self' data:; media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+	"worker-src 'self' blob:; img-src 'self' data:; media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 func (h *handler) serveConfig(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")

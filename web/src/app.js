@@ -815,6 +815,7 @@ globalThis.intercomd = {
   get linkUp() { return app.linkUp; },
   get log() { return app.log.slice(); },
   get signalOnly() { return app.signalOnly; },
+  peerConnections() { return [...media.peers.values()].map((p) => p.pc); },
   do(input) { post(input); },
 };
 

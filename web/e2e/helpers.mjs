@@ -1,0 +1,96 @@
+// Shared helpers of the browser suite. The Go test (web/e2e_test.go) starts
+// intercomd and a control server and passes their addresses in the
+// environment: INTERCOMD_URL (the app), INTERCOMD_CONTROL (press the
+// doorbell, relay pulses, device state, tokens), CHROMIUM, SCREENSHOT_DIR.
+import { chromium } from "playwright-core";
+import path from "node:path";
+
+export const APP = process.env.INTERCOMD_URL;
+const CONTROL = process.env.INTERCOMD_CONTROL;
+if (!APP || !CONTROL) {
+  throw new Error("run through `go test ./web -run TestBrowser` (INTERCOMD_URL and INTERCOMD_CONTROL are unset)");
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+      "--ignore-certificate-errors", "--autoplay-policy=no-user-gesture-required",
+    ],
+  });
+}
+
+export async function control(what, init) {
+  const r = await fetch(CONTROL + what, init);
+  if (!r.ok) throw new Error(`control ${what}: ${r.status} ${await r.text()}`);
+  return r.text();
+}
+
+export const token = (user, ttl = "1h") => control(`token?user=${user}&ttl=${ttl}`);
+export const press = () => control("press", { method: "POST" });
+export const relayPulses = async () => JSON.parse(await control("relay")).on;
+export const deviceState = () => control("state");
+
+// until polls fn (sync or async) until it returns a truthy value.
+export async function until(what, fn, timeout = 15000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// phone opens the app in a fresh browser context (its own storage) and
+// signs in with the given token (a fresh valid one for user by default).
+export async function phone(browser, user, { tok, waitOnline = true } = {}) {
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 760 }, deviceScaleFactor: 1 });
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  tok = tok ?? await token(user);
+  await page.goto(`${APP}#token=${encodeURIComponent(tok)}`);
+  if (waitOnline) {
+    await page.waitForFunction(() => globalThis.intercomd && globalThis.intercomd.linkUp, null, { timeout: 20000 });
+  }
+  return { ctx, page, user, errors };
+}
+
+export const appState = (p) => p.page.evaluate(() => globalThis.intercomd.state);
+export const bannerText = (p) => p.page.evaluate(() => {
+  const b = document.getElementById("banner");
+  return b.hidden ? "" : b.textContent;
+});
+
+export async function waitState(p, state, timeout = 15000) {
+  await p.page.waitForFunction((s) => globalThis.intercomd.state === s, state, { timeout });
+}
+
+export async function waitBanner(p, re, timeout = 15000) {
+  return until(`banner ${re} on ${p.user}`, async () => {
+    const t = await bannerText(p);
+    return re.test(t) ? t : null;
+  }, timeout);
+}
+
+// callButton is the Video or Audio button of a directory entry.
+export const callButton = (p, user, kind = "video") => p.page.locator(`#directory li[data-user="${user}"] .call-${kind}`);
+
+export async function screenshot(p, name) {
+  if (!process.env.SCREENSHOT_DIR) return;
+  await p.page.screenshot({ path: path.join(process.env.SCREENSHOT_DIR, `${name}.png`) });
+}
+
+export async function waitDeviceIdle(timeout = 15000) {
+  await until("device idle", async () => (await deviceState()) === "idle", timeout);
+}
+
+// pendingMedia is the message of a test that needs the device's media when
+// the device answers with signaling-only SDP.
+export const PENDING_MEDIA = "PENDING: the device answered with signaling-only SDP: intercomd's media layer " +
+  "is not wired into the daemon yet (endpoint.Options.Media); video and audio cannot be checked";

@@ -1,0 +1,349 @@
+package web_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/intercomd/intercomd/usersig"
+)
+
+// The browser suite: a real intercomd (built from ./cmd/intercomd, embedded
+// broker, test-pattern camera, null audio, simulated GPIO) and Debian's
+// Chromium with fake camera and microphone, driven by playwright-core from
+// the node test runner (web/e2e/*.test.mjs). The Go side owns the daemon and
+// offers the browser tests a small control server on loopback: press the
+// doorbell, count relay pulses, read the calling state, issue tokens.
+
+// tokenSecret signs the tokens of the suite (the daemon's
+// signaling.embedded.token_secret).
+const tokenSecret = "e2e-secret-0123456789abcdef012345"
+
+// needTool skips (or, under CI, fails) when what is missing.
+func needTool(t testing.TB, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	msg := fmt.Sprintf("BROWSER TESTS NOT RUN: %s: %v", what, err)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// browserEnv checks Chromium, node and the npm packages (installing them
+// with `npm ci` when npm is there) and returns the chromium path.
+func browserEnv(t testing.TB) string {
+	t.Helper()
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	_, err := os.Stat(chromium)
+	needTool(t, "chromium (apt-get install chromium)", err)
+	_, err = exec.LookPath("node")
+	needTool(t, "node", err)
+	if _, err := os.Stat("node_modules/playwright-core/package.json"); err != nil {
+		_, nerr := exec.LookPath("npm")
+		needTool(t, "npm, to install playwright-core", nerr)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund").CombinedOutput()
+		needTool(t, "npm ci in web/: "+string(out), err)
+	}
+	return chromium
+}
+
+// buildDaemon builds intercomd once per test binary (or uses INTERCOMD_BIN).
+func buildDaemon(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("INTERCOMD_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "intercomd")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/intercomd")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build intercomd: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// device is a running intercomd.
+type device struct {
+	t      testing.TB
+	url    string // https://127.0.0.1:port/
+	stdin  io.WriteCloser
+	client *http.Client
+
+	mu     sync.Mutex
+	relay  int // "[relay: ON]" lines seen
+	output bytes.Buffer
+}
+
+const deviceConfig = `version: 1
+device:
+  user: door
+  name: Front door
+  state_dir: %[1]s
+log:
+  level: debug
+  format: text
+signaling:
+  embedded:
+    listen: "127.0.0.1:0"
+    token_secret: %[2]q
+  groups:
+    residents: [alice, bob]
+  directory:
+    - {user: alice, name: Alice}
+    - {user: bob, name: Bob}
+calling:
+  invite_timeout: 5s
+  auto_answer: true
+  door_users: [alice]
+  doorbell:
+    users: [alice, bob]
+http:
+  listen: "127.0.0.1:0"
+camera:
+  devices:
+    - {device: test-pattern, width: 320, height: 240, fps: 15}
+audio:
+  backend: "null"
+gpio:
+  backend: sim
+`
+
+var httpListen = regexp.MustCompile(`msg=http listen=(\S+)`)
+
+// startDevice runs intercomd until the test ends.
+func startDevice(t testing.TB, bin string) *device {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "intercomd.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(deviceConfig, filepath.Join(dir, "state"), tokenSecret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Env = append(os.Environ(), "INTERCOMD_SIM_STDIN=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &device{t: t, stdin: stdin, client: &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	}}
+	addr := make(chan string, 1)
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() {
+		defer readers.Done()
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			d.mu.Lock()
+			if strings.Contains(sc.Text(), "[relay: ON]") {
+				d.relay++
+			}
+			d.output.WriteString("out: " + sc.Text() + "\n")
+			d.mu.Unlock()
+		}
+	}()
+	go func() {
+		defer readers.Done()
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := httpListen.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addr <- m[1]:
+				default:
+				}
+			}
+			d.mu.Lock()
+			d.output.WriteString("log: " + sc.Text() + "\n")
+			d.mu.Unlock()
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() {
+		readers.Wait()
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("intercomd exited: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Errorf("intercomd did not stop within 10 s of SIGTERM")
+		}
+		if t.Failed() || testing.Verbose() {
+			d.mu.Lock()
+			t.Logf("intercomd output:\n%s", d.output.String())
+			d.mu.Unlock()
+		}
+	})
+	select {
+	case a := <-addr:
+		d.url = "https://" + a + "/"
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("intercomd exited at start: %v\n%s", err, d.output.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("intercomd did not start its HTTP server within 30 s\n%s", d.output.String())
+	}
+	// The app must be served: a daemon without the web app fails here.
+	resp, err := d.client.Get(d.url + "config.json")
+	if err != nil {
+		t.Fatalf("GET config.json: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %sconfig.json: %s: the daemon does not serve the phone web app", d.url, resp.Status)
+	}
+	return d
+}
+
+func (d *device) state() (string, error) {
+	resp, err := d.client.Get(d.url + "healthz")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
+}
+
+// control serves the browser tests' hooks on loopback.
+func (d *device) control(t testing.TB) string {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /press", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.WriteString(d.stdin, "\n"); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	mux.HandleFunc("GET /relay", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		fmt.Fprintf(w, `{"on":%d}`, d.relay)
+	})
+	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
+		st, err := d.state()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		fmt.Fprint(w, st)
+	})
+	mux.HandleFunc("GET /token", func(w http.ResponseWriter, r *http.Request) {
+		ttl, err := time.ParseDuration(r.URL.Query().Get("ttl"))
+		if err != nil {
+			ttl = time.Hour
+		}
+		tok, err := usersig.Sign([]byte(tokenSecret), r.URL.Query().Get("user"), time.Now().Add(ttl))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprint(w, tok)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + "/"
+}
+
+// runNode runs the node test runner over the given test files with the
+// device's addresses in the environment, streaming its report to the log.
+func runNode(t testing.TB, chromium string, d *device, ctl string, timeout time.Duration, extraEnv []string, files ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	args := append([]string{"--test", "--test-concurrency=1", "--test-reporter=spec"}, files...)
+	cmd := exec.CommandContext(ctx, "node", args...)
+	cmd.Env = append(os.Environ(),
+		"INTERCOMD_URL="+d.url,
+		"INTERCOMD_CONTROL="+ctl,
+		"CHROMIUM="+chromium,
+	)
+	cmd.Env = append(cmd.Env, extraEnv...)
+	cmd.WaitDelay = 10 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	t.Logf("node --test %s:\n%s", strings.Join(files, " "), out.String())
+	if err != nil {
+		t.Fatalf("browser tests failed: %v", err)
+	}
+}
+
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser tests are long; not with -short")
+	}
+	chromium := browserEnv(t)
+	d := startDevice(t, buildDaemon(t))
+	ctl := d.control(t)
+	var env []string
+	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
+		dir, err := filepath.Abs("e2e/screenshots")
+		if err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, "SCREENSHOT_DIR="+dir)
+	} else {
+		env = append(env, "SCREENSHOT_DIR="+t.TempDir())
+	}
+	runNode(t, chromium, d, ctl, 8*time.Minute, env, "e2e/app.test.mjs")
+	if st, err := d.state(); err != nil || st != "idle" {
+		t.Errorf("device state after the suite = %q, %v; want idle", st, err)
+	}
+}
+
+// BenchmarkCallToVideo measures, in a real browser, the time from pressing
+// Call on the door's entry to the door's video playing, over 20 calls; it
+// reports the median (p50-ms) and the 90th percentile (p90-ms).
+func BenchmarkCallToVideo(b *testing.B) {
+	chromium := browserEnv(b)
+	d := startDevice(b, buildDaemon(b))
+	ctl := d.control(b)
+	for range b.N {
+		runNode(b, chromium, d, ctl, 5*time.Minute, []string{"BENCH_CALLS=20", "BENCH_OUT=" + filepath.Join(b.TempDir(), "bench.json")}, "e2e/bench.test.mjs")
+	}
+}

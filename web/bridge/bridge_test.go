@@ -1,0 +1,234 @@
+package bridge_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/web/bridge"
+)
+
+// side is one machine behind a Bridge, stepped with JSON as the page does.
+type side struct {
+	t    *testing.T
+	user string
+	b    *bridge.Bridge
+	now  int64
+}
+
+func newSide(t *testing.T, user string) *side {
+	b, err := bridge.New(bridge.Config{User: user, Session: "s" + user, InviteTimeoutMS: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &side{t: t, user: user, b: b, now: 1_800_000_000_000}
+	s.step(`{"type":"login"}`)
+	return s
+}
+
+func (s *side) step(input string) bridge.Result {
+	s.t.Helper()
+	s.now += 10
+	var r bridge.Result
+	if err := json.Unmarshal(s.b.Step(s.now, []byte(input)), &r); err != nil {
+		s.t.Fatalf("%s: result is not JSON: %v", s.user, err)
+	}
+	return r
+}
+
+func (s *side) stepJSON(v any) bridge.Result {
+	s.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return s.step(string(b))
+}
+
+// find returns the effects of r of one type (and media verb, or event name).
+func find(r bridge.Result, typ, sub string) []bridge.Effect {
+	var out []bridge.Effect
+	for _, e := range r.Effects {
+		if e.Type != typ {
+			continue
+		}
+		switch {
+		case sub == "":
+		case e.Media != nil && e.Media.Do == sub:
+		case e.Event != nil && e.Event.Name == sub:
+		default:
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func one(t *testing.T, r bridge.Result, typ, sub string) bridge.Effect {
+	t.Helper()
+	es := find(r, typ, sub)
+	if len(es) != 1 {
+		t.Fatalf("want one %s %s effect, got %d in %+v", typ, sub, len(es), r.Effects)
+	}
+	return es[0]
+}
+
+// deliver hands every send of r addressed to to as a received message, as
+// the page does with an MQTT message, and returns the results.
+func deliver(t *testing.T, r bridge.Result, from, to *side) []bridge.Result {
+	t.Helper()
+	var out []bridge.Result
+	for _, e := range find(r, "send", "") {
+		if e.To != to.user {
+			continue
+		}
+		if _, err := calling.Decode([]byte(e.Payload)); err != nil {
+			t.Fatalf("sent payload does not decode: %v: %s", err, e.Payload)
+		}
+		out = append(out, to.stepJSON(bridge.Input{Type: "received", From: from.user, Payload: e.Payload}))
+	}
+	return out
+}
+
+func TestCallAcrossTwoBridges(t *testing.T) {
+	alice, bob := newSide(t, "alice"), newSide(t, "bob")
+
+	r := alice.step(`{"type":"call","users":["bob"],"media":"video"}`)
+	if r.State != "dialing" || r.Hub != "alice" || r.Call == "" {
+		t.Fatalf("after call: %+v", r)
+	}
+	join := one(t, r, "media", "join")
+	if !join.Media.IsHub || join.Media.Media != "video" {
+		t.Errorf("join = %+v", join.Media)
+	}
+	timer := one(t, r, "start_timer", "")
+	if timer.AfterMS != 20000 || timer.Timer.Kind != "invite" || timer.Key == "" {
+		t.Errorf("invite timer = %+v", timer)
+	}
+	call := r.Call
+
+	rs := deliver(t, r, alice, bob)
+	if len(rs) != 1 {
+		t.Fatalf("bob got %d messages", len(rs))
+	}
+	inv := one(t, rs[0], "emit", "invited")
+	if inv.Event.Sponsor != "alice" || inv.Event.Media != "video" || inv.Event.Call != call || rs[0].State != "ringing" {
+		t.Errorf("invited = %+v, state %s", inv.Event, rs[0].State)
+	}
+	if one(t, rs[0], "media", "ring").Media.Tone != "ringtone" {
+		t.Errorf("bob does not ring")
+	}
+
+	r = bob.step(`{"type":"accept"}`)
+	one(t, r, "media", "join")
+	r = bob.stepJSON(bridge.Input{Type: "media_joined", Call: call})
+	if n := len(find(r, "send", "")); n != 2 { // to alice, and to bob's other devices
+		t.Fatalf("bob's accept went out %d times", n)
+	}
+	rs = deliver(t, r, bob, alice)
+	connect := one(t, rs[0], "media", "connect_peer")
+	if connect.Media.User != "bob" {
+		t.Errorf("connect_peer %+v", connect.Media)
+	}
+	one(t, rs[0], "stop_timer", "")
+
+	// The media layer's offer goes through the machine to bob's media.
+	r = alice.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "bob", Msg: &calling.Message{Type: calling.MsgOffer, SDP: "v=0\r\n"}})
+	rs = deliver(t, r, alice, bob)
+	sig := one(t, rs[0], "media", "signal")
+	if sig.Media.From != "alice" || sig.Media.Msg.Type != calling.MsgOffer || sig.Media.Msg.SDP != "v=0\r\n" {
+		t.Errorf("signal = %+v", sig.Media)
+	}
+	mid := "0"
+	r = bob.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "alice", Msg: &calling.Message{Type: calling.MsgCandidate,
+		Candidate: &calling.Candidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", SDPMid: &mid}}})
+	rs = deliver(t, r, bob, alice)
+	if c := one(t, rs[0], "media", "signal").Media.Msg.Candidate; c == nil || *c.SDPMid != "0" {
+		t.Errorf("candidate lost on the way: %+v", c)
+	}
+
+	r = bob.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "alice"})
+	if r.State != "in_call" {
+		t.Errorf("bob state %s", r.State)
+	}
+	r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob"})
+	if r.State != "in_call" || one(t, r, "emit", "user_enter").Event.User != "bob" {
+		t.Errorf("alice: %+v", r)
+	}
+
+	r = bob.step(`{"type":"hangup"}`)
+	if r.State != "idle" {
+		t.Errorf("bob after hangup: %s", r.State)
+	}
+	rs = deliver(t, r, bob, alice)
+	end := one(t, rs[len(rs)-1], "emit", "call_end")
+	if end.Event.Reason != "hangup" || rs[len(rs)-1].State != "idle" {
+		t.Errorf("alice's end: %+v", end.Event)
+	}
+}
+
+func TestTimersComeBack(t *testing.T) {
+	alice := newSide(t, "alice")
+	r := alice.step(`{"type":"call","users":["bob"],"media":"audio"}`)
+	timer := one(t, r, "start_timer", "")
+	b, _ := json.Marshal(bridge.Input{Type: "timer", Timer: timer.Timer})
+	r = alice.step(string(b))
+	if one(t, r, "emit", "no_resp").Event.User != "bob" || r.State != "idle" {
+		t.Errorf("after the invite timer: %+v", r)
+	}
+	sent := one(t, r, "send", "")
+	if sent.To != "bob" || !strings.Contains(sent.Payload, `"type":"timeout"`) {
+		t.Errorf("timeout message: %+v", sent)
+	}
+	// The same timer again belongs to a call that is over: nothing happens.
+	if r = alice.step(string(b)); len(r.Effects) != 0 {
+		t.Errorf("stale timer had effects: %+v", r.Effects)
+	}
+}
+
+func TestPresenceAndCommandErrors(t *testing.T) {
+	alice := newSide(t, "alice")
+	alice.step(`{"type":"presence","user":"bob","online":false}`)
+	r := alice.step(`{"type":"call","users":["bob"],"media":"video"}`)
+	one(t, r, "emit", "no_resp")
+	if one(t, r, "emit", "call_end").Event.Reason != "offline" || len(find(r, "send", "")) != 0 {
+		t.Errorf("calling an offline user: %+v", r.Effects)
+	}
+	r = alice.step(`{"type":"accept"}`)
+	if e := one(t, r, "emit", "error"); !strings.Contains(e.Event.Error, "no call") {
+		t.Errorf("accept while idle: %+v", e.Event)
+	}
+}
+
+func TestBadInputsAreDropped(t *testing.T) {
+	alice := newSide(t, "alice")
+	for _, in := range []string{
+		`not json`,
+		`{"type":"teleport"}`,
+		`{"type":"call","users":["bob"],"media":"smell"}`,
+		`{"type":"received","from":"bob","payload":"{\"type\":\"cancel\",\"call\":\"c1\"}"}`,        // no version
+		`{"type":"received","from":"bob","payload":"{\"v\":2,\"type\":\"cancel\",\"call\":\"c1\"}"}`, // newer version
+		`{"type":"received","from":"b/ob","payload":"{\"v\":1,\"type\":\"cancel\",\"call\":\"c1\"}"}`,
+		`{"type":"timer","timer":{"kind":"snooze"}}`,
+		`{"type":"media_out","call":"c","to":"bob","msg":{"type":"invite"}}`,
+		`{"type":"control","control":"volume"}`,
+	} {
+		r := alice.step(in)
+		if !r.Dropped || r.Error == "" || len(r.Effects) != 0 || r.State != "idle" {
+			t.Errorf("%s: %+v", in, r)
+		}
+	}
+}
+
+func TestNewRefusesBadIDs(t *testing.T) {
+	if _, err := bridge.New(bridge.Config{User: "al ice", Session: "s1"}); err == nil {
+		t.Error("bad user accepted")
+	}
+	if _, err := bridge.New(bridge.Config{User: "alice"}); err == nil {
+		t.Error("empty session accepted")
+	}
+	if id := bridge.NewID(); !calling.ValidID(id) || len(id) != 16 {
+		t.Errorf("NewID() = %q", id)
+	}
+}

@@ -1,0 +1,249 @@
+package web_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/web"
+)
+
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(`version: 1
+device: {user: door, name: Front door}
+signaling:
+  groups: {residents: [alice, bob]}
+  directory:
+    - {user: alice, name: Alice}
+    - {user: bob}
+    - {user: door, name: listed twice}
+calling:
+  invite_timeout: 20s
+  door_users: [alice]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func get(t *testing.T, h http.Handler, path string, header ...string) *http.Response {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Result()
+}
+
+func TestHandlerServesTheApp(t *testing.T) {
+	cfg := testConfig(t)
+	h := web.Handler(web.Options{Config: func() *config.Config { return cfg }})
+
+	resp := get(t, h, "/")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / = %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	if !bytes.Contains(body, []byte(`<script src="app.js"`)) {
+		t.Errorf("index.html does not load app.js")
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "'wasm-unsafe-eval'") || strings.Contains(csp, "'unsafe-inline'") {
+		t.Errorf("CSP = %q", csp)
+	}
+
+	for path, ct := range map[string]string{
+		"/app.js":               "text/javascript",
+		"/sw.js":                "text/javascript",
+		"/wasm_exec.js":         "text/javascript",
+		"/style.css":            "text/css",
+		"/manifest.webmanifest": "application/manifest+json",
+		"/icon-192.png":         "image/png",
+		"/icon-512.png":         "image/png",
+	} {
+		resp := get(t, h, path)
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), ct) {
+			t.Errorf("GET %s = %s %q, want 200 %s", path, resp.Status, resp.Header.Get("Content-Type"), ct)
+		}
+	}
+	for _, path := range []string{"/nope", "/calling.wasm.gz", "/../web.go"} {
+		if resp := get(t, h, path); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s = %s, want 404", path, resp.Status)
+		}
+	}
+	req := httptest.NewRequest(http.MethodPost, "/config.json", nil)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST = %d, want 405", rec.Code)
+	}
+}
+
+func TestHandlerServesWasmCompressedOrNot(t *testing.T) {
+	cfg := testConfig(t)
+	h := web.Handler(web.Options{Config: func() *config.Config { return cfg }})
+
+	gz := get(t, h, "/calling.wasm", "Accept-Encoding", "gzip, deflate, br")
+	if gz.Header.Get("Content-Type") != "application/wasm" || gz.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("gzip: Content-Type %q, Content-Encoding %q", gz.Header.Get("Content-Type"), gz.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(gz.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inflated, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := get(t, h, "/calling.wasm")
+	if plain.Header.Get("Content-Encoding") != "" || plain.Header.Get("Content-Type") != "application/wasm" {
+		t.Fatalf("identity: Content-Type %q, Content-Encoding %q", plain.Header.Get("Content-Type"), plain.Header.Get("Content-Encoding"))
+	}
+	raw, _ := io.ReadAll(plain.Body)
+	if !bytes.Equal(raw, inflated) || !bytes.HasPrefix(raw, []byte("\x00asm")) {
+		t.Fatalf("identity and gzip bodies differ or are not WebAssembly (%d and %d bytes)", len(raw), len(inflated))
+	}
+	if len(raw) < 1<<20 {
+		t.Errorf("calling.wasm is %d bytes: too small to hold the calling core", len(raw))
+	}
+}
+
+func TestClientConfig(t *testing.T) {
+	cfg := testConfig(t)
+	h := web.Handler(web.Options{Config: func() *config.Config { return cfg }})
+	resp := get(t, h, "/config.json")
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("config.json is cacheable: %q", resp.Header.Get("Cache-Control"))
+	}
+	var c web.ClientConfig
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	want := []web.ClientEntry{{User: "door", Name: "Front door", Door: true}, {User: "alice", Name: "Alice"}, {User: "bob", Name: "bob"}}
+	if !slices.Equal(c.Directory, want) {
+		t.Errorf("directory = %+v, want %+v", c.Directory, want)
+	}
+	if c.MQTTPath != "/mqtt" || c.MQTTURL != "" || c.Prefix != "intercomd" || c.InviteTimeoutMS != 20000 {
+		t.Errorf("config = %+v", c)
+	}
+	if !slices.Equal(c.DoorUsers, []string{"alice"}) || !slices.Equal(c.Groups["residents"], []string{"alice", "bob"}) {
+		t.Errorf("door users %v, groups %v", c.DoorUsers, c.Groups)
+	}
+
+	ext, err := config.Parse("ext.yaml", []byte("version: 1\nsignaling:\n  broker: external\n  external: {url: \"wss://mqtt.example.org:8084/mqtt\", username: door}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := web.NewClientConfig(ext).MQTTURL; got != "wss://mqtt.example.org:8084/mqtt" {
+		t.Errorf("external broker: mqtt_url = %q", got)
+	}
+}
+
+func TestSelfSignedCertificate(t *testing.T) {
+	dir := t.TempDir()
+	cert, created, err := web.LoadCertificate(config.HTTP{}, dir)
+	if err != nil || !created {
+		t.Fatalf("first load: created=%v err=%v", created, err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		t.Errorf("key is %T, want ECDSA P-256", leaf.PublicKey)
+	}
+	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
+		if err := leaf.VerifyHostname(name); err != nil {
+			t.Errorf("not valid for %s: %v", name, err)
+		}
+	}
+	if leaf.NotAfter.Before(time.Now().Add(5 * 365 * 24 * time.Hour)) {
+		t.Errorf("expires %v: too soon for a door station", leaf.NotAfter)
+	}
+	certFile, keyFile := web.CertFiles(config.HTTP{}, dir)
+	st, err := os.Stat(keyFile)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, %v; want 0600", st.Mode().Perm(), err)
+	}
+	fp, err := web.Fingerprint(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fp) != 32*3-1 || fp != web.FingerprintDER(leaf.Raw) {
+		t.Errorf("fingerprint %q", fp)
+	}
+
+	// Kept across restarts.
+	again, created, err := web.LoadCertificate(config.HTTP{}, dir)
+	if err != nil || created || !bytes.Equal(again.Certificate[0], cert.Certificate[0]) {
+		t.Fatalf("second load: created=%v err=%v, same=%v", created, err, bytes.Equal(again.Certificate[0], cert.Certificate[0]))
+	}
+
+	// A real handshake presents the certificate whose fingerprint was printed.
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", web.TLSConfig(cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("handshake with the self-signed certificate trusted: %v", err)
+	}
+	defer conn.Close()
+	if got := web.FingerprintDER(conn.ConnectionState().PeerCertificates[0].Raw); got != fp {
+		t.Errorf("served certificate %s, printed %s", got, fp)
+	}
+	if conn.ConnectionState().NegotiatedProtocol != "" && conn.ConnectionState().NegotiatedProtocol != "http/1.1" {
+		t.Errorf("ALPN %q: the WebSocket upgrade needs HTTP/1.1", conn.ConnectionState().NegotiatedProtocol)
+	}
+}
+
+func TestConfiguredCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	if err := web.WriteSelfSigned(certFile, keyFile, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	h := config.HTTP{CertFile: certFile, KeyFile: keyFile}
+	if _, created, err := web.LoadCertificate(h, state); err != nil || created {
+		t.Fatalf("configured pair: created=%v err=%v", created, err)
+	}
+	if _, err := os.Stat(filepath.Join(state, web.SelfSignedCert)); !os.IsNotExist(err) {
+		t.Errorf("a self-signed certificate was made although one is configured")
+	}
+	// A configured pair that does not load is an error, never replaced.
+	h.KeyFile = filepath.Join(dir, "missing.pem")
+	if _, _, err := web.LoadCertificate(h, state); err == nil || !strings.Contains(err.Error(), certFile) {
+		t.Errorf("missing key: err = %v, want one naming %s", err, certFile)
+	}
+	if _, err := web.Fingerprint(filepath.Join(dir, "missing.pem")); err == nil {
+		t.Errorf("fingerprint of a missing file: no error")
+	}
+}

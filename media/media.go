@@ -80,11 +80,11 @@ type Media struct {
 	stats   []PeerStats
 
 	// Owned by the loop.
-	calls     map[string]*call
-	parties   map[*partyEntry]struct{}
-	micOn     bool
-	cameraOn  bool
-	remoteVia map[string]bool // remote view wishes, by user (recorded only)
+	calls      map[string]*call
+	parties    map[*partyEntry]struct{}
+	micOn      bool
+	cameraOn   bool
+	remoteView map[string]bool // remote view wishes, by user (recorded only)
 }
 
 type call struct {
@@ -137,19 +137,19 @@ func New(opts Options) (*Media, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Media{
-		opts:      opts,
-		log:       opts.Logger.With("component", "media"),
-		api:       api,
-		getters:   box,
-		mux:       mux,
-		micTrack:  mic,
-		ctx:       ctx,
-		cancel:    cancel,
-		loopDone:  make(chan struct{}),
-		wake:      make(chan struct{}, 1),
-		calls:     map[string]*call{},
-		parties:   map[*partyEntry]struct{}{},
-		remoteVia: map[string]bool{},
+		opts:       opts,
+		log:        opts.Logger.With("component", "media"),
+		api:        api,
+		getters:    box,
+		mux:        mux,
+		micTrack:   mic,
+		ctx:        ctx,
+		cancel:     cancel,
+		loopDone:   make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+		calls:      map[string]*call{},
+		parties:    map[*partyEntry]struct{}{},
+		remoteView: map[string]bool{},
 	}
 	if opts.Audio == nil {
 		m.log.Warn("no audio engine: calls carry no sound")
@@ -421,7 +421,7 @@ func (m *Media) control(e calling.MediaControl) {
 		}
 	case calling.ControlRemoteView:
 		// There is no screen on the device: the wish is only recorded.
-		m.remoteVia[e.User] = e.On
+		m.remoteView[e.User] = e.On
 	}
 }
 

@@ -83,8 +83,14 @@ func verifyRoot(t *testing.T, unit []byte, withBinary bool) string {
 	if err := os.WriteFile(filepath.Join(root, "etc/systemd/system/intercomd.service"), unit, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Stand-ins for the programs the unit runs: verify checks that each
+	// exists and is executable.
+	bins := []string{"bin/kill"}
 	if withBinary {
-		bin := filepath.Join(root, "usr/bin/intercomd")
+		bins = append(bins, "usr/bin/intercomd")
+	}
+	for _, b := range bins {
+		bin := filepath.Join(root, b)
 		if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 			t.Fatal(err)
 		}

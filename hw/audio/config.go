@@ -107,13 +107,22 @@ type Config struct {
 	JitterTarget time.Duration
 	JitterMax    time.Duration
 
-	// Period is the device period; default 10 ms. The playback side is
-	// primed with two frames (40 ms) of silence.
+	// Period is the device period, up to 100 ms; default 10 ms. The device
+	// buffers three periods. The speaker queue is primed with one period
+	// plus two frames of silence, which adds to the playback latency: raise
+	// it only for slow machines or emulators.
 	Period time.Duration
 
-	Source Source       // nil: the capture device
-	Sink   Sink         // nil: none
-	Logger *slog.Logger // nil: discard
+	// StallTimeout is how long the device may deliver nothing before the
+	// engine gives up with ErrDeviceStalled; default 3 s.
+	StallTimeout time.Duration
+
+	Source Source // nil: the capture device
+	Sink   Sink   // nil: none
+	// CaptureSink receives every microphone frame as the encoder sees it
+	// (after Source and muting); a test and diagnostics hook like Sink.
+	CaptureSink Sink
+	Logger      *slog.Logger // nil: discard
 }
 
 func (c *Config) setDefaults() {
@@ -128,6 +137,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Period == 0 {
 		c.Period = 10 * time.Millisecond
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 3 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -160,8 +172,11 @@ func (c *Config) Validate() error {
 	if c.JitterMax < 0 || (c.JitterMax != 0 && c.JitterMax < c.JitterTarget+60*time.Millisecond) {
 		return fmt.Errorf("audio config: jitter max: %v must exceed the target by 60ms", c.JitterMax)
 	}
-	if c.Period < 0 || c.Period > FrameDuration {
-		return fmt.Errorf("audio config: period: %v outside 0..%v", c.Period, FrameDuration)
+	if c.Period < 0 || c.Period > 100*time.Millisecond {
+		return fmt.Errorf("audio config: period: %v outside 0..100ms", c.Period)
+	}
+	if c.StallTimeout < 0 {
+		return fmt.Errorf("audio config: stall timeout: %v is negative", c.StallTimeout)
 	}
 	return nil
 }

@@ -40,13 +40,16 @@
 // volume applied, a limiter keeps the sum from clipping, and the frame is
 // queued for the speaker (and copied to Config.Sink). Producing exactly one
 // played frame per captured frame keeps the speaker queue at its initial
-// 40 ms margin, healing itself after any underrun. Callbacks given to
+// margin (one device period plus 40 ms), healing itself after any underrun.
+// When processing falls more than 100 ms behind, the oldest captured audio
+// is skipped so latency stays bounded. Callbacks given to
 // OnEncoded and OnLevels run on this goroutine and must not block.
 //
 // Every exported method is safe for concurrent use. Party.Push copies the
 // payload, so the media layer may reuse its read buffer.
 //
-// If the device stops on its own (unplugged) or delivers nothing for 3 s,
+// If the device stops on its own (unplugged) or delivers nothing for
+// Config.StallTimeout (3 s),
 // the goroutine ends, Done is closed and Err returns ErrDeviceLost or
 // ErrDeviceStalled; nothing panics. Close is still required.
 //
@@ -66,13 +69,14 @@
 // canceller (speex_echo_cancellation(st, captured, played, out), then the
 // speex preprocessor for residual echo, noise and AGC) can run there with the
 // played frames delayed by the measured playback-to-capture latency (the
-// 40 ms queue margin plus the device's own buffering, hundreds of
+// speaker queue margin plus the device's own buffering, hundreds of
 // milliseconds on some Raspberry Pi sound boards).
 //
 // # Tests
 //
 // Config.Source replaces the microphone (audiotest.Tone) and Config.Sink
-// records the speaker (audiotest.Recorder); audiotest.DominantFrequency and
+// records the speaker (audiotest.Recorder), Config.CaptureSink the
+// microphone; audiotest.DominantFrequency and
 // friends check what was heard. A test tagged "kernel" plays and records
 // through the snd-aloop loopback card in a QEMU guest.
 package audio

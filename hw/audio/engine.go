@@ -24,15 +24,16 @@ var (
 	// ErrDeviceLost: the backend stopped the device on its own (unplugged,
 	// driver error). Reported through Err once Done is closed.
 	ErrDeviceLost = errors.New("audio: device stopped unexpectedly")
-	// ErrDeviceStalled: the device delivered no audio for stallTimeout.
+	// ErrDeviceStalled: the device delivered no audio for
+	// Config.StallTimeout.
 	ErrDeviceStalled = errors.New("audio: device stalled")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("audio: engine closed")
 )
 
-// stallTimeout is how long the device may stay silent before the engine
-// reports ErrDeviceStalled.
-const stallTimeout = 3 * time.Second
+// maxBacklog is how many captured frames may wait for the processing loop
+// before the oldest are skipped.
+const maxBacklog = 5
 
 // Frame is one encoded microphone frame.
 type Frame struct {
@@ -52,6 +53,7 @@ type Stats struct {
 	Frames       int64 // 20 ms frames processed
 	Underruns    int64 // device callbacks that found too few samples to play
 	Overruns     int64 // device callbacks whose capture did not fit the queue
+	Skipped      int64 // captured frames skipped because processing fell behind
 	EncodeErrors int64
 }
 
@@ -75,7 +77,7 @@ type Engine struct {
 	onLevels  atomic.Pointer[func(Levels)]
 	micLevel  atomic.Int32
 
-	frames, underruns, overruns, encodeErrs atomic.Int64
+	frames, underruns, overruns, skipped, encodeErrs atomic.Int64
 
 	mu      sync.Mutex
 	parties []*Party
@@ -160,6 +162,12 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// primeSamples is the speaker queue's margin for a device period: a callback
+// takes one period at a time, and the loop needs time to refill it.
+func primeSamples(period time.Duration) int {
+	return int(period.Milliseconds())*SampleRate/1000 + 2*FrameSamples
+}
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -181,9 +189,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if e.started {
 		return errors.New("audio: engine already started")
 	}
-	// Prime the speaker with two frames of silence: the loop then replaces
-	// each captured frame with one played frame, keeping this margin.
-	e.playRing.Write(make([]int16, 2*FrameSamples))
+	// Prime the speaker with a period and two frames of silence: the loop
+	// replaces each captured frame with one played frame, keeping this margin.
+	e.playRing.Write(make([]int16, primeSamples(e.cfg.Period)))
 	e.stopping.Store(false)
 	if err := e.dev.dev.Start(); err != nil {
 		return fmt.Errorf("start %s audio device: %w", e.info.Backend, err)
@@ -332,6 +340,7 @@ func (e *Engine) Stats() Stats {
 		Frames:       e.frames.Load(),
 		Underruns:    e.underruns.Load(),
 		Overruns:     e.overruns.Load(),
+		Skipped:      e.skipped.Load(),
 		EncodeErrors: e.encodeErrs.Load(),
 	}
 }
@@ -373,7 +382,7 @@ func (e *Engine) onStop() {
 // run is the processing loop: one iteration per captured frame.
 func (e *Engine) run(ctx context.Context) {
 	defer close(e.done)
-	watchdog := time.NewTimer(stallTimeout)
+	watchdog := time.NewTimer(e.cfg.StallTimeout)
 	defer watchdog.Stop()
 	var failure error
 	defer func() {
@@ -399,13 +408,19 @@ func (e *Engine) run(ctx context.Context) {
 			e.running.Store(false)
 			return
 		case <-watchdog.C:
-			failure = fmt.Errorf("%w: no audio for %v (%s playback %q, capture %q)", ErrDeviceStalled, stallTimeout, e.info.Backend, e.info.Playback, e.info.Capture)
+			failure = fmt.Errorf("%w: no audio for %v (%s playback %q, capture %q)", ErrDeviceStalled, e.cfg.StallTimeout, e.info.Backend, e.info.Playback, e.info.Capture)
 			return
 		case <-e.wake:
-			watchdog.Reset(stallTimeout)
+			watchdog.Reset(e.cfg.StallTimeout)
 		}
-		for e.capRing.Len() >= FrameSamples {
+		for e.capRing.Len() >= FrameSamples && ctx.Err() == nil {
 			e.capRing.Read(e.capture)
+			if e.capRing.Len() > maxBacklog*FrameSamples {
+				// The loop has fallen behind (an overloaded CPU): skip
+				// the oldest captured audio rather than let latency grow.
+				e.skipped.Add(1)
+				continue
+			}
 			e.process()
 		}
 	}
@@ -423,6 +438,9 @@ func (e *Engine) process() {
 	}
 	if e.muted.Load() {
 		clear(mic)
+	}
+	if e.cfg.CaptureSink != nil {
+		e.cfg.CaptureSink.Write(mic)
 	}
 	if e.micMeter.add(mic) {
 		e.micLevel.Store(int32(e.micMeter.level))

@@ -13,7 +13,9 @@
 // the static libraries that github.com/pion/mediadevices already ships for
 // linux amd64, arm64 and armv7 (it imports that package for its link flags
 // only), so native and cross builds need no extra Debian -dev package. Building
-// with the mediadevices "dynamic" tag links the system libopus instead.
+// with the mediadevices "dynamic" tag links the system libopus instead. That
+// import also links mediadevices' codec package, and through it pion/webrtc,
+// though none of their code is called (the daemon links them anyway).
 //
 // The few libopus prototypes needed are declared here rather than taken from
 // opus.h, whose include path lives inside another module.

@@ -36,7 +36,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -52,6 +51,10 @@ import (
 // above the 64 KiB signaling payload limit (enforced by receivers) so that the
 // limit stays a receiver decision, and low enough to bound memory.
 const DefaultMaxPacketSize = 256 << 10
+
+// ConnectTimeout is how long a new connection may take to send its MQTT
+// CONNECT packet.
+const ConnectTimeout = 10 * time.Second
 
 const (
 	tcpListenerID = "tcp"
@@ -152,7 +155,7 @@ func New(opts Options) (*Broker, error) {
 		opts:   opts,
 		layout: layout,
 		groups: groups,
-		ws:     &wsListener{conns: map[net.Conn]struct{}{}},
+		ws:     &wsListener{log: log},
 		upgrader: websocket.Upgrader{
 			Subprotocols: []string{"mqtt"},
 			// Credentials travel inside the MQTT CONNECT packet, never in
@@ -259,14 +262,7 @@ func (b *Broker) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn := &wsConn{Conn: c.UnderlyingConn(), ws: c}
-	if !b.ws.track(conn) {
-		_ = conn.Close()
-		return
-	}
-	defer b.ws.untrack(conn)
-	if err := b.srv.EstablishConnection(wsListenerID, conn); err != nil && !isClosedConn(err) {
-		b.log.Debug("websocket mqtt connection ended", "remote", r.RemoteAddr, "error", err)
-	}
+	b.ws.conns.serve(wsListenerID, conn, b.srv.EstablishConnection, b.log)
 }
 
 func isClosedConn(err error) bool {
@@ -393,14 +389,71 @@ func printable(s string) string {
 	return strings.ToValidUTF8(s, "?")
 }
 
+// connSet tracks a listener's live connections so that Close can end every
+// one of them, including those still in the MQTT handshake, which mochi does
+// not know about yet and would otherwise wait for forever.
+type connSet struct {
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+}
+
+// serve runs mochi's establish for c, which returns when the client is gone.
+// The CONNECT packet must arrive within ConnectTimeout; mochi then replaces
+// the deadline with the client's keepalive.
+func (s *connSet) serve(id string, c net.Conn, establish listeners.EstablishFn, log *slog.Logger) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		_ = c.Close()
+	}()
+	_ = c.SetDeadline(time.Now().Add(ConnectTimeout))
+	if err := establish(id, c); err != nil && !isClosedConn(err) {
+		log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr(), "error", err)
+	}
+}
+
+// close refuses new connections and closes the current ones.
+func (s *connSet) close() {
+	s.mu.Lock()
+	s.closed = true
+	conns := make([]net.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+func (s *connSet) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // tcpListener is the mochi listener for MQTT over TCP (or TLS). Unlike
-// mochi's own, it stops accepting before disconnecting the clients, and closes
-// connections that arrive while closing instead of leaving them hanging, so a
-// client reconnecting to a restarted broker is not stuck on a dead socket.
+// mochi's own, it stops accepting before disconnecting the clients, closes
+// connections that arrive while closing instead of leaving them hanging, and
+// bounds the wait for CONNECT, so neither a restart nor an idle socket can
+// stall the broker.
 type tcpListener struct {
-	l      net.Listener
-	log    *slog.Logger
-	closed atomic.Bool
+	l     net.Listener
+	log   *slog.Logger
+	conns connSet
 }
 
 func (l *tcpListener) Init(*slog.Logger) error { return nil }
@@ -412,7 +465,7 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	for {
 		c, err := l.l.Accept()
 		if err != nil {
-			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+			if l.conns.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			// Out of file descriptors and the like: wait and try again.
@@ -420,33 +473,25 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		if l.closed.Load() {
-			_ = c.Close()
-			continue
-		}
-		go func() {
-			if err := establish(tcpListenerID, c); err != nil && !isClosedConn(err) {
-				l.log.Debug("mqtt tcp connection ended", "remote", c.RemoteAddr(), "error", err)
-			}
-		}()
+		go l.conns.serve(tcpListenerID, c, establish, l.log)
 	}
 }
 
 func (l *tcpListener) Close(closeClients listeners.CloseFn) {
-	if l.closed.Swap(true) {
+	if l.conns.isClosed() {
 		return
 	}
 	_ = l.l.Close()
 	closeClients(tcpListenerID)
+	l.conns.close()
 }
 
 // wsListener is the mochi listener for connections upgraded by
 // WebSocketHandler: it accepts nothing itself but lets mochi disconnect those
 // clients on Close, and closes any connection still being set up.
 type wsListener struct {
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{}
+	log   *slog.Logger
+	conns connSet
 }
 
 func (l *wsListener) Init(*slog.Logger) error     { return nil }
@@ -454,34 +499,10 @@ func (l *wsListener) Serve(listeners.EstablishFn) {}
 func (l *wsListener) ID() string                  { return wsListenerID }
 func (l *wsListener) Address() string             { return "" }
 func (l *wsListener) Protocol() string            { return "ws" }
-func (l *wsListener) track(c net.Conn) (ok bool)  { return l.setConn(c, true) }
-func (l *wsListener) untrack(c net.Conn)          { l.setConn(c, false) }
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
-	l.mu.Lock()
-	l.closed = true
-	conns := make([]net.Conn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	closeClients(wsListenerID)
-	for _, c := range conns {
-		_ = c.Close()
-	}
-}
 
-func (l *wsListener) setConn(c net.Conn, add bool) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !add {
-		delete(l.conns, c)
-		return true
-	}
-	if l.closed {
-		return false
-	}
-	l.conns[c] = struct{}{}
-	return true
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	closeClients(wsListenerID)
+	l.conns.close()
 }
 
 // wsConn presents a WebSocket as the byte stream mochi reads MQTT from: each

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/gorilla/websocket"
 
 	"github.com/intercomd/intercomd/broker"
 	"github.com/intercomd/intercomd/internal/mqtttest"
@@ -305,5 +307,51 @@ func TestDeniedPublishDisconnects(t *testing.T) {
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal("timed out")
+	}
+}
+
+// A connection that never sends CONNECT, over TCP or WebSocket, must not
+// keep Close from returning.
+func TestCloseWithSilentConnections(t *testing.T) {
+	checkGoroutines(t)
+	secret, _ := usersig.NewSecret()
+	b, err := broker.New(broker.Options{Secret: secret, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(b.WebSocketHandler())
+	defer srv.Close()
+	tcp, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), http.Header{"Sec-WebSocket-Protocol": {"mqtt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(broker.ConnectTimeout / 2):
+		t.Fatal("Close blocked by connections that never sent CONNECT")
+	}
+	// Both sockets were closed by the broker.
+	_ = tcp.SetReadDeadline(time.Now().Add(mqtttest.Timeout))
+	if _, err := tcp.Read(make([]byte, 1)); err == nil {
+		t.Fatal("tcp connection still open")
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(mqtttest.Timeout))
+	if _, _, err := ws.ReadMessage(); err == nil {
+		t.Fatal("websocket still open")
 	}
 }

@@ -425,7 +425,8 @@ func waitToken(t paho.Token, d time.Duration) error {
 	}
 }
 
-// Close publishes "offline" presence (waiting at most until ctx ends),
+// Close publishes "offline" presence (waiting at most until ctx ends or
+// Options.SendTimeout passes),
 // disconnects cleanly, and closes the Inbound and Status channels. It is
 // idempotent; later calls return the first result.
 func (c *Client) Close(ctx context.Context) error {
@@ -436,6 +437,7 @@ func (c *Client) Close(ctx context.Context) error {
 				errs = append(errs, err)
 			} else {
 				t := c.pc.Publish(c.layout.Presence(c.opts.User), 1, true, off)
+				timer := time.NewTimer(c.opts.SendTimeout)
 				select {
 				case <-t.Done():
 					if err := t.Error(); err != nil {
@@ -443,7 +445,10 @@ func (c *Client) Close(ctx context.Context) error {
 					}
 				case <-ctx.Done():
 					errs = append(errs, fmt.Errorf("publish offline presence: %w", ctx.Err()))
+				case <-timer.C:
+					errs = append(errs, fmt.Errorf("publish offline presence: %w", ErrTimeout))
 				}
+				timer.Stop()
 			}
 		}
 		// From here on no transition is reported and no helper goroutine starts.

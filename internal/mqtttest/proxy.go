@@ -34,7 +34,7 @@ func NewProxy(t testing.TB, brokerURL string) *Proxy {
 	go p.accept()
 	t.Cleanup(func() {
 		_ = p.l.Close()
-		p.Cut()
+		p.Pause() // also stops a connection being accepted right now
 		p.wg.Wait()
 	})
 	return p

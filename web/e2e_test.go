@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -93,7 +94,8 @@ type device struct {
 	client *http.Client
 
 	mu     sync.Mutex
-	relay  int // "[relay: ON]" lines seen
+	relay  int            // "[relay: ON]" lines seen
+	heard  map[string]int // "[heard: USER ...]" lines seen, by user
 	output bytes.Buffer
 }
 
@@ -131,7 +133,12 @@ gpio:
   backend: sim
 `
 
-var httpListen = regexp.MustCompile(`msg=http listen=(\S+)`)
+var (
+	httpListen = regexp.MustCompile(`msg=http listen=(\S+)`)
+	// heardLine is what a simulated device prints when a party's audio
+	// reaches its speaker with some energy.
+	heardLine = regexp.MustCompile(`\[heard: ([A-Za-z0-9_-]+)`)
+)
 
 // startDevice runs intercomd until the test ends.
 func startDevice(t testing.TB, bin string) *device {
@@ -158,7 +165,7 @@ func startDevice(t testing.TB, bin string) *device {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &device{t: t, stdin: stdin, client: &http.Client{
+	d := &device{t: t, stdin: stdin, heard: map[string]int{}, client: &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 	}}
@@ -172,6 +179,9 @@ func startDevice(t testing.TB, bin string) *device {
 			d.mu.Lock()
 			if strings.Contains(sc.Text(), "[relay: ON]") {
 				d.relay++
+			}
+			if m := heardLine.FindStringSubmatch(sc.Text()); m != nil {
+				d.heard[m[1]]++
 			}
 			d.output.WriteString("out: " + sc.Text() + "\n")
 			d.mu.Unlock()
@@ -259,6 +269,11 @@ func (d *device) control(t testing.TB) string {
 		defer d.mu.Unlock()
 		fmt.Fprintf(w, `{"on":%d}`, d.relay)
 	})
+	mux.HandleFunc("GET /heard", func(w http.ResponseWriter, r *http.Request) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		fmt.Fprintf(w, `{"count":%d}`, d.heard[r.URL.Query().Get("user")])
+	})
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		st, err := d.state()
 		if err != nil {
@@ -343,7 +358,23 @@ func BenchmarkCallToVideo(b *testing.B) {
 	chromium := browserEnv(b)
 	d := startDevice(b, buildDaemon(b))
 	ctl := d.control(b)
+	out := filepath.Join(b.TempDir(), "bench.json")
+	b.ResetTimer()
 	for range b.N {
-		runNode(b, chromium, d, ctl, 5*time.Minute, []string{"BENCH_CALLS=20", "BENCH_OUT=" + filepath.Join(b.TempDir(), "bench.json")}, "e2e/bench.test.mjs")
+		runNode(b, chromium, d, ctl, 5*time.Minute, []string{"BENCH_CALLS=20", "BENCH_OUT=" + out}, "e2e/bench.test.mjs")
 	}
+	b.StopTimer()
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		b.Skipf("no figures (the device has no media?): %v", err)
+	}
+	var res struct {
+		P50 float64 `json:"p50_ms"`
+		P90 float64 `json:"p90_ms"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(res.P50, "p50-ms")
+	b.ReportMetric(res.P90, "p90-ms")
 }

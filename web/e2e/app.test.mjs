@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   launch, phone, token, press, relayPulses, waitDeviceIdle, until, appState, bannerText,
-  waitState, waitBanner, callButton, screenshot, PENDING_MEDIA,
+  waitState, waitBanner, callButton, screenshot, control, PENDING_MEDIA,
 } from "./helpers.mjs";
 
 let browser;
@@ -85,26 +85,58 @@ test("call the door: auto-answered, its video plays and its audio arrives", asyn
     const frames = () => alice.page.evaluate(() => document.getElementById("remote-video").getVideoPlaybackQuality().totalVideoFrames);
     const f0 = await frames();
     await until("video frames advancing", async () => (await frames()) >= f0 + 10, 10000);
-    // The door's audio arrives as Opus packets.
+    // The door's audio arrives as Opus packets...
     const audioPackets = () => alice.page.evaluate(async () => {
-      const pcs = globalThis.intercomd.peerConnections();
       let n = 0;
-      for (const pc of pcs) {
+      for (const pc of globalThis.intercomd.peerConnections()) {
         (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "audio") n += s.packetsReceived; });
       }
       return n;
     });
     const a0 = await audioPackets();
     await until("audio packets arriving", async () => (await audioPackets()) >= a0 + 25, 10000);
+    // ...and is heard: its spectrum through Web Audio. A simulated device
+    // with a test tone sends TONE_HZ; one with the null audio backend sends
+    // silence, which cannot show that the right sound arrives.
+    const spectrum = await alice.page.evaluate(async () => {
+      const stream = document.getElementById("remote-video").srcObject;
+      const ctx = new AudioContext();
+      const an = ctx.createAnalyser();
+      an.fftSize = 4096;
+      ctx.createMediaStreamSource(stream).connect(an);
+      const bins = new Float32Array(an.frequencyBinCount);
+      let best = { db: -Infinity, hz: 0 };
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        an.getFloatFrequencyData(bins);
+        bins.forEach((db, k) => { if (db > best.db) best = { db, hz: (k * ctx.sampleRate) / an.fftSize }; });
+      }
+      await ctx.close();
+      return best;
+    });
+    const tone = Number(process.env.TONE_HZ || 1000);
+    if (spectrum.db < -90) {
+      t.diagnostic(`PENDING: the door sends silence (peak ${spectrum.db.toFixed(0)} dB): its audio backend has no test tone`);
+    } else {
+      assert.ok(Math.abs(spectrum.hz - tone) < 50, `door audio peaks at ${spectrum.hz.toFixed(0)} Hz (${spectrum.db.toFixed(0)} dB), want ${tone} Hz`);
+    }
+    // The door hears the browser's fake microphone (a simulated device
+    // prints "[heard: alice ...]" when her audio reaches its speaker).
+    const heard = await until("the door hearing alice", async () => JSON.parse(await control("heard?user=alice")).count > 0, 10000).catch(() => false);
+    if (!heard) t.diagnostic("PENDING: the door does not report hearing alice (no \"[heard: alice\" line from its simulated speaker)");
     await screenshot(alice, "call-door");
     await alice.page.click("#hangup");
     await waitState(alice, "idle");
   });
-  t.diagnostic("the door hearing the browser is PENDING: it needs a media level readout from the device");
 });
 
 test("the doorbell rings two phones; the first answer wins; the door opens", async () => {
   await withPhones(["alice", "bob"], async (alice, bob) => {
+    // The door rings only users it knows to be online: wait until the
+    // phones see each other online, as the door does through the same
+    // retained presence.
+    await alice.page.locator('#directory li[data-user="bob"] .dot[data-online="true"]').waitFor();
+    await bob.page.locator('#directory li[data-user="alice"] .dot[data-online="true"]').waitFor();
     const pulses = await relayPulses();
     await press();
     for (const p of [alice, bob]) {

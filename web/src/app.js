@@ -601,14 +601,23 @@ function onMessage(topic, payload) {
       if (parts.length !== 2) return;
       const user = parts[1];
       let online = false;
+      let session = "";
       if (text) {
         try {
           const p = JSON.parse(text);
           if (p.v !== 1 || (p.state !== "online" && p.state !== "offline")) return;
           online = p.state === "online";
+          session = p.session;
         } catch {
           return;
         }
+      }
+      if (user === app.user && !online && session !== app.session && app.client && app.linkUp) {
+        // The last will of an earlier session of mine (a closed tab, a
+        // dropped connection noticed late) overwrote my presence: say again
+        // that I am online, or nobody could call me.
+        app.client.publish(topic, presencePayload("online"), { qos: 1, retain: true });
+        return;
       }
       app.presence.set(user, online);
       if (user !== app.user) post({ type: "presence", user, online });

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"encoding/json"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -207,7 +208,7 @@ func TestBadInputsAreDropped(t *testing.T) {
 		`not json`,
 		`{"type":"teleport"}`,
 		`{"type":"call","users":["bob"],"media":"smell"}`,
-		`{"type":"received","from":"bob","payload":"{\"type\":\"cancel\",\"call\":\"c1\"}"}`,        // no version
+		`{"type":"received","from":"bob","payload":"{\"type\":\"cancel\",\"call\":\"c1\"}"}`,         // no version
 		`{"type":"received","from":"bob","payload":"{\"v\":2,\"type\":\"cancel\",\"call\":\"c1\"}"}`, // newer version
 		`{"type":"received","from":"b/ob","payload":"{\"v\":1,\"type\":\"cancel\",\"call\":\"c1\"}"}`,
 		`{"type":"timer","timer":{"kind":"snooze"}}`,
@@ -230,5 +231,19 @@ func TestNewRefusesBadIDs(t *testing.T) {
 	}
 	if id := bridge.NewID(); !calling.ValidID(id) || len(id) != 16 {
 		t.Errorf("NewID() = %q", id)
+	}
+}
+
+// TestDependencies keeps the WebAssembly core small and pure: the bridge
+// sees only the standard library and package calling.
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p != "github.com/intercomd/intercomd/calling" && p != "github.com/intercomd/intercomd/web/bridge" {
+			t.Errorf("web/bridge depends on %s", p)
+		}
 	}
 }

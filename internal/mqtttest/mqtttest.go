@@ -5,6 +5,9 @@
 // stop and restart its broker on the same port, and cleans everything up when
 // the test ends.
 //
+// NewProxy puts a TCP relay in front of either broker that a test can cut,
+// to kill a client's connection abruptly (last-will tests).
+//
 // Logs of the broker and of the clients made by an Env go to Env.Logs, which
 // tests can search; they are printed when the test fails.
 //

@@ -112,7 +112,7 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 		case <-e.kicked:
 			log.Warn("logged in elsewhere: leaving signaling")
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			_ = e.client.Close(cctx)
+			_ = e.client.CloseReplaced(cctx) // the other login is online
 			cancel()
 			<-ctx.Done()
 			return

@@ -281,14 +281,29 @@ func TestGroupCall(t *testing.T) {
 
 func TestSameUserTwiceKicksTheFirst(t *testing.T) {
 	brokers(t, func(t *testing.T, env *mqtttest.Env) {
+		a := newPhone(t, env, "alice")
 		first := newPhone(t, env, "bob", withSession("first"))
-		newPhone(t, env, "bob", withSession("second"))
+		second := newPhone(t, env, "bob", withSession("second"))
 		select {
 		case <-first.Kicked():
 		case <-time.After(settle):
 			t.Fatal("the first login was not kicked")
 		}
 		first.expect("KickedOffline", settle)
+		// The kicked login leaves without saying offline: bob is online
+		// (on his second login), for alice and for anyone who subscribes later.
+		time.Sleep(300 * time.Millisecond)
+		late := newPhone(t, env, "carol")
+		for _, p := range []*phone{a, late} {
+			if !p.waitFor(settle, func() bool { return slices.Contains(p.Online(), "bob") }) {
+				t.Fatalf("%s sees bob offline after the kick: %v", p.User(), p.Online())
+			}
+		}
+		a.do(calling.Call{Users: []string{"bob"}, Type: calling.Audio})
+		second.state(calling.Ringing, settle)
+		if first.State() != calling.Idle {
+			t.Fatalf("the kicked login rings: %s", first.State())
+		}
 	})
 }
 

@@ -429,10 +429,17 @@ func waitToken(t paho.Token, d time.Duration) error {
 // Options.SendTimeout passes),
 // disconnects cleanly, and closes the Inbound and Status channels. It is
 // idempotent; later calls return the first result.
-func (c *Client) Close(ctx context.Context) error {
+func (c *Client) Close(ctx context.Context) error { return c.close(ctx, true) }
+
+// CloseReplaced disconnects cleanly without publishing offline presence:
+// for a login replaced by another of the same user, whose online presence
+// must stand. A clean disconnect does not fire the last will either.
+func (c *Client) CloseReplaced(ctx context.Context) error { return c.close(ctx, false) }
+
+func (c *Client) close(ctx context.Context, offline bool) error {
 	c.closeOnce.Do(func() {
 		var errs []error
-		if c.pc.IsConnectionOpen() {
+		if offline && c.pc.IsConnectionOpen() {
 			if off, err := c.presence(PresenceOffline); err != nil {
 				errs = append(errs, err)
 			} else {

@@ -111,8 +111,19 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		_ = d.http.Shutdown(sctx)
 	}()
 
+	dv, err := d.openDevices(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := dv.close(); cerr != nil {
+			log.Warn("close media", "err", cerr)
+		}
+	}()
+
 	ep, err := endpoint.Start(ctx, endpoint.Options{
-		MQTT: mopts,
+		Media: d.mediaFactory(dv),
+		MQTT:  mopts,
 		Calling: calling.Config{
 			User:          d.cfg.Device.User,
 			InviteTimeout: d.cfg.Calling.InviteTimeout,
@@ -133,6 +144,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	d.ep = ep
+	if dv.newErr != nil {
+		ep.Close(context.Background())
+		return fmt.Errorf("media: %w", dv.newErr)
+	}
 	events, unsubscribe := ep.Subscribe(256)
 	defer unsubscribe()
 

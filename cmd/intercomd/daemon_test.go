@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercomd/intercomd/agent"
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/endpoint"
 	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/media"
 	"github.com/intercomd/intercomd/mqttsig"
 	"github.com/intercomd/intercomd/usersig"
 )
@@ -103,7 +105,8 @@ gpio:
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	env := &cmdEnv{stdin: stdinR, stdout: d.stdout, stderr: d.stderr, getenv: func(k string) string {
-		if k == "INTERCOMD_SIM_STDIN" {
+		switch k {
+		case "INTERCOMD_SIM_STDIN", "INTERCOMD_LOOPBACK_MEDIA":
 			return "1"
 		}
 		return ""
@@ -137,9 +140,21 @@ func (d *daemonUnderTest) phone(t testing.TB, user string) (*endpoint.Endpoint, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	soft, err := media.NewSoftAudio(media.SoftAudioConfig{MicTone: 880})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m *media.Media
 	ep, err := endpoint.Start(t.Context(), endpoint.Options{
 		MQTT:    mqttsig.Options{Brokers: []string{d.mqttURL}, Password: tok, RetryInterval: 100 * time.Millisecond},
 		Calling: calling.Config{User: user},
+		Media: func(post func(calling.Input)) agent.Media {
+			m, err = media.New(media.Options{Config: media.Config{LoopbackOnly: true}, Post: post, Audio: soft, User: user})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +164,8 @@ func (d *daemonUnderTest) phone(t testing.TB, user string) (*endpoint.Endpoint, 
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = ep.Close(ctx)
+		m.Close()
+		soft.Close()
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()

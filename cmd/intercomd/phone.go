@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/intercomd/intercomd/agent"
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/endpoint"
@@ -47,6 +48,10 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 	once := fs.Bool("once", false, "exit when the first call ends")
 	timeout := fs.Duration("invite-timeout", 30*time.Second, "how long to wait for an answer")
 	multi := fs.Bool("multi-device", false, "stay signed in when the same user signs in elsewhere")
+	sound := fs.String("sound", "soft", "audio: soft (a tone or silence as the microphone), alsa (the sound card) or null")
+	tone := fs.Float64("mic-tone", 0, "with --sound soft: send a sine of this frequency in Hz instead of silence")
+	noMedia := fs.Bool("no-media", false, "signaling only, no WebRTC (placeholder SDP; for peers that do the same)")
+	loopback := fs.Bool("loopback-media", false, "gather 127.0.0.1 ICE candidates only")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,13 +66,24 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 		gs = strings.Split(*groups, ",")
 	}
 	linkUp := make(chan bool, 4)
+	log := newLogger(env.stderr, phoneLogConfig(), env.getenv)
+	var mediaFactory func(post func(calling.Input)) agent.Media
+	if !*noMedia {
+		pm, err := newPhoneMedia(ctx, *sound, *tone, log)
+		if err != nil {
+			return fmt.Errorf("phone: %w", err)
+		}
+		defer pm.close()
+		mediaFactory = pm.factory(*user, *loopback, log)
+	}
 	ep, err := endpoint.Start(ctx, endpoint.Options{
+		Media: mediaFactory,
 		MQTT: mqttsig.Options{
 			Brokers: []string{*brokerURL}, Username: *username, Password: *token,
 			Prefix: *prefix, Groups: gs, CAFile: *caFile,
 		},
 		Calling: calling.Config{User: *user, InviteTimeout: *timeout, MultiDevice: *multi},
-		Logger:  newLogger(env.stderr, phoneLogConfig(), env.getenv),
+		Logger:  log,
 		OnLink: func(up bool) {
 			select {
 			case linkUp <- up:

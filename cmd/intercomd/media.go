@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/intercomd/intercomd/agent"
+	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/hw/audio"
+	"github.com/intercomd/intercomd/hw/camera"
+	"github.com/intercomd/intercomd/media"
+)
+
+// devices is the device's own media: the camera pipeline, the audio
+// engine and the WebRTC layer built on them.
+type devices struct {
+	cam    *camera.Pipeline
+	audio  *audio.Engine
+	media  *media.Media
+	newErr error
+}
+
+// openDevices opens the camera and the sound card. Optional hardware that
+// is missing degrades with a clear log line (the test pattern for a camera,
+// the null device for sound when the backend is auto); hardware the
+// configuration requires fails start-up with an error naming it.
+func (d *daemon) openDevices(ctx context.Context) (*devices, error) {
+	dv := &devices{}
+	if d.cfg.Media.Video {
+		cam, err := d.openCamera(ctx)
+		if err != nil {
+			return nil, err
+		}
+		dv.cam = cam
+	}
+	eng, err := d.openAudio(ctx)
+	if err != nil {
+		dv.close()
+		return nil, err
+	}
+	dv.audio = eng
+	return dv, nil
+}
+
+func (d *daemon) openCamera(ctx context.Context) (*camera.Pipeline, error) {
+	c := d.cfg.Camera
+	var cc camera.Config
+	for _, dev := range c.Devices {
+		src := camera.Source{Name: dev.Name, Device: dev.Device, Width: dev.Width, Height: dev.Height, FrameRate: float64(dev.FPS), PixelFormat: camera.PixelFormat(dev.Format)}
+		if dev.Device == config.TestPatternDevice {
+			src.Device = camera.TestPatternDevice
+		}
+		cc.Sources = append(cc.Sources, src)
+	}
+	hasPattern := false
+	for _, s := range cc.Sources {
+		hasPattern = hasPattern || s.IsTestPattern()
+	}
+	if c.FallbackTestPattern && !hasPattern {
+		w, h, fps := 640, 480, 30.0
+		if len(cc.Sources) > 0 {
+			w, h, fps = cc.Sources[0].Width, cc.Sources[0].Height, cc.Sources[0].FrameRate
+		}
+		cc.Sources = append(cc.Sources, camera.Source{Name: "test-pattern", Device: camera.TestPatternDevice, Width: w, Height: h, FrameRate: fps})
+	}
+	cc.Encoder.BitRate = c.Bitrate
+	if len(cc.Sources) > 0 && c.KeyframeInterval > 0 {
+		// The encoder counts frames.
+		cc.Encoder.KeyFrameInterval = max(1, int(c.KeyframeInterval.Seconds()*cc.Sources[0].FrameRate))
+	}
+	p, err := camera.New(cc, d.log.With("component", "camera"))
+	if err != nil {
+		return nil, fmt.Errorf("camera: %w", err)
+	}
+	if err := p.Start(ctx); err != nil {
+		if !c.FallbackTestPattern {
+			p.Close()
+			return nil, fmt.Errorf("camera %s: %w", cc.Sources[0].Device, err)
+		}
+		d.log.Warn("camera missing: sending the test pattern", "camera", cc.Sources[0].Device, "err", err)
+		if err := p.Switch(ctx, "test-pattern"); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("camera test pattern: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// hasSoundCard reports whether ALSA lists a card.
+func hasSoundCard() bool {
+	b, err := os.ReadFile("/proc/asound/cards")
+	return err == nil && len(b) > 0 && !strings.Contains(string(b), "no soundcards")
+}
+
+func (d *daemon) openAudio(ctx context.Context) (*audio.Engine, error) {
+	a := d.cfg.Audio
+	ac := audio.Config{Bitrate: a.MicBitrate, Playback: a.Playback, Capture: a.Capture, Logger: d.log.With("component", "audio")}
+	if ac.Playback == "" {
+		ac.Playback = "default"
+	}
+	if ac.Capture == "" {
+		ac.Capture = "default"
+	}
+	switch a.Backend {
+	case config.AudioNull:
+		ac.Backend = audio.BackendNull
+	case config.AudioALSA:
+		ac.Backend = audio.BackendALSA
+	default:
+		ac.Backend = audio.BackendALSA
+		ac.NullFallback = true
+		if !hasSoundCard() {
+			d.log.Warn("no sound card: audio goes to the null device (calls carry silence from here)")
+			ac.Backend = audio.BackendNull
+		}
+	}
+	eng, err := audio.New(ac)
+	if err != nil {
+		return nil, fmt.Errorf("audio: %w", err)
+	}
+	eng.SetVolume(a.Volume)
+	if err := eng.Start(ctx); err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("audio: %w", err)
+	}
+	return eng, nil
+}
+
+// mediaFactory builds the WebRTC layer for the endpoint.
+func (d *daemon) mediaFactory(dv *devices) func(post func(calling.Input)) agent.Media {
+	return func(post func(calling.Input)) agent.Media {
+		mc := media.Config{
+			UDPPort:           d.cfg.Media.UDPPort,
+			ICERestartTimeout: d.cfg.Media.ICERestartTimeout,
+			DisableVideo:      !d.cfg.Media.Video,
+		}
+		for _, s := range d.cfg.Media.STUNServers {
+			mc.ICEServers = append(mc.ICEServers, webrtc.ICEServer{URLs: []string{s}})
+		}
+		for _, t := range d.cfg.Media.TURNServers {
+			mc.ICEServers = append(mc.ICEServers, webrtc.ICEServer{URLs: []string{t.URL}, Username: t.Username, Credential: t.Credential.Reveal()})
+		}
+		if d.env.getenv("INTERCOMD_LOOPBACK_MEDIA") != "" {
+			mc.LoopbackOnly = true // tests: nothing leaves the machine
+		}
+		opts := media.Options{Config: mc, Post: post, User: d.cfg.Device.User, Logger: d.log.With("component", "media")}
+		if dv.audio != nil {
+			opts.Audio = media.EngineAudio{Engine: dv.audio}
+		}
+		if dv.cam != nil {
+			opts.Camera = dv.cam
+		}
+		m, err := media.New(opts)
+		if err != nil {
+			dv.newErr = err
+			return &agent.SignalMedia{Post: post}
+		}
+		dv.media = m
+		return m
+	}
+}
+
+func (dv *devices) close() error {
+	var errs []error
+	if dv.media != nil {
+		errs = append(errs, dv.media.Close())
+	}
+	if dv.cam != nil {
+		errs = append(errs, dv.cam.Close())
+	}
+	if dv.audio != nil {
+		errs = append(errs, dv.audio.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,4 +211,11 @@ func FingerprintDER(der []byte) string {
 		fmt.Fprintf(&sb, "%02X", c)
 	}
 	return sb.String()
+}
+
+// SignInLink is the address that signs a phone in with token: the app's
+// origin (https://door.local:8443) with the token in the fragment, which
+// browsers never send to a server. Put it in a message or a QR code.
+func SignInLink(origin, token string) string {
+	return strings.TrimRight(origin, "/") + "/#token=" + url.QueryEscape(token)
 }

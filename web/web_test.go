@@ -247,3 +247,10 @@ func TestConfiguredCertificate(t *testing.T) {
 		t.Errorf("fingerprint of a missing file: no error")
 	}
 }
+
+func TestSignInLink(t *testing.T) {
+	got := web.SignInLink("https://door.local:8443/", "v1.alice.1798761600.3q2-7wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab")
+	if want := "https://door.local:8443/#token=v1.alice.1798761600.3q2-7wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab"; got != want {
+		t.Errorf("SignInLink = %q, want %q", got, want)
+	}
+}

@@ -30,6 +30,8 @@ const app = {
   busy: false,
   linkUp: false,
   refused: false,
+  lastPublish: Promise.resolve(), // settles when the broker has the last message sent
+  kicked: false,    // signed in on another device; "Use here" signs in again
   signalOnly: false,
   log: [],          // recent events, for tests and debugging
 };
@@ -84,7 +86,10 @@ function applyEffect(e) {
       const topic = e.group
         ? `${app.cfg.prefix}/v1/group/${e.group}/${app.user}`
         : `${app.cfg.prefix}/v1/inbox/${e.to}/${app.user}`;
-      if (app.client) app.client.publish(topic, e.payload, { qos: 1 });
+      if (app.client) {
+        const client = app.client;
+        app.lastPublish = new Promise((resolve) => client.publish(topic, e.payload, { qos: 1 }, () => resolve()));
+      }
       break;
     }
     case "emit":
@@ -108,9 +113,11 @@ function applyEffect(e) {
       break;
     case "disconnect":
       // Signed in elsewhere: leave without an offline presence (the topic
-      // now describes the newer session) and do not come back.
+      // now describes the newer session) and do not come back by itself.
       if (app.client) app.client.end(true);
       app.client = null;
+      app.linkUp = false;
+      app.kicked = true;
       break;
     case "door_open":
       break; // only a door station opens a door
@@ -217,6 +224,7 @@ class Media {
     this.type = "video";
     this.isHub = false;
     this.local = null;   // MediaStream
+    this.ready = Promise.resolve();
     this.peers = new Map(); // user -> {pc, pending: [], chain, joined}
   }
 
@@ -233,17 +241,18 @@ class Media {
     }
   }
 
-  async join(e) {
+  join(e) {
     this.leave();
     this.call = e.call;
     this.type = e.media;
     this.isHub = e.is_hub;
     const call = e.call;
-    try {
-      const stream = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-        video: e.media === "video" ? { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } } : false,
-      });
+    // Peers wait for the camera and microphone (the door may answer before
+    // getUserMedia does): their operations are chained on ready.
+    this.ready = navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      video: e.media === "video" ? { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } } : false,
+    }).then((stream) => {
       if (this.call !== call) {
         stream.getTracks().forEach((t) => t.stop());
         return;
@@ -251,18 +260,28 @@ class Media {
       this.local = stream;
       $("local-video").srcObject = e.media === "video" ? stream : null;
       post({ type: "media_joined", call });
-    } catch (err) {
+    }, (err) => {
       post({ type: "media_joined", call, error: `camera or microphone: ${err.message || err.name}` });
-    }
+    });
   }
 
+  // peer returns the party's entry; its RTCPeerConnection is made once the
+  // local media is ready, so every operation on it goes through queue.
   peer(user) {
     let p = this.peers.get(user);
     if (p) return p;
     const call = this.call;
-    const pc = new RTCPeerConnection({ iceServers: [] });
-    p = { pc, pending: [], chain: Promise.resolve(), joined: false, signalOnly: false };
+    p = { pc: null, pending: [], chain: null, joined: false, signalOnly: false };
     this.peers.set(user, p);
+    p.chain = this.ready.then(() => {
+      if (this.peers.get(user) !== p) return;
+      p.pc = this.newPC(call, user, p);
+    });
+    return p;
+  }
+
+  newPC(call, user, p) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
     if (this.local) {
       for (const track of this.local.getTracks()) pc.addTransceiver(track, { direction: "sendrecv", streams: [this.local] });
     }
@@ -295,7 +314,7 @@ class Media {
         else post({ type: "media_failed", call, error: "media connection failed" });
       }
     };
-    return p;
+    return pc;
   }
 
   // queue runs fn after the peer's previous operations, so an offer is
@@ -374,11 +393,17 @@ class Media {
     for (const c of pending) await p.pc.addIceCandidate(c);
   }
 
+  // closePeer closes the connection once the broker has the message sent
+  // just before (a leave), so the other side learns why from signaling
+  // rather than from its media going away; a second at most.
   closePeer(user) {
     const p = this.peers.get(user);
     if (!p) return;
     this.peers.delete(user);
-    p.pc.close();
+    const close = () => { if (p.pc) p.pc.close(); };
+    Promise.race([app.lastPublish, new Promise((r) => setTimeout(r, 1000))])
+      .then(() => new Promise((r) => setTimeout(r, 250))).then(close, close);
+    p.chain.then(() => { if (p.pc) p.pc.getSenders().forEach((snd) => snd.track && snd.track.stop()); });
   }
 
   leave() {
@@ -516,6 +541,9 @@ async function signIn(token) {
   app.user = claims.user;
   app.session = randomID();
   app.refused = false;
+  app.kicked = false;
+  app.loggedIn = false;
+  app.state = "idle";
   localStorage.setItem(TOKEN_KEY, token);
   await loadWasm();
   app.machine = globalThis.intercomdCalling(JSON.stringify({
@@ -681,13 +709,15 @@ function render() {
     status.textContent = "Signed out";
   } else if (!app.linkUp) {
     status.dataset.state = "offline";
-    status.textContent = app.refused ? "Refused" : "Connecting…";
+    status.textContent = app.kicked ? "Signed in elsewhere" : app.refused ? "Refused" : "Connecting…";
   } else {
     status.dataset.state = "online";
     status.textContent = { idle: "Online", dialing: "Calling…", ringing: "Ringing", in_call: "In call" }[st] || st;
   }
   if (!signedIn) return;
-  $("whoami").textContent = `Signed in as ${nameOf(app.user)}.` + (app.linkUp ? "" : " Connecting to the intercom…");
+  $("whoami").textContent = `Signed in as ${nameOf(app.user)}.` +
+    (app.kicked ? " You are signed in on another device." : app.linkUp ? "" : " Connecting to the intercom…");
+  $("use-here").hidden = !app.kicked;
   renderDirectory();
 
   if (app.invited) {
@@ -757,6 +787,11 @@ function bindUI() {
     signIn($("token").value.trim()).catch((err) => signInError(`Could not start: ${err.message || err}`));
   });
   $("signout").onclick = () => signOut("");
+  $("use-here").onclick = () => {
+    app.kicked = false;
+    banner("");
+    signIn(app.token).catch((err) => signInError(`Could not start: ${err.message || err}`));
+  };
   $("accept").onclick = () => {
     banner("");
     app.media = app.invited ? app.invited.media : "video";
@@ -824,7 +859,7 @@ globalThis.intercomd = {
   get linkUp() { return app.linkUp; },
   get log() { return app.log.slice(); },
   get signalOnly() { return app.signalOnly; },
-  peerConnections() { return [...media.peers.values()].map((p) => p.pc); },
+  peerConnections() { return [...media.peers.values()].map((p) => p.pc).filter(Boolean); },
   do(input) { post(input); },
 };
 

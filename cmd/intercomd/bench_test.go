@@ -55,9 +55,7 @@ gpio:
 	done := make(chan error, 1)
 	go func() { done <- d.run(ctx) }()
 	defer func() { cancel(); <-done }()
-	for !strings.Contains(stderr.String(), "intercomd ready") {
-		time.Sleep(10 * time.Millisecond)
-	}
+	spin(b, func() bool { return strings.Contains(stderr.String(), "intercomd ready") })
 	dut := &daemonUnderTest{dir: dir, mqttURL: fmt.Sprintf("tcp://127.0.0.1:%d", port)}
 	alice, _ := dut.phone(b, "alice")
 	lat := make([]time.Duration, 0, b.N)
@@ -66,9 +64,7 @@ gpio:
 		if err := alice.Do(ctx, calling.Call{Users: []string{"door"}, Type: calling.Audio}); err != nil {
 			b.Fatal(err)
 		}
-		for d.ep.State() != calling.Ringing {
-			time.Sleep(100 * time.Microsecond)
-		}
+		spin(b, func() bool { return d.ep.State() == calling.Ringing })
 		if err := d.sim.Press("call"); err != nil {
 			b.Fatal(err)
 		}
@@ -83,18 +79,26 @@ gpio:
 		case <-time.After(5 * time.Second):
 			b.Fatal("no accept")
 		}
-		for alice.State() != calling.InCall {
-			time.Sleep(100 * time.Microsecond)
-		}
+		spin(b, func() bool { return alice.State() == calling.InCall })
 		if err := alice.Do(ctx, calling.Hangup{}); err != nil {
 			b.Fatal(err)
 		}
-		for d.ep.State() != calling.Idle {
-			time.Sleep(100 * time.Microsecond)
-		}
+		spin(b, func() bool { return d.ep.State() == calling.Idle })
 	}
 	b.StopTimer()
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*95/100].Microseconds())/1000, "p95-ms")
+}
+
+// spin waits for cond, failing after 15 s.
+func spin(b *testing.B, cond func() bool) {
+	b.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatal("timed out waiting")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // missing skips the test loudly, or fails it when CI=true.
-func missing(t *testing.T, what string) {
+func missing(t testing.TB, what string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(what)
@@ -21,14 +21,14 @@ func missing(t *testing.T, what string) {
 	t.Skip("SKIPPING: " + what)
 }
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		missing(t, "this test needs root")
 	}
 }
 
-func requireTool(t *testing.T, name, pkg string) string {
+func requireTool(t testing.TB, name, pkg string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -37,14 +37,14 @@ func requireTool(t *testing.T, name, pkg string) string {
 	return p
 }
 
-func testContext(t *testing.T, d time.Duration) context.Context {
+func testContext(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
@@ -55,7 +55,7 @@ func repoRoot(t *testing.T) string {
 
 // script runs one of the packaging scripts with extra environment and
 // returns its standard output, trimmed.
-func script(ctx context.Context, t *testing.T, name string, env ...string) string {
+func script(ctx context.Context, t testing.TB, name string, env ...string) string {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot(t), "packaging", name))
 	cmd.Env = append(os.Environ(), env...)
@@ -70,7 +70,7 @@ func script(ctx context.Context, t *testing.T, name string, env ...string) strin
 
 // binary builds intercomd for arch with packaging/build into dir and
 // returns its path.
-func binary(t *testing.T, arch, dir string) string {
+func binary(t testing.TB, arch, dir string) string {
 	t.Helper()
 	switch arch {
 	case "arm64":

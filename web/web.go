@@ -8,15 +8,15 @@
 //
 // The built app (web/dist, made by `go generate ./web` from web/src, web/wasm
 // and the npm packages locked in web/package-lock.json) is embedded in the
-// binary. Handler serves it with /config.json, which tells the page where to
+// binary. App serves it with /config.json, which tells the page where to
 // connect and whom it can call; the daemon mounts MQTT over WebSocket at /mqtt
 // itself. TLS serves everything over HTTPS with a configured certificate or a
 // self-signed one kept in the state directory (browsers grant camera and
 // microphone only to secure origins).
 //
-// Handler is safe for concurrent use; it reads the configuration through the
-// function it is given on every request, so a reloaded configuration shows at
-// once. The package keeps no global state.
+// App is safe for concurrent use: it serves a snapshot of the configuration,
+// replaced whole by SetConfig after a reload. The package keeps no global
+// state.
 package web
 
 //go:generate go run ./internal/webgen -out dist
@@ -33,20 +33,13 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/intercomd/intercomd/config"
 )
 
 //go:embed all:dist
 var dist embed.FS
-
-// Options configure Handler.
-type Options struct {
-	// Config returns the current configuration; required.
-	Config func() *config.Config
-	// Logger receives request errors; nil discards them.
-	Logger *slog.Logger
-}
 
 // ClientConfig is the JSON served at /config.json: what the page needs to
 // sign in and call. It holds nothing secret; the token is the user's.
@@ -112,10 +105,16 @@ func NewClientConfig(cfg *config.Config) ClientConfig {
 	return c
 }
 
-// Handler serves the app and /config.json. Mount it at "/" beside the
-// broker's /mqtt.
-func Handler(opts Options) http.Handler {
-	log := opts.Logger
+// App serves the phone web app and /config.json. Mount it at "/" beside
+// the broker's /mqtt.
+type App struct {
+	root   fs.FS
+	client atomic.Pointer[ClientConfig]
+	log    *slog.Logger
+}
+
+// New returns the app for cfg; log (nil discards) receives serving errors.
+func New(cfg *config.Config, log *slog.Logger) *App {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -123,16 +122,20 @@ func Handler(opts Options) http.Handler {
 	if err != nil {
 		panic("web: embedded dist missing: " + err.Error()) // a build error, never at run time
 	}
-	return &handler{root: root, cfg: opts.Config, log: log}
+	a := &App{root: root, log: log}
+	a.SetConfig(cfg)
+	return a
 }
 
-type handler struct {
-	root fs.FS
-	cfg  func() *config.Config
-	log  *slog.Logger
+// SetConfig replaces what /config.json tells the pages (after a reload).
+// It copies what it needs from cfg, so cfg may change afterwards.
+func (a *App) SetConfig(cfg *config.Config) {
+	c := NewClientConfig(cfg)
+	a.client.Store(&c)
 }
 
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP implements http.Handler.
+func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -143,16 +146,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 	switch name {
 	case "config.json":
-		h.serveConfig(w)
+		a.serveConfig(w)
 		return
 	case "":
 		name = "index.html"
 	}
 	if name == "calling.wasm" {
-		h.serveWasm(w, r)
+		a.serveWasm(w, r)
 		return
 	}
-	b, err := fs.ReadFile(h.root, name)
+	b, err := fs.ReadFile(a.root, name)
 	if err != nil || strings.HasSuffix(name, ".gz") {
 		http.NotFound(w, r)
 		return
@@ -179,16 +182,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const csp = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws: wss:; " +
 	"worker-src 'self' blob:; img-src 'self' data:; media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
-func (h *handler) serveConfig(w http.ResponseWriter) {
+func (a *App) serveConfig(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(NewClientConfig(h.cfg()))
+	_ = json.NewEncoder(w).Encode(a.client.Load())
 }
 
 // serveWasm serves the embedded, gzipped calling core: as it is to clients
 // that accept gzip, inflated for the others.
-func (h *handler) serveWasm(w http.ResponseWriter, r *http.Request) {
-	f, err := h.root.Open("calling.wasm.gz")
+func (a *App) serveWasm(w http.ResponseWriter, r *http.Request) {
+	f, err := a.root.Open("calling.wasm.gz")
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -210,7 +213,7 @@ func (h *handler) serveWasm(w http.ResponseWriter, r *http.Request) {
 	}
 	zr, err := gzip.NewReader(f)
 	if err != nil {
-		h.log.Error("embedded calling.wasm.gz is corrupt", "err", err)
+		a.log.Error("embedded calling.wasm.gz is corrupt", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

@@ -55,7 +55,7 @@ func get(t *testing.T, h http.Handler, path string, header ...string) *http.Resp
 
 func TestHandlerServesTheApp(t *testing.T) {
 	cfg := testConfig(t)
-	h := web.Handler(web.Options{Config: func() *config.Config { return cfg }})
+	h := web.New(cfg, nil)
 
 	resp := get(t, h, "/")
 	body, _ := io.ReadAll(resp.Body)
@@ -98,7 +98,7 @@ func TestHandlerServesTheApp(t *testing.T) {
 
 func TestHandlerServesWasmCompressedOrNot(t *testing.T) {
 	cfg := testConfig(t)
-	h := web.Handler(web.Options{Config: func() *config.Config { return cfg }})
+	h := web.New(cfg, nil)
 
 	gz := get(t, h, "/calling.wasm", "Accept-Encoding", "gzip, deflate, br")
 	if gz.Header.Get("Content-Type") != "application/wasm" || gz.Header.Get("Content-Encoding") != "gzip" {
@@ -127,7 +127,7 @@ func TestHandlerServesWasmCompressedOrNot(t *testing.T) {
 
 func TestClientConfig(t *testing.T) {
 	cfg := testConfig(t)
-	h := web.Handler(web.Options{Config: func() *config.Config { return cfg }})
+	h := web.New(cfg, nil)
 	resp := get(t, h, "/config.json")
 	if resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("config.json is cacheable: %q", resp.Header.Get("Cache-Control"))
@@ -252,5 +252,27 @@ func TestSignInLink(t *testing.T) {
 	got := web.SignInLink("https://door.local:8443/", "v1.alice.1798761600.3q2-7wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab")
 	if want := "https://door.local:8443/#token=v1.alice.1798761600.3q2-7wAbCdEfGhIjKlMnOpQrStUvWxYz0123456789ab"; got != want {
 		t.Errorf("SignInLink = %q, want %q", got, want)
+	}
+}
+
+func TestSetConfigAfterReload(t *testing.T) {
+	cfg := testConfig(t)
+	app := web.New(cfg, nil)
+	// The daemon changes its configuration in place on reload; the app
+	// serves its own copy until told.
+	cfg.Calling.DoorUsers = append(cfg.Calling.DoorUsers, "bob")
+	doors := func() []string {
+		var c web.ClientConfig
+		if err := json.NewDecoder(get(t, app, "/config.json").Body).Decode(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c.DoorUsers
+	}
+	if got := doors(); !slices.Equal(got, []string{"alice"}) {
+		t.Errorf("before SetConfig: door users %v", got)
+	}
+	app.SetConfig(cfg)
+	if got := doors(); !slices.Equal(got, []string{"alice", "bob"}) {
+		t.Errorf("after SetConfig: door users %v", got)
 	}
 }

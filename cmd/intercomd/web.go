@@ -12,12 +12,12 @@ import (
 )
 
 // mountWeb serves the phone web app (and its /config.json) at "/" on mux,
-// beside /mqtt and /healthz.
-func (d *daemon) mountWeb(mux *http.ServeMux) {
-	mux.Handle("/", web.Handler(web.Options{
-		Config: func() *config.Config { return d.cfg },
-		Logger: d.log.With("component", "web"),
-	}))
+// beside /mqtt and /healthz. After a reload, call SetConfig(d.cfg) on the
+// returned app from the goroutine that changed d.cfg.
+func (d *daemon) mountWeb(mux *http.ServeMux) *web.App {
+	app := web.New(d.cfg, d.log.With("component", "web"))
+	mux.Handle("/", app)
+	return app
 }
 
 // webTLS wraps the HTTP listener in TLS with the configured certificate or

@@ -11,6 +11,22 @@ let browser;
 before(async () => { browser = await launch(); });
 after(async () => { await browser?.close(); });
 
+// receiverReports returns, by kind, what the other side's RTCP receiver
+// reports say about this phone's outgoing streams: Chrome makes
+// remote-inbound-rtp entries only from report blocks about its streams, so
+// their presence shows the other side receives them.
+function receiverReports(p) {
+  return p.page.evaluate(async () => {
+    const out = {};
+    for (const pc of globalThis.intercomd.peerConnections()) {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "remote-inbound-rtp") out[s.kind] = { lost: s.packetsLost, rtt: s.roundTripTime };
+      });
+    }
+    return out;
+  });
+}
+
 // each opens phones for one test and closes them after, checking that no
 // page reported an error.
 async function withPhones(users, fn) {
@@ -122,16 +138,7 @@ test("call the door: auto-answered, its video plays and its audio arrives", asyn
     }
     // The door receives alice's audio and video: its RTCP receiver reports
     // about her streams come back (remote-inbound-rtp).
-    const reports = () => alice.page.evaluate(async () => {
-      const out = {};
-      for (const pc of globalThis.intercomd.peerConnections()) {
-        (await pc.getStats()).forEach((s) => {
-          // Chrome makes these only from report blocks about its streams.
-          if (s.type === "remote-inbound-rtp") out[s.kind] = { lost: s.packetsLost, rtt: s.roundTripTime, at: s.timestamp };
-        });
-      }
-      return out;
-    });
+    const reports = () => receiverReports(alice);
     const got = await until("the door's receiver reports on alice's audio and video",
       async () => { const r = await reports(); return r.audio && r.video && r; }, 15000);
     t.diagnostic(`door receiver reports: ${JSON.stringify(got)}`);
@@ -171,6 +178,10 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
     assert.equal(await appState(bob), "idle");
 
     await waitState(alice, "in_call", 20000);
+    if (!(await alice.page.evaluate(() => globalThis.intercomd.signalOnly))) {
+      // The door, the hub here, receives alice's microphone.
+      await until("the door's receiver reports on alice's audio", async () => (await receiverReports(alice)).audio, 15000);
+    }
     const open = alice.page.locator("#open-door");
     await open.waitFor({ state: "visible" });
     await screenshot(alice, "call");
@@ -271,4 +282,37 @@ test("signing in on a second device signs the first out, which can take over aga
     await first.ctx.close();
     await second.ctx.close();
   }
+});
+
+test("phone to phone: video both ways, mute, speaker, switch to audio", async () => {
+  await withPhones(["alice", "bob"], async (alice, bob) => {
+    await callButton(alice, "bob").click();
+    await bob.page.locator("#incoming-screen").waitFor({ state: "visible" });
+    await bob.page.click("#accept");
+    await waitState(alice, "in_call", 20000);
+    await waitState(bob, "in_call", 20000);
+    // Each sees the other's fake camera (640x480).
+    for (const p of [alice, bob]) {
+      const size = await p.page.waitForFunction(() => {
+        const v = document.getElementById("remote-video");
+        return v.videoWidth > 0 && [v.videoWidth, v.videoHeight];
+      }, null, { timeout: 20000 }).then((h) => h.jsonValue());
+      assert.deepEqual(size, [640, 480], `${p.user} sees ${size}`);
+    }
+    // Mute stops alice's microphone track; the speaker button mutes bob's playback.
+    await alice.page.click("#mute");
+    assert.deepEqual(await alice.page.evaluate(() => globalThis.intercomd.peerConnections()[0].getSenders()
+      .filter((s) => s.track && s.track.kind === "audio").map((s) => s.track.enabled)), [false]);
+    assert.equal(await alice.page.locator("#mute").textContent(), "Unmute");
+    await bob.page.click("#speaker");
+    assert.equal(await bob.page.evaluate(() => document.getElementById("remote-video").muted), true);
+    // Switch to audio: both agree, the video goes away.
+    await alice.page.click("#audio-only");
+    await waitBanner(alice, /Switched to audio/);
+    await waitBanner(bob, /Switched to audio/);
+    assert.equal(await alice.page.evaluate(() => document.getElementById("videos").dataset.video), "off");
+    assert.equal(await alice.page.locator("#audio-only").isDisabled(), true);
+    await bob.page.click("#hangup");
+    await waitState(alice, "idle");
+  });
 });

@@ -282,16 +282,24 @@ class Media {
 
   newPC(call, user, p) {
     const pc = new RTCPeerConnection({ iceServers: [] });
-    if (this.local) {
-      for (const track of this.local.getTracks()) pc.addTransceiver(track, { direction: "sendrecv", streams: [this.local] });
+    if (this.isHub) {
+      // The hub offers: one transceiver per kind, receiving even without a
+      // local track of that kind.
+      if (this.local) {
+        for (const track of this.local.getTracks()) pc.addTransceiver(track, { direction: "sendrecv", streams: [this.local] });
+      }
+      if (this.type === "video" && !pc.getTransceivers().some((t) => t.receiver.track.kind === "video")) {
+        pc.addTransceiver("video", { direction: "recvonly" });
+      }
+      if (!pc.getTransceivers().some((t) => t.receiver.track.kind === "audio")) {
+        pc.addTransceiver("audio", { direction: "recvonly" });
+      }
+      preferH264(pc);
+    } else if (this.local) {
+      // The party answers: tracks added with addTrack are matched to the
+      // offer's m-lines by kind when the offer is applied.
+      for (const track of this.local.getTracks()) pc.addTrack(track, this.local);
     }
-    if (this.type === "video" && !pc.getTransceivers().some((t) => t.receiver.track.kind === "video")) {
-      pc.addTransceiver("video", { direction: "recvonly" });
-    }
-    if (!pc.getTransceivers().some((t) => t.receiver.track.kind === "audio")) {
-      pc.addTransceiver("audio", { direction: "recvonly" });
-    }
-    preferH264(pc);
     pc.onicecandidate = (ev) => {
       if (ev.candidate && ev.candidate.candidate) {
         post({ type: "media_out", call, to: user, msg: { type: "candidate", candidate: ev.candidate.toJSON() } });
@@ -352,6 +360,7 @@ class Media {
             return;
           }
           await p.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+          preferH264(p.pc);
           await this.flush(p);
           const answer = await p.pc.createAnswer();
           await p.pc.setLocalDescription(answer);

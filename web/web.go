@@ -6,9 +6,11 @@
 // WebSocket to the broker (the embedded one at /mqtt on the same origin, or
 // signaling.external.web_url).
 //
-// The built app (web/dist, made by `go generate ./web` from web/src, web/wasm
-// and the npm packages locked in web/package-lock.json) is embedded in the
-// binary. App serves it with /config.json, which tells the page where to
+// The built app (web/dist, made by `npm ci && go generate .` in web/ from
+// web/src, web/wasm and the npm packages locked in web/package-lock.json) is
+// committed and embedded in the binary; TestBundleUpToDate checks that it
+// matches its sources. Browser tests: `go test ./web -run TestBrowser`
+// (Debian's chromium, node; see e2e_test.go). App serves it with /config.json, which tells the page where to
 // connect and whom it can call; the daemon mounts MQTT over WebSocket at /mqtt
 // itself. TLS serves everything over HTTPS with a configured certificate or a
 // self-signed one kept in the state directory (browsers grant camera and
@@ -22,6 +24,7 @@ package web
 //go:generate go run ./internal/webgen -out dist
 
 import (
+	"bytes"
 	"compress/gzip"
 	"embed"
 	"encoding/json"
@@ -33,6 +36,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/intercomd/intercomd/config"
@@ -111,6 +115,9 @@ type App struct {
 	root   fs.FS
 	client atomic.Pointer[ClientConfig]
 	log    *slog.Logger
+
+	gzOnce sync.Once
+	gz     map[string][]byte // gzipped text files, made on first use
 }
 
 // New returns the app for cfg; log (nil discards) receives serving errors.
@@ -174,7 +181,50 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if name == "index.html" {
 		w.Header().Set("Content-Security-Policy", csp)
 	}
+	if z := a.compressed(name, b); z != nil {
+		w.Header().Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+			w.Header().Set("Content-Encoding", "gzip")
+			b = z
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	if r.Method == http.MethodHead {
+		return
+	}
 	_, _ = w.Write(b)
+}
+
+// compressed returns the gzipped form of a text file of the app (the
+// bundle is large: MQTT.js), or nil for other files.
+func (a *App) compressed(name string, b []byte) []byte {
+	a.gzOnce.Do(func() {
+		a.gz = map[string][]byte{}
+		_ = fs.WalkDir(a.root, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !compressible(p) {
+				return err
+			}
+			raw, err := fs.ReadFile(a.root, p)
+			if err != nil {
+				return err
+			}
+			var buf bytes.Buffer
+			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+			_, _ = zw.Write(raw)
+			_ = zw.Close()
+			a.gz[p] = buf.Bytes()
+			return nil
+		})
+	})
+	return a.gz[name]
+}
+
+func compressible(name string) bool {
+	switch path.Ext(name) {
+	case ".js", ".css", ".html", ".webmanifest":
+		return true
+	}
+	return false
 }
 
 // csp allows the app's own scripts and WebAssembly, MQTT over WebSocket to

@@ -83,6 +83,21 @@ func TestHandlerServesTheApp(t *testing.T) {
 			t.Errorf("GET %s = %s %q, want 200 %s", path, resp.Status, resp.Header.Get("Content-Type"), ct)
 		}
 	}
+	// Text is gzipped for clients that accept it.
+	js := get(t, h, "/app.js")
+	plainJS, _ := io.ReadAll(js.Body)
+	zjs := get(t, h, "/app.js", "Accept-Encoding", "gzip")
+	if zjs.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("app.js not gzipped for a client accepting gzip")
+	}
+	zr, err := gzip.NewReader(zjs.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, _ := io.ReadAll(zr)
+	if !bytes.Equal(unzipped, plainJS) || js.Header.Get("Content-Encoding") != "" {
+		t.Errorf("gzipped app.js differs from the plain one")
+	}
 	for _, path := range []string{"/nope", "/calling.wasm.gz", "/../web.go"} {
 		if resp := get(t, h, path); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s = %s, want 404", path, resp.Status)

@@ -18,7 +18,7 @@ build:
 run: build
 	./bin/intercomd run
 
-test: test-deps vet test-unit test-kernel
+test: test-deps vet test-unit test-kernel test-service
 
 test-deps:
 	scripts/test-deps
@@ -38,8 +38,15 @@ test-race:
 test-kernel:
 	@if [ -x test/vm/run ]; then test/vm/run; else echo "test-kernel: test/vm/run missing"; exit 1; fi
 
+# The benchmarks named in the docs, with the iteration counts they report.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./calling/ ./agent/
+	$(GO) test -run '^$$' -bench Step -benchtime 2s ./calling/
+	$(GO) test -run '^$$' -bench InviteToRinging -benchtime 200x ./endpoint/
+	$(GO) test -run '^$$' -bench ButtonToAccept -benchtime 100x ./cmd/intercomd/
+	$(GO) test -run '^$$' -bench . -benchtime 50x ./media/
+	$(GO) test -run '^$$' -bench StartToReady -benchtime 10x ./packaging/
+
+include packaging/rules.mk
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -157,7 +157,15 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.hup = make(chan os.Signal, 1)
 	signal.Notify(d.hup, syscall.SIGHUP)
 	defer signal.Stop(d.hup)
-	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady+"\nSTATUS=idle")
+	// Ready once signed in to signaling, or retrying: a broker that is
+	// down must not keep the service from starting (the LED says so).
+	status := "idle"
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+	if err := ep.WaitReady(wctx); err != nil {
+		status = "idle, signaling not connected yet (retrying)"
+	}
+	wcancel()
+	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyReady+"\nSTATUS="+status)
 	log.Info("intercomd ready", "user", d.cfg.Device.User, "version", version, "config", d.cfg.File())
 
 	err = d.loop(ctx, events)

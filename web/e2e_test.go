@@ -237,7 +237,7 @@ func startDevice(t testing.TB, bin string) *device {
 	// The app must be served: a daemon without the web app fails here.
 	resp, err := d.client.Get(d.url + "config.json")
 	if err != nil {
-		t.Fatalf("GET config.json: %v", err)
+		t.Fatalf("GET %sconfig.json: %v: the daemon does not serve the phone web app over HTTPS (serveHTTP must call mountWeb and webTLS)", d.url, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

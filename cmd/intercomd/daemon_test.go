@@ -91,10 +91,10 @@ http:
 calling:
   invite_timeout: 10s
   door_users: [alice]
-gpio:
-  backend: sim
-  relay: {line: GPIO22, pulse: 500ms}
 %s`, filepath.Join(dir, "state"), port, extra)
+	if !strings.Contains(extra, "gpio:") {
+		cfg += "gpio:\n  backend: sim\n  relay: {line: GPIO22, pulse: 500ms}\n"
+	}
 	path := filepath.Join(dir, "intercomd.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

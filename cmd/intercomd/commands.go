@@ -11,6 +11,7 @@ import (
 	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/hw/gpio"
 	"github.com/intercomd/intercomd/usersig"
+	"github.com/intercomd/intercomd/web"
 )
 
 func runCheckConfig(_ context.Context, args []string, env *cmdEnv) error {
@@ -39,6 +40,7 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 	user := fs.String("user", "", "user ID to issue the token for (letters, digits, - and _)")
 	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
 	stateDir := fs.String("state-dir", "", "override device.state_dir")
+	origin := fs.String("origin", "", "also print a sign-in link for the phone app at this address, e.g. https://door.local:8443")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,6 +73,9 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 		return fmt.Errorf("usersig: %w", err)
 	}
 	fmt.Fprintln(env.stdout, tok)
+	if *origin != "" {
+		fmt.Fprintln(env.stdout, web.SignInLink(*origin, tok))
+	}
 	return nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/intercomd/intercomd/hw/gpio"
 	"github.com/intercomd/intercomd/mqttsig"
 	"github.com/intercomd/intercomd/usersig"
+	"github.com/intercomd/intercomd/web"
 )
 
 // shutdownGrace bounds the whole shutdown: systemd's default stop timeout is
@@ -67,6 +68,7 @@ type daemon struct {
 	sim     *gpio.Sim
 	broker  *broker.Broker
 	http    *http.Server
+	web     *web.App
 	ep      *endpoint.Endpoint
 	link    chan bool
 	refresh chan struct{} // the door opened: redraw the LEDs
@@ -276,6 +278,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.cfg.Calling.Doorbell = next.Calling.Doorbell
 	d.cfg.Calling.AutoAnswer = next.Calling.AutoAnswer
 	d.cfg.Calling.DoorUsers = next.Calling.DoorUsers
+	d.web.SetConfig(d.cfg)
 	doors := next.Calling.DoorUsers
 	if doors == nil {
 		doors = []string{}
@@ -512,9 +515,13 @@ func (d *daemon) serveHTTP() error {
 		}
 		fmt.Fprintln(w, st)
 	})
+	d.web = d.mountWeb(mux)
 	ln, err := net.Listen("tcp", d.cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", d.cfg.HTTP.Listen, err)
+	}
+	if ln, err = d.webTLS(ln); err != nil {
+		return err
 	}
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -522,6 +529,6 @@ func (d *daemon) serveHTTP() error {
 			d.log.Error("http server", "err", err)
 		}
 	}()
-	d.log.Info("http", "listen", ln.Addr().String())
+	d.log.Info("https", "listen", ln.Addr().String(), "app", "https://"+ln.Addr().String()+"/")
 	return nil
 }

@@ -70,6 +70,9 @@ func (d *daemon) openCamera(ctx context.Context) (*camera.Pipeline, error) {
 		cc.Sources = append(cc.Sources, camera.Source{Name: "test-pattern", Device: camera.TestPatternDevice, Width: w, Height: h, FrameRate: fps})
 	}
 	cc.Encoder.BitRate = c.Bitrate
+	// Capture and encode only during video calls: the media layer switches the
+	// camera on when a call joins and off when the last one leaves.
+	cc.StartOff = true
 	if len(cc.Sources) > 0 && c.KeyframeInterval > 0 {
 		// The encoder counts frames.
 		cc.Encoder.KeyFrameInterval = max(1, int(c.KeyframeInterval.Seconds()*cc.Sources[0].FrameRate))

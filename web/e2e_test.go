@@ -134,7 +134,7 @@ gpio:
 `
 
 var (
-	httpListen = regexp.MustCompile(`msg=http listen=(\S+)`)
+	httpListen = regexp.MustCompile(`msg=https listen=(\S+)`)
 	// heardLine is what a simulated device prints when a party's audio
 	// reaches its speaker with some energy.
 	heardLine = regexp.MustCompile(`\[heard: ([A-Za-z0-9_-]+)`)

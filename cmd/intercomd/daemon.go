@@ -69,6 +69,7 @@ type daemon struct {
 	broker  *broker.Broker
 	http    *http.Server
 	web     *web.App
+	heard   map[string]bool // simulated panel: parties heard in this call
 	ep      *endpoint.Endpoint
 	link    chan bool
 	refresh chan struct{} // the door opened: redraw the LEDs
@@ -97,6 +98,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	d.link = make(chan bool, 16)
 	d.refresh = make(chan struct{}, 1)
+	d.heard = map[string]bool{}
 	mopts, err := d.signaling(stateDir)
 	if err != nil {
 		return err
@@ -222,6 +224,7 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 		case ev := <-d.panel.Events():
 			d.button(ctx, ev)
 		case ev := <-events:
+			d.showHeard(ev)
 			if sc, ok := ev.(calling.StateChanged); ok {
 				_, _ = sddaemon.SdNotify(false, "STATUS="+sc.To.String())
 				d.showState(linkUp)
@@ -357,6 +360,23 @@ func (d *daemon) doorbellTargets() []string {
 		users = users[:calling.MaxParties-1]
 	}
 	return users
+}
+
+// showHeard tells the person at a simulated panel whom the device hears:
+// once per party and call, when its voice first rises above silence.
+func (d *daemon) showHeard(ev calling.Event) {
+	if d.sim == nil {
+		return
+	}
+	switch ev := ev.(type) {
+	case calling.UserVoiceVolume:
+		if ev.User != d.cfg.Device.User && ev.Volume >= 5 && !d.heard[ev.User] {
+			d.heard[ev.User] = true
+			fmt.Fprintf(d.env.stdout, "[heard: %s level=%d]\n", ev.User, ev.Volume)
+		}
+	case calling.CallEnd:
+		clear(d.heard)
+	}
 }
 
 // showState sets every LED from the calling state and the link.

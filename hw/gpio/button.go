@@ -70,10 +70,17 @@ func newButton(name string, longPress time.Duration, emit func(ButtonEvent)) *bu
 func (b *button) edge(e Edge) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.stopped || e.Active == b.pressed {
-		// A repeated level: a release seen first after start-up while held,
-		// or edges coalesced by the kernel.
+	if b.stopped {
 		return
+	}
+	if e.Active == b.pressed {
+		// A repeated level: a release seen first after start-up while held,
+		// or edges coalesced by the kernel. A press after a long press
+		// means the release between them was lost: it starts a new hold,
+		// so the button is not stuck in the finished gesture.
+		if !(e.Active && b.longFired) {
+			return
+		}
 	}
 	b.pressed = e.Active
 	b.gen++

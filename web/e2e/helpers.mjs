@@ -86,7 +86,9 @@ export async function screenshot(p, name) {
   await p.page.screenshot({ path: path.join(process.env.SCREENSHOT_DIR, `${name}.png`) });
 }
 
-export async function waitDeviceIdle(timeout = 15000) {
+export async function waitDeviceIdle(timeout = 40000) {
+  // A phone closed mid-call is noticed by the device through its media
+  // (ICE disconnected, then the restart timeout): up to about 30 s.
   await until("device idle", async () => (await deviceState()) === "idle", timeout);
 }
 

@@ -45,7 +45,7 @@ func cString(b []byte) string {
 	return string(b)
 }
 
-func TestVividCamera(t *testing.T) {
+func TestKernelVividCamera(t *testing.T) {
 	name, err := os.ReadFile("/sys/class/video4linux/video0/name")
 	if err != nil {
 		t.Fatalf("read video0 name: %v %s", err, guestHint)
@@ -81,7 +81,7 @@ func TestVividCamera(t *testing.T) {
 	}
 }
 
-func TestLoopbackSoundCard(t *testing.T) {
+func TestKernelLoopbackSoundCard(t *testing.T) {
 	cards, err := os.ReadFile("/proc/asound/cards")
 	if err != nil {
 		t.Fatalf("read /proc/asound/cards: %v %s", err, guestHint)
@@ -101,7 +101,7 @@ func TestLoopbackSoundCard(t *testing.T) {
 // (label pinctrl-bcm2711, lines GPIO0..GPIO57) and drives it through the GPIO
 // character device as the daemon would: find a line by name, read an input,
 // see its edges, drive an output.
-func TestGPIOSimPiHeader(t *testing.T) {
+func TestKernelGPIOSimPiHeader(t *testing.T) {
 	var opts []gpiosim.NewBankOption
 	for i := range 58 {
 		opts = append(opts, gpiosim.WithNamedLine(i, "GPIO"+strconv.Itoa(i)))
@@ -174,7 +174,7 @@ func TestGPIOSimPiHeader(t *testing.T) {
 
 // TestDeliberateFailure fails when INTERCOMD_VM_SMOKE_FAIL=1, to check by hand
 // that a failure inside the guest fails go test on the host.
-func TestDeliberateFailure(t *testing.T) {
+func TestKernelDeliberateFailure(t *testing.T) {
 	if os.Getenv("INTERCOMD_VM_SMOKE_FAIL") != "1" {
 		t.Skip("set INTERCOMD_VM_SMOKE_FAIL=1 to check that a failing kernel test fails go test")
 	}

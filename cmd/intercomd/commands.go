@@ -48,7 +48,7 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 		fs.Usage()
 		return fmt.Errorf("usersig: --user is required")
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path, *stateDir)
 	if err != nil {
 		return err
 	}
@@ -56,11 +56,7 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 	if s := cfg.Signaling.Embedded.TokenSecret; s.IsSet() {
 		secret = []byte(s.Reveal())
 	} else {
-		d := &daemon{cfg: cfg, env: env, log: newLogger(env.stderr, cfg.Log, env.getenv)}
-		if *stateDir != "" {
-			cfg.Device.StateDir = *stateDir
-		}
-		dir, err := d.stateDir()
+		dir, err := stateDirOf(cfg, env)
 		if err != nil {
 			return err
 		}

@@ -41,18 +41,34 @@ func runDaemon(ctx context.Context, args []string, env *cmdEnv) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path, *stateDir)
 	if err != nil {
 		return err
-	}
-	if *stateDir != "" {
-		cfg.Device.StateDir = *stateDir
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.Level.Slog())
 	log := newLoggerLevel(env.stderr, cfg.Log, env.getenv, level)
 	d := &daemon{cfg: cfg, log: log, level: level, env: env, path: *path}
 	return d.run(ctx)
+}
+
+// loadConfig loads the configuration (built-in defaults when path is empty
+// and the default file is absent) and applies a --state-dir override.
+func loadConfig(path, stateDir string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if stateDir != "" {
+		cfg.Device.StateDir = stateDir
+	}
+	return cfg, nil
+}
+
+// stateDirOf resolves the state directory of cfg for a subcommand.
+func stateDirOf(cfg *config.Config, env *cmdEnv) (string, error) {
+	d := &daemon{cfg: cfg, env: env, log: newLogger(env.stderr, cfg.Log, env.getenv)}
+	return d.stateDir()
 }
 
 // daemon is the composition root: it opens the hardware, the broker, the

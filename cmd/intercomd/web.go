@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/web"
 )
 
@@ -53,15 +52,11 @@ func runCert(_ context.Context, args []string, env *cmdEnv) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path, *stateDir)
 	if err != nil {
 		return err
 	}
-	if *stateDir != "" {
-		cfg.Device.StateDir = *stateDir
-	}
-	d := &daemon{cfg: cfg, env: env, log: newLogger(env.stderr, cfg.Log, env.getenv)}
-	dir, err := d.stateDir()
+	dir, err := stateDirOf(cfg, env)
 	if err != nil {
 		return err
 	}

@@ -48,6 +48,12 @@
 // Every exported method is safe for concurrent use. Party.Push copies the
 // payload, so the media layer may reuse its read buffer.
 //
+// An idle engine pauses its device: after a second with no OnEncoded
+// consumer, no party and no tone, the processing goroutine stops the device
+// and waits, costing no CPU; OnEncoded, AddParty and Ring start it again at
+// once, with a freshly primed speaker queue. Nothing is captured, metered or
+// reported by OnLevels while paused (MicLevel reads 0); Stats tells.
+//
 // If the device stops on its own (unplugged) or delivers nothing for
 // Config.StallTimeout (3 s),
 // the goroutine ends, Done is closed and Err returns ErrDeviceLost or

@@ -35,6 +35,13 @@ var (
 // before the oldest are skipped.
 const maxBacklog = 5
 
+// idleFrames is how many frames the engine processes with nothing to do
+// (no encoded-frame consumer, no party, no tone) before it pauses the
+// device: one second, which lets the speaker queue and a tone's fade play
+// out, and keeps a hang-up followed by a new call from stopping and
+// restarting the device in between.
+const idleFrames = 50
+
 // Frame is one encoded microphone frame.
 type Frame struct {
 	Opus      []byte        // one Opus packet; the receiver owns it
@@ -55,6 +62,8 @@ type Stats struct {
 	Overruns     int64 // device callbacks whose capture did not fit the queue
 	Skipped      int64 // captured frames skipped because processing fell behind
 	EncodeErrors int64
+	Pauses       int64 // times the device was paused for want of work
+	Paused       bool  // the device is paused right now
 }
 
 // Engine is intercomd's audio engine. See the package documentation.
@@ -67,8 +76,11 @@ type Engine struct {
 	capRing, playRing *ring
 	wake              chan struct{} // device callback -> processing loop
 	lost              chan struct{} // device stop callback -> processing loop
-	stopping          atomic.Bool   // we are stopping the device ourselves
-	running           atomic.Bool   // the device is started
+	kick              chan struct{} // new work (OnEncoded, AddParty, Ring) -> paused loop
+	paused            atomic.Bool   // the loop has stopped the device for want of work
+	pauses            atomic.Int64
+	stopping          atomic.Bool // we are stopping the device ourselves
+	running           atomic.Bool // the device is started
 
 	muted     atomic.Bool
 	volume    atomic.Int32 // percent
@@ -86,6 +98,8 @@ type Engine struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	err     error
+
+	prime []int16 // silence to prime the speaker queue with; never written
 
 	// Owned by the processing goroutine.
 	enc      *opus.Encoder
@@ -116,6 +130,7 @@ func New(cfg Config) (*Engine, error) {
 		log:  cfg.Logger.With("component", "audio"),
 		wake: make(chan struct{}, 1),
 		lost: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
 		// The queues hold 500 ms: far more than the loop ever lags.
 		capRing:  newRing(SampleRate / 2),
@@ -127,6 +142,7 @@ func New(cfg Config) (*Engine, error) {
 		scratch:  make([]int16, FrameSamples),
 		active:   make([]*Party, 0, 16),
 	}
+	e.prime = make([]int16, primeSamples(e.cfg.Period))
 	e.volume.Store(100)
 	enc, err := opus.NewEncoder(opus.EncoderConfig{
 		Bitrate:           cfg.Bitrate,
@@ -180,6 +196,8 @@ func (e *Engine) Info() Info { return e.info }
 
 // Start starts the device and the processing goroutine. They run until ctx
 // is cancelled, Close is called or the device fails (see Done and Err).
+// While the engine has nothing to do the goroutine pauses the device (see
+// the package documentation).
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -191,7 +209,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	// Prime the speaker with a period and two frames of silence: the loop
 	// replaces each captured frame with one played frame, keeping this margin.
-	e.playRing.Write(make([]int16, primeSamples(e.cfg.Period)))
+	e.playRing.Write(e.prime)
 	e.stopping.Store(false)
 	if err := e.dev.dev.Start(); err != nil {
 		return fmt.Errorf("start %s audio device: %w", e.info.Backend, err)
@@ -271,7 +289,16 @@ func (e *Engine) AddParty(id string) (*Party, error) {
 		}
 	}
 	e.parties = append(e.parties, p)
+	e.wakeUp()
 	return p, nil
+}
+
+// wakeUp tells a paused processing loop that there is work again.
+func (e *Engine) wakeUp() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
 }
 
 // OnEncoded sets the function receiving each encoded microphone frame (nil
@@ -283,6 +310,7 @@ func (e *Engine) OnEncoded(fn func(Frame)) {
 		return
 	}
 	e.onEncoded.Store(&fn)
+	e.wakeUp()
 }
 
 // OnLevels sets the function receiving voice levels every 300 ms (nil to
@@ -329,6 +357,9 @@ func (e *Engine) setTone(t Tone) {
 	for {
 		old := e.tone.Load()
 		if e.tone.CompareAndSwap(old, (old>>8+1)<<8|int64(t)) {
+			if t != ToneUnknown {
+				e.wakeUp()
+			}
 			return
 		}
 	}
@@ -342,6 +373,8 @@ func (e *Engine) Stats() Stats {
 		Overruns:     e.overruns.Load(),
 		Skipped:      e.skipped.Load(),
 		EncodeErrors: e.encodeErrs.Load(),
+		Pauses:       e.pauses.Load(),
+		Paused:       e.paused.Load(),
 	}
 }
 
@@ -399,7 +432,15 @@ func (e *Engine) run(ctx context.Context) {
 			e.mu.Unlock()
 		}
 	}()
+	idle := 0
 	for {
+		if idle >= idleFrames {
+			idle = 0
+			if err := e.pause(ctx, watchdog); err != nil {
+				failure = err
+				return
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -422,8 +463,65 @@ func (e *Engine) run(ctx context.Context) {
 				continue
 			}
 			e.process()
+			if e.busy() {
+				idle = 0
+			} else {
+				idle++
+			}
 		}
 	}
+}
+
+// busy reports whether the engine has work: a consumer of encoded frames, a
+// party to play or a tone ringing.
+func (e *Engine) busy() bool {
+	if e.onEncoded.Load() != nil || Tone(e.tone.Load()&0xff) != ToneUnknown {
+		return true
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.parties {
+		if !p.closed.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// pause stops the device, waits until the engine is busy again (or ctx
+// ends) and restarts it with a freshly primed speaker queue. Stopped, the
+// device runs no callback, so both queues belong to this goroutine.
+func (e *Engine) pause(ctx context.Context, watchdog *time.Timer) error {
+	e.stopping.Store(true)
+	if err := e.dev.dev.Stop(); err != nil {
+		return fmt.Errorf("%w: pause %s device: %w", ErrDeviceLost, e.info.Backend, err)
+	}
+	e.running.Store(false)
+	e.paused.Store(true)
+	e.pauses.Add(1)
+	watchdog.Stop()
+	e.capRing.discard()
+	e.playRing.discard()
+	e.micMeter = meter{}
+	e.micLevel.Store(0)
+	e.log.Debug("audio device paused: nothing to encode or play")
+	for !e.busy() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.kick:
+		}
+	}
+	e.playRing.Write(e.prime)
+	e.stopping.Store(false)
+	if err := e.dev.dev.Start(); err != nil {
+		return fmt.Errorf("%w: restart %s device: %w", ErrDeviceLost, e.info.Backend, err)
+	}
+	e.running.Store(true)
+	e.paused.Store(false)
+	watchdog.Reset(e.cfg.StallTimeout)
+	e.log.Debug("audio device resumed")
+	return nil
 }
 
 // process turns one captured frame into one encoded frame and one played

@@ -542,3 +542,71 @@ func TestLifecycle(t *testing.T) {
 	}
 	e2.Close()
 }
+
+// waitStats polls the engine's counters until ok accepts them.
+func waitStats(ctx context.Context, t *testing.T, e *audio.Engine, what string, ok func(audio.Stats) bool) audio.Stats {
+	t.Helper()
+	for {
+		st := e.Stats()
+		if ok(st) {
+			return st
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v; stats %+v", what, ctx.Err(), st)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// An engine with nothing to encode or play pauses its device; a tone, an
+// encoded-frame consumer or a party resumes it.
+func TestIdleEnginePausesItsDevice(t *testing.T) {
+	ctx := testCtx(t)
+	rec := audiotest.NewRecorder(audio.SampleRate * 5)
+	e := startNull(t, audio.Config{Sink: rec})
+	st := waitStats(ctx, t, e, "the first pause", func(s audio.Stats) bool { return s.Paused })
+	if st.Pauses != 1 || st.Frames < 50 {
+		t.Fatalf("first pause after %d frames (%d pauses), want one after >= 50 idle frames", st.Frames, st.Pauses)
+	}
+	// Paused, the device runs no callback: nothing is processed. The
+	// engine would process 10 frames in this time if it ran.
+	time.Sleep(200 * time.Millisecond)
+	if got := e.Stats().Frames; got != st.Frames {
+		t.Fatalf("%d frames processed while paused", got-st.Frames)
+	}
+
+	// Ringing resumes the device at once.
+	rec.Reset()
+	if err := e.Ring(audio.ToneRingtone); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rec.Wait(ctx, audio.SampleRate/2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := audiotest.DominantFrequency(got[:audio.SampleRate*2/5], audio.SampleRate); math.Abs(f-800) > 5 {
+		t.Fatalf("after resuming the ringtone plays at %.1f Hz, want 800", f)
+	}
+	if st := e.Stats(); st.Paused || st.Pauses != 1 {
+		t.Fatalf("ringing: %+v, want running", st)
+	}
+	e.StopRing()
+	waitStats(ctx, t, e, "the pause after StopRing", func(s audio.Stats) bool { return s.Paused && s.Pauses == 2 })
+
+	// A consumer of encoded frames resumes it; removing it pauses again.
+	var sink frameSink
+	e.OnEncoded(sink.add)
+	sink.wait(ctx, t, 5)
+	e.OnEncoded(nil)
+	waitStats(ctx, t, e, "the pause after OnEncoded(nil)", func(s audio.Stats) bool { return s.Paused && s.Pauses == 3 })
+
+	// So does a party, until it is closed.
+	p, err := e.AddParty("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStats(ctx, t, e, "a running device for the party", func(s audio.Stats) bool { return !s.Paused })
+	p.Close()
+	waitStats(ctx, t, e, "the pause after the party left", func(s audio.Stats) bool { return s.Paused && s.Pauses == 4 })
+}

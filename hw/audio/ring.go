@@ -43,3 +43,7 @@ func (q *ring) Read(p []int16) int {
 	q.r.Store(r + uint64(n))
 	return n
 }
+
+// discard drops every queued sample. Only the reader may call it, or the
+// writer while the reader is known to be stopped.
+func (q *ring) discard() { q.r.Store(q.w.Load()) }

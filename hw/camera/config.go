@@ -102,6 +102,12 @@ type Config struct {
 	// RetryInterval is how long the pipeline waits before reopening a source that
 	// failed or vanished. Default 2 s.
 	RetryInterval time.Duration
+	// StartOff makes the pipeline start switched off, as after SetEnabled(false):
+	// Start only checks that Sources[0] opens (and closes it again, creating no
+	// encoder), and nothing is captured or encoded until SetEnabled(true). A daemon
+	// that sends video only during calls sets it, so an idle device spends no CPU on
+	// the camera and the camera's LED stays dark.
+	StartOff bool
 }
 
 // Defaults used by WithDefaults.

@@ -21,6 +21,9 @@
 // closed and a new pair opened (never two encoders at once); the first frame after the
 // change is a key frame. Off means nothing is sent: no capture, no encoding, no packets;
 // viewers keep the last picture.
+// Config.StartOff starts the pipeline off, so a device that sends video only
+// during calls spends nothing on the camera while idle (the media layer switches it on
+// when a video call joins).
 //
 // A source that fails to open or stops delivering frames is logged, reported in
 // Status().Err and reopened every RetryInterval; it never panics the process. A missing

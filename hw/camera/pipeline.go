@@ -103,7 +103,7 @@ func New(cfg Config, log *slog.Logger) (*Pipeline, error) {
 		stopped: make(chan struct{}),
 	}
 	p.bitRate.Store(int64(cfg.Encoder.BitRate))
-	p.status = Status{Source: cfg.Sources[0].Name, Enabled: true}
+	p.status = Status{Source: cfg.Sources[0].Name, Enabled: !cfg.StartOff}
 	return p, nil
 }
 
@@ -114,8 +114,11 @@ func (p *Pipeline) Track() *webrtc.TrackLocalStaticSample { return p.track }
 // Start starts the pipeline and opens Sources[0]. If that source cannot be opened, Start
 // returns the error (wrapping ErrNoDevice, ErrBusy or ErrFormat where they apply) and
 // the pipeline keeps running without a source, retrying every RetryInterval; call
-// Switch to choose another source (such as a test pattern) or Close. Cancelling ctx
-// stops the pipeline as Close does. Start may be called once.
+// Switch to choose another source (such as a test pattern) or Close. With
+// Config.StartOff, Start opens Sources[0] only to check it and closes it again (no
+// encoder, no retries): the same errors tell that the source is missing, and
+// SetEnabled(true) starts capturing. Cancelling ctx stops the pipeline as Close does.
+// Start may be called once.
 func (p *Pipeline) Start(ctx context.Context) error {
 	p.lifeMu.Lock()
 	if p.started {
@@ -261,7 +264,7 @@ func (p *Pipeline) do(ctx context.Context, cmd command) error {
 func (p *Pipeline) run(ctx context.Context) {
 	var (
 		want    = p.cfg.Sources[0]
-		enabled = true
+		enabled = !p.cfg.StartOff
 		cur     *session
 		retry   *time.Timer
 		retryC  <-chan time.Time
@@ -331,6 +334,11 @@ func (p *Pipeline) run(ctx context.Context) {
 			var err error
 			switch cmd.kind {
 			case cmdApply:
+				if !enabled {
+					err = p.probe(want)
+					p.setStatus(func(s *Status) { s.Err = err })
+					break
+				}
 				err = apply()
 			case cmdSwitch:
 				src, ok := p.source(cmd.source)
@@ -374,6 +382,25 @@ func (p *Pipeline) source(name string) (Source, bool) {
 		}
 	}
 	return Source{}, false
+}
+
+// probe opens src and closes it again: it tells whether the source is there without
+// capturing or creating an encoder.
+func (p *Pipeline) probe(src Source) error {
+	if src.IsTestPattern() {
+		if err := checkPatternSize(src.Width, src.Height); err != nil {
+			return fmt.Errorf("test pattern %s: %w", src.Name, err)
+		}
+		return nil
+	}
+	c, err := openV4L2(src)
+	if err != nil {
+		return err
+	}
+	if err := c.close(); err != nil {
+		p.log.Warn("close camera source after checking it", "source", src.Name, "err", err)
+	}
+	return nil
 }
 
 // capture is an open source of raw frames.

@@ -245,6 +245,48 @@ func TestEnableDisable(t *testing.T) {
 	}
 }
 
+// With StartOff nothing is captured or encoded until SetEnabled(true), which starts
+// with a key frame; a missing camera is still reported by Start.
+func TestStartOff(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var sink *bindSink
+	p := startPipeline(ctx, t, Config{Sources: []Source{patternSourceConfig("p", 0)}, StartOff: true}, func(p *Pipeline) {
+		sink = newBindSink(t, p, "off")
+	})
+	if st := p.Status(); st.Enabled || st.Capturing || st.Err != nil || st.EncodersStarted != 0 || st.EncodersRunning != 0 {
+		t.Fatalf("after Start with StartOff: %+v, want off, no encoder ever started", st)
+	}
+	if err := p.SetEnabled(ctx, true); err != nil {
+		t.Fatalf("SetEnabled(true): %v", err)
+	}
+	if f := sink.next(ctx, t); !f.key() {
+		t.Error("first frame after switching on is not a key frame")
+	}
+	if n, s := p.EncodersRunning(), p.EncodersStarted(); n != 1 || s != 1 {
+		t.Errorf("EncodersRunning, EncodersStarted = %d, %d, want 1, 1", n, s)
+	}
+	if err := p.SetEnabled(ctx, false); err != nil {
+		t.Fatalf("SetEnabled(false): %v", err)
+	}
+	if n := p.EncodersRunning(); n != 0 {
+		t.Errorf("EncodersRunning = %d after switching off, want 0", n)
+	}
+
+	const dev = "/dev/video-intercomd-missing"
+	p2, err := New(Config{Sources: []Source{{Name: "door", Device: dev}}, StartOff: true, RetryInterval: time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p2.Close()
+	if err := p2.Start(ctx); !errors.Is(err, ErrNoDevice) || !strings.Contains(err.Error(), dev) {
+		t.Fatalf("Start with StartOff and a missing camera: %v, want ErrNoDevice naming %s", err, dev)
+	}
+	if st := p2.Status(); st.Enabled || !errors.Is(st.Err, ErrNoDevice) || st.EncodersStarted != 0 {
+		t.Errorf("Status = %+v, want off with ErrNoDevice and no encoder", st)
+	}
+}
+
 // A missing camera fails Start with an error naming it; the pipeline can fall back to
 // the test pattern without a new track.
 func TestMissingCameraFallsBack(t *testing.T) {

@@ -293,6 +293,9 @@ type Audio struct {
 	MicBitrate int `yaml:"mic_bitrate"`
 	// Ringtone plays a ring on the speaker while an outgoing call rings.
 	Ringtone bool `yaml:"ringtone"`
+	// TestTone, when not 0, replaces the microphone with a sine of this many
+	// Hz: for trying the intercom, and testing it, without a microphone.
+	TestTone int `yaml:"test_tone"`
 }
 
 // GPIOBackend selects the GPIO implementation.

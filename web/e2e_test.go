@@ -129,6 +129,7 @@ camera:
     - {device: test-pattern, width: 320, height: 240, fps: 15}
 audio:
   backend: "null"
+  test_tone: 1000
 gpio:
   backend: sim
 `

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -123,6 +124,10 @@ func (d *daemon) openAudio(ctx context.Context) (*audio.Engine, error) {
 			ac.Backend = audio.BackendNull
 		}
 	}
+	if a.TestTone > 0 {
+		d.log.Info("the microphone is a test tone", "hz", a.TestTone)
+		ac.Source = &sine{hz: float64(a.TestTone)}
+	}
 	eng, err := audio.New(ac)
 	if err != nil {
 		return nil, fmt.Errorf("audio: %w", err)
@@ -181,4 +186,21 @@ func (dv *devices) close() error {
 		errs = append(errs, dv.audio.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// sine is a microphone that plays a tone (audio.test_tone), at the engine's
+// 48 kHz.
+type sine struct {
+	hz    float64
+	phase float64
+}
+
+func (s *sine) Read(p []int16) {
+	for i := range p {
+		p[i] = int16(0.3 * 32767 * math.Sin(s.phase))
+		s.phase += 2 * math.Pi * s.hz / 48000
+		if s.phase > 2*math.Pi {
+			s.phase -= 2 * math.Pi
+		}
+	}
 }

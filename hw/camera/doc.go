@@ -44,7 +44,9 @@
 // and closes sources and encoders in the order commands arrive; one encode goroutine
 // per open source reads frames, encodes them and writes samples, and is the only caller
 // of the encoder's controls. ForceKeyFrame, ViewerJoined and SetBitRate only set atomic
-// requests that the encode goroutine applies before the next frame; they never block.
+// requests that the encode goroutine applies between the capture of the next frame and
+// its encoding (so a viewer joining gets the very next frame as a key frame); they
+// never block.
 // Close cancels and joins every goroutine of the pipeline except those HandleRTCP
 // starts, which end with their RTPSender.
 //

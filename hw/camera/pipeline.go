@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"log/slog"
 	"sync"
@@ -64,6 +65,7 @@ type Pipeline struct {
 	started bool
 
 	keyFrameWanted atomic.Bool
+	viewerKeyFrame atomic.Bool  // a viewer joined: key frame at once, not rate-limited
 	bitRate        atomic.Int64 // wanted bit rate; applied by the encode goroutine
 	encRunning     atomic.Int32
 	encPeak        atomic.Int32
@@ -180,10 +182,16 @@ func (p *Pipeline) ForceKeyFrame() {
 	p.keyFrameWanted.Store(true)
 }
 
-// ViewerJoined is called by the media layer when a viewer's PeerConnection starts
-// receiving the track: it forces a key frame (rate-limited) so the viewer's picture
-// starts at once instead of at the next periodic key frame.
-func (p *Pipeline) ViewerJoined() { p.ForceKeyFrame() }
+// ViewerJoined is called by the media layer when a viewer's PeerConnection can
+// receive the track (connected, SRTP keys agreed): the next frame is a key frame, so
+// the viewer's picture starts at once instead of at the next periodic key frame.
+// Unlike ForceKeyFrame it is not held back by MinKeyFrameGap: the key frame that a
+// new encoder starts with, moments before, was sent before the viewer could decrypt
+// it. Joins coalesce into one key frame per encoded frame.
+func (p *Pipeline) ViewerJoined() {
+	p.requests.Add(1)
+	p.viewerKeyFrame.Store(true)
+}
 
 // SetBitRate changes the encoder's target bit rate (bits per second) from the next
 // frame on; it also applies to encoders created later. Values are clamped to
@@ -417,6 +425,27 @@ type session struct {
 	stop atomic.Bool
 	done chan struct{} // closed when the encode goroutine has returned
 	err  error         // why it returned; read after done
+
+	// Owned by the encode goroutine (applyRequests runs inside enc.Read on it).
+	keyCtl  codec.KeyFrameController
+	rateCtl codec.BitRateController
+	bitRate int64
+	lastKey time.Time
+}
+
+// hookedReader calls hook after each frame it reads and before the encoder reading
+// from it encodes that frame, on the encoder's goroutine.
+type hookedReader struct {
+	r    video.Reader
+	hook func()
+}
+
+func (h *hookedReader) Read() (image.Image, func(), error) {
+	img, release, err := h.r.Read()
+	if err == nil && h.hook != nil {
+		h.hook()
+	}
+	return img, release, err
 }
 
 // startSession opens src, creates its encoder and starts the encode goroutine.
@@ -435,7 +464,8 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 		}
 		c = vc
 	}
-	enc, err := p.newEncoder(c, src)
+	hr := &hookedReader{r: c}
+	enc, err := p.newEncoder(hr, src)
 	if err != nil {
 		_ = c.close()
 		return nil, fmt.Errorf("create h264 encoder for %s: %w", src.Name, err)
@@ -449,6 +479,14 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 		}
 	}
 	s := &session{src: src, cap: c, enc: enc, done: make(chan struct{})}
+	s.keyCtl, _ = enc.Controller().(codec.KeyFrameController)
+	s.rateCtl, _ = enc.Controller().(codec.BitRateController)
+	s.bitRate = p.bitRate.Load()
+	// A new encoder starts with a key frame: that serves pending requests.
+	p.keyFrameWanted.Store(false)
+	p.viewerKeyFrame.Store(false)
+	s.lastKey = time.Now()
+	hr.hook = func() { p.applyRequests(s) }
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -492,33 +530,12 @@ func (p *Pipeline) newEncoder(r video.Reader, src Source) (codec.ReadCloser, err
 
 // encode is the encode goroutine of one session: it reads encoded frames and writes
 // them to the track until the session stops or the source fails. All calls on the
-// encoder except Close happen here, so the encoder's controls need no locking.
+// encoder happen on it except Close: applyRequests runs inside Read, between the
+// capture of a frame and its encoding, so a request made while the goroutine waits
+// for the camera applies to the very next frame.
 func (p *Pipeline) encode(s *session) error {
-	ctl := s.enc.Controller()
-	keyCtl, _ := ctl.(codec.KeyFrameController)
-	rateCtl, _ := ctl.(codec.BitRateController)
-	bitRate := p.bitRate.Load()
 	frameTime := time.Duration(float64(time.Second) / s.src.FrameRate)
-	// A new encoder starts with a key frame: that serves pending requests.
-	p.keyFrameWanted.Store(false)
-	lastKey := time.Now()
 	for !s.stop.Load() {
-		now := time.Now()
-		if keyCtl != nil && now.Sub(lastKey) >= p.cfg.Encoder.MinKeyFrameGap &&
-			p.keyFrameWanted.CompareAndSwap(true, false) {
-			if err := keyCtl.ForceKeyFrame(); err != nil {
-				p.log.Warn("force key frame", "err", err)
-			} else {
-				p.forced.Add(1)
-			}
-		}
-		if br := p.bitRate.Load(); br != bitRate && rateCtl != nil {
-			if err := rateCtl.SetBitRate(int(br)); err != nil {
-				p.log.Warn("set encoder bit rate", "bps", br, "err", err)
-			}
-			bitRate = br
-		}
-
 		data, release, err := s.enc.Read()
 		if err != nil {
 			if s.stop.Load() {
@@ -529,7 +546,7 @@ func (p *Pipeline) encode(s *session) error {
 			}
 			return fmt.Errorf("capture from %s: %w", s.src.Name, err)
 		}
-		now = time.Now()
+		now := time.Now()
 		if len(data) == 0 { // openh264 skipped the frame
 			release()
 			continue
@@ -540,7 +557,7 @@ func (p *Pipeline) encode(s *session) error {
 		}
 		p.lastSample = now
 		if IsKeyFrame(data) {
-			lastKey = now
+			s.lastKey = now
 			p.keyFrames.Add(1)
 		}
 		p.frames.Add(1)
@@ -551,6 +568,30 @@ func (p *Pipeline) encode(s *session) error {
 		release()
 	}
 	return nil
+}
+
+// applyRequests applies the pending key frame and bit rate requests to the encoder of
+// s just before it encodes a captured frame.
+func (p *Pipeline) applyRequests(s *session) {
+	force := p.viewerKeyFrame.Swap(false)
+	if force {
+		p.keyFrameWanted.Store(false) // served by this key frame
+	} else {
+		force = time.Since(s.lastKey) >= p.cfg.Encoder.MinKeyFrameGap && p.keyFrameWanted.CompareAndSwap(true, false)
+	}
+	if force && s.keyCtl != nil {
+		if err := s.keyCtl.ForceKeyFrame(); err != nil {
+			p.log.Warn("force key frame", "err", err)
+		} else {
+			p.forced.Add(1)
+		}
+	}
+	if br := p.bitRate.Load(); br != s.bitRate && s.rateCtl != nil {
+		if err := s.rateCtl.SetBitRate(int(br)); err != nil {
+			p.log.Warn("set encoder bit rate", "bps", br, "err", err)
+		}
+		s.bitRate = br
+	}
 }
 
 // IsKeyFrame reports whether an H.264 access unit in Annex B form (as the track's

@@ -145,6 +145,48 @@ func TestForceKeyFrame(t *testing.T) {
 	t.Logf("%d key frames in %s; %d requests, %d forced", keys, end.Sub(start), st.KeyFrameRequests, st.ForcedKeyFrames)
 }
 
+// A viewer joining gets a key frame at once, even within MinKeyFrameGap of the
+// encoder's first key frame (which it could not decrypt); PLIs stay rate-limited.
+func TestViewerJoinedIsNotRateLimited(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := Config{
+		Sources: []Source{patternSourceConfig("pattern", 1)},
+		Encoder: Encoder{KeyFrameInterval: 100000, MinKeyFrameGap: time.Hour},
+	}
+	var sink *bindSink
+	p := startPipeline(ctx, t, cfg, func(p *Pipeline) { sink = newBindSink(t, p, "viewer") })
+	if !sink.next(ctx, t).key() {
+		t.Fatal("first frame is not a key frame")
+	}
+	p.ForceKeyFrame() // held back by the gap
+	for range 3 {
+		if sink.next(ctx, t).key() {
+			t.Fatal("ForceKeyFrame served within MinKeyFrameGap")
+		}
+	}
+	p.ViewerJoined()
+	got := -1
+	for i := range 5 {
+		if sink.next(ctx, t).key() {
+			got = i
+			break
+		}
+	}
+	if got < 0 {
+		t.Fatal("no key frame within 5 frames of ViewerJoined")
+	}
+	// The held-back request was served by that key frame.
+	for range 3 {
+		if sink.next(ctx, t).key() {
+			t.Fatal("a second key frame followed the viewer's")
+		}
+	}
+	if st := p.Status(); st.ForcedKeyFrames != 1 {
+		t.Errorf("ForcedKeyFrames = %d, want 1", st.ForcedKeyFrames)
+	}
+}
+
 // Switching sources keeps the track and one encoder, and the new source's frames flow,
 // starting with a key frame.
 func TestSwitchSource(t *testing.T) {

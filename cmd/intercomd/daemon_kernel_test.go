@@ -198,3 +198,30 @@ audio:
 	}
 	waitLevel(t, chip, lineLED, 0, 10*time.Second)
 }
+
+// BenchmarkKernelButtonToAccept is BenchmarkButtonToAccept with the button
+// on a gpio-sim line of a real kernel (debounce off): from driving the line
+// to the accept leaving the calling loop.
+// Run in the guest: test/vm/run -bench KernelButtonToAccept -benchtime 100x
+func BenchmarkKernelButtonToAccept(b *testing.B) {
+	opts := make([]gpiosim.NewBankOption, 0, 58)
+	for i := range 58 {
+		opts = append(opts, gpiosim.WithNamedLine(i, fmt.Sprintf("GPIO%d", i)))
+	}
+	s, err := gpiosim.NewSim(gpiosim.WithBank(gpiosim.NewBank("pinctrl-bcm2711", 58, opts...)))
+	if err != nil {
+		b.Fatalf("gpio-sim is not available: %v", err)
+	}
+	defer s.Close()
+	chip := &s.Chips[0]
+	if err := chip.SetPull(lineButton, 1); err != nil {
+		b.Fatal(err)
+	}
+	benchButton(b, "gpio:\n  backend: chip\n  buttons: [{name: call, line: GPIO17, active_low: true, bias: pull-up, debounce: 0s}]\n  leds: []\n  relay: {line: \"\"}\n",
+		func(_ *daemon, down bool) error {
+			if down {
+				return chip.SetPull(lineButton, 0)
+			}
+			return chip.SetPull(lineButton, 1)
+		})
+}

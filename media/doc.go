@@ -23,7 +23,9 @@
 // Pipeline's one track and one Opus track fed by the audio engine's one
 // encoder are added to every PeerConnection, and every sender's RTCP is
 // drained (PLI and FIR force a rate-limited key frame; one is forced when a
-// viewer connects).
+// viewer connects). Every receiver's RTCP is drained too: pion's interceptors
+// see only what is read, and the receiver reports need the party's sender
+// reports for the round-trip time (PeerStats.RTT) to be measured.
 //
 // Group calls: every party connects to the hub only. The hub mixes every
 // party into its speaker and forwards each party's Opus RTP (and H.264 RTP,

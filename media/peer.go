@@ -55,8 +55,8 @@ func (m *Media) newPeer(c *call, user string) (*peer, error) {
 	pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) {
 		m.enqueue(func() { m.stateChanged(p) })
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		m.enqueue(func() { m.remoteTrack(p, tr) })
+	pc.OnTrack(func(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
+		m.enqueue(func() { m.remoteTrack(p, tr, rcv) })
 	})
 	c.peers[user] = p
 	m.armDownTimer(p)
@@ -161,6 +161,24 @@ func (m *Media) drainRTCP(s *webrtc.RTPSender, onPLI func()) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 					onPLI()
 				}
+			}
+		}
+	}()
+}
+
+// drainReceiverRTCP reads the RTCP of a receiver until it stops. Its
+// content matters to nobody here, but pion's interceptors only see what is
+// read: the party's sender reports reach the receiver-report interceptor
+// this way, so the receiver reports this side sends carry the LSR and DLSR
+// from which the party computes its round-trip time (and the stats
+// interceptor sees the party's sender reports).
+func (m *Media) drainReceiverRTCP(rcv *webrtc.RTPReceiver) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			if _, _, err := rcv.ReadRTCP(); err != nil {
+				return
 			}
 		}
 	}()
@@ -522,12 +540,14 @@ func (m *Media) closePeer(c *call, user string) {
 	m.log.Info("peer closed", "call", c.id, "user", user)
 }
 
-// remoteTrack starts reading a track a party sends (or the hub forwards).
-func (m *Media) remoteTrack(p *peer, tr *webrtc.TrackRemote) {
+// remoteTrack starts reading a track a party sends (or the hub forwards),
+// and the RTCP that comes with it.
+func (m *Media) remoteTrack(p *peer, tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 	c := p.call
 	if p.closed {
 		return
 	}
+	m.drainReceiverRTCP(rcv)
 	user, forwarded := p.user, false
 	if sid := tr.StreamID(); strings.HasPrefix(sid, fwdPrefix) && !c.isHub {
 		user, forwarded = strings.TrimPrefix(sid, fwdPrefix), true

@@ -259,3 +259,36 @@ func TestLinkLost(t *testing.T) {
 		t.Errorf("reasons %q / %q, want %q on both sides", reason(dev, i), reason(soft, j), calling.ReasonMedia)
 	}
 }
+
+// TestRoundTripTime: over a link with 20 ms of delay each way, both sides
+// measure the round-trip time from the receiver reports answering their
+// sender reports.
+func TestRoundTripTime(t *testing.T) {
+	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
+	const delay = 20 * time.Millisecond
+	nw := newNetem(t, delay, "10.9.0.2", "10.9.0.3")
+	cfg := media.Config{StatsInterval: 500 * time.Millisecond}
+	dev := newParty(t, env, "door", partyOpts{tone: 440, camera: true, net: nw.nets[0], cfg: cfg})
+	soft := newParty(t, env, "alice", partyOpts{tone: 880, autoAnswer: true, net: nw.nets[1], cfg: cfg})
+
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	dev.call(ctx, calling.Video, "alice")
+	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
+	soft.wait(ctx, 0, "door entering", isEnter("door"))
+	for _, p := range []*party{dev, soft} {
+		var st []media.PeerStats
+		for len(st) == 0 || st[0].RTT == 0 {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: no round-trip time measured: %+v", p.user, st)
+			case <-time.After(100 * time.Millisecond):
+			}
+			st = p.media.Stats()
+		}
+		t.Logf("%s measures %v", p.user, st[0].RTT)
+		if rtt := st[0].RTT; rtt < 2*delay || rtt > 2*delay+time.Second {
+			t.Errorf("%s: RTT %v, want at least the link's %v and not absurdly more", p.user, rtt, 2*delay)
+		}
+	}
+}

@@ -82,6 +82,9 @@ func Describe(e Effect) string {
 		case JoinMedia:
 			return fmt.Sprintf("media join %s %s hub=%s", d.Call, d.Type, d.Hub)
 		case ConnectPeer:
+			if d.Preview {
+				return fmt.Sprintf("media connect %s %s preview", d.Call, d.User)
+			}
 			return fmt.Sprintf("media connect %s %s", d.Call, d.User)
 		case DisconnectPeer:
 			return fmt.Sprintf("media disconnect %s %s", d.Call, d.User)

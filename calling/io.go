@@ -28,6 +28,10 @@ type (
 	}
 	// Accept answers the current invitation.
 	Accept struct{}
+	// Preview asks the caller for its media while the invitation rings
+	// (early media: see the door before answering). Nothing is sent from
+	// this side until Accept.
+	Preview struct{}
 	// Reject declines the current invitation.
 	Reject struct{}
 	// LineBusy declines the current invitation as busy.
@@ -113,6 +117,7 @@ func (Login) isInput()         {}
 func (Logout) isInput()        {}
 func (Call) isInput()          {}
 func (Accept) isInput()        {}
+func (Preview) isInput()       {}
 func (Reject) isInput()        {}
 func (LineBusy) isInput()      {}
 func (Hangup) isInput()        {}
@@ -237,8 +242,14 @@ type (
 		Hub   string
 		IsHub bool
 	}
-	// ConnectPeer (hub only): set up media with User, who accepted.
-	ConnectPeer struct{ Call, User string }
+	// ConnectPeer (hub only): set up media with User, who accepted; or,
+	// with Preview, who asked to see and hear the hub before answering (send
+	// only, and no PeerJoined expected until a later ConnectPeer without
+	// Preview, which may reuse the connection).
+	ConnectPeer struct {
+		Call, User string
+		Preview    bool
+	}
 	// DisconnectPeer (hub only): tear down media with User.
 	DisconnectPeer struct{ Call, User string }
 	// LeaveMedia: the call is over; release everything.

@@ -44,8 +44,9 @@ const (
 )
 
 type party struct {
-	state  partyState
-	invite string // hub: the invite ID sent to this party
+	state   partyState
+	invite  string // hub: the invite ID sent to this party
+	preview bool   // hub: media flows to this pending party (early media)
 }
 
 // call is everything that lives exactly as long as one call. It is dropped
@@ -59,6 +60,7 @@ type call struct {
 	invite  string // callee: the invitation I am answering
 	parties map[string]*party
 	// callee only
+	preview   bool              // Preview asked: the hub's media may arrive while ringing
 	accepting bool              // Accept given, waiting for MediaJoined
 	accepted  bool              // accept sent
 	members   map[string]string // relayed states of the other invitees
@@ -224,6 +226,8 @@ func (m *Machine) command(in Input) {
 		m.place(in)
 	case Accept:
 		m.accept()
+	case Preview:
+		m.preview()
 	case Reject:
 		m.decline(ReasonDeclined)
 	case LineBusy:
@@ -419,7 +423,8 @@ func (m *Machine) removeParty(u string, status string) {
 	p := c.parties[u]
 	if p.state == partyPending {
 		m.stopTimer(Timer{Kind: TimerInvite, Call: c.id, Invite: p.invite, User: u})
-	} else {
+	}
+	if p.state != partyPending || p.preview {
 		m.media(DisconnectPeer{Call: c.id, User: u})
 	}
 	delete(c.parties, u)
@@ -463,6 +468,20 @@ func (m *Machine) accept() {
 	m.media(Ring{Tone: ToneNone})
 	m.media(JoinMedia{Call: c.id, Type: c.typ, Hub: c.hub})
 	m.startTimer(Timer{Kind: TimerConnect, Call: c.id, Invite: c.invite}, m.cfg.InviteTimeout)
+}
+
+// preview asks the hub for early media while ringing.
+func (m *Machine) preview() {
+	c := m.call
+	if c == nil || c.isHub || c.accepting || c.accepted {
+		m.fail(errorf(ErrNoCall, "no invitation to preview"))
+		return
+	}
+	if c.preview {
+		return
+	}
+	c.preview = true
+	m.send(c.hub, Message{Type: MsgPreview, Call: c.id, Invite: c.invite})
 }
 
 func (m *Machine) mediaJoined(in MediaJoined) {
@@ -686,11 +705,20 @@ func (m *Machine) receivedAsHub(r Received) {
 				if q := c.parties[u]; q.state == partyPending {
 					m.stopTimer(Timer{Kind: TimerInvite, Call: c.id, Invite: q.invite, User: u})
 					m.send(u, Message{Type: MsgCancel, Call: c.id, Invite: q.invite, Reason: ReasonElsewhere})
+					if q.preview {
+						m.media(DisconnectPeer{Call: c.id, User: u})
+					}
 					delete(c.parties, u)
 				}
 			}
 		}
 		m.relay(r.From, MemberAccepted)
+	case MsgPreview:
+		if p.state != partyPending || p.preview || !matches(msg, c.id, p.invite) {
+			return
+		}
+		p.preview = true
+		m.media(ConnectPeer{Call: c.id, User: r.From, Preview: true})
 	case MsgReject:
 		if p.state != partyPending || !matches(msg, c.id, p.invite) {
 			return
@@ -707,7 +735,7 @@ func (m *Machine) receivedAsHub(r Received) {
 	case MsgLeave:
 		m.peerLeft(c.id, r.From, msg.Reason)
 	case MsgOffer, MsgAnswer, MsgCandidate:
-		if p.state != partyPending && msg.Call != "" {
+		if (p.state != partyPending || p.preview) && msg.Call != "" {
 			m.media(Signal{Call: c.id, From: r.From, Msg: msg})
 		}
 	case MsgSwitchAudio:
@@ -748,7 +776,7 @@ func (m *Machine) receivedAsCallee(r Received) {
 	case MsgMember:
 		m.member(msg.User, msg.Status)
 	case MsgOffer, MsgAnswer, MsgCandidate:
-		if c.accepting || c.accepted {
+		if c.preview || c.accepting || c.accepted {
 			m.media(Signal{Call: c.id, From: r.From, Msg: msg})
 		}
 	case MsgSwitchAudio:

@@ -150,6 +150,29 @@ func TestWorldGroupWithoutIDRelaysMembers(t *testing.T) {
 	has(t, d, "CallEnd reason=hangup duration=0s")
 }
 
+// Early media: the ringing phone previews, then answers on the same media.
+func TestWorldPreviewThenAnswer(t *testing.T) {
+	w := newWorld(t)
+	d, a := w.add("door", "1"), w.add("alice", "1")
+	w.step(d, Call{Users: []string{"alice"}, Type: Video, RingGroup: true})
+	w.deliver()
+	w.step(a, Preview{})
+	w.deliver()
+	if len(w.links) != 1 || a.m.State() != Ringing || d.m.State() != Dialing {
+		t.Fatalf("preview: links %v, %s", w.links, w.states())
+	}
+	w.step(a, Accept{})
+	w.deliver()
+	if a.m.State() != InCall || d.m.State() != InCall {
+		t.Fatalf("after accept: %s", w.states())
+	}
+	w.step(a, Hangup{})
+	w.deliver()
+	if !w.allIdle() || len(w.links) != 0 {
+		t.Fatalf("after hangup: %s, links %v", w.states(), w.links)
+	}
+}
+
 // The same user on two devices: both ring; one answers; the other stops.
 func TestWorldTwoDevicesOneAnswers(t *testing.T) {
 	w := newWorld(t)
@@ -198,7 +221,7 @@ func FuzzWorld(f *testing.F) {
 		for i := 0; i+1 < len(ops) && i < 400; i += 2 {
 			n := nodes[int(ops[i+1])%len(nodes)]
 			arg := int(ops[i+1] / 4)
-			switch ops[i] % 12 {
+			switch ops[i] % 13 {
 			case 0:
 				w.step(n, Call{Users: []string{users[arg%3]}, Type: Video})
 			case 1:
@@ -214,9 +237,7 @@ func FuzzWorld(f *testing.F) {
 			case 6:
 				w.deliver()
 			case 7:
-				if len(w.queue) > 0 { // lose one message or media event
-					w.queue = w.queue[1:]
-				}
+				w.lose() // a signaling message is lost
 			case 8:
 				w.advance(time.Duration(arg) * time.Second)
 			case 9:
@@ -225,6 +246,8 @@ func FuzzWorld(f *testing.F) {
 				w.step(n, OpenDoor{})
 			case 11:
 				w.step(n, SwitchToAudio{})
+			case 12:
+				w.step(n, Preview{})
 			}
 		}
 		// Let everything settle: all timers fire.

@@ -159,6 +159,8 @@ func (s *script) run(cmd string, line int) []string {
 		in = c
 	case "accept":
 		in = Accept{}
+	case "preview":
+		in = Preview{}
 	case "reject":
 		in = Reject{}
 	case "busy":

@@ -41,6 +41,7 @@ const (
 	MsgSwitchAudio MsgType = "switch_audio" // request to drop video, or its reply (with ok)
 	MsgDoor        MsgType = "door"         // participant -> hub: open the door; hub -> participant: result (with ok)
 	MsgLogin       MsgType = "login"        // to one's own inbox: a new login of this user
+	MsgPreview     MsgType = "preview"      // ringing invitee -> caller: send me your media before I answer
 )
 
 // Reasons carried in reject, leave, member and hangup messages and in CallEnd.
@@ -216,7 +217,7 @@ func (m *Message) Validate() error {
 		if m.Call == "" && m.Invite == "" {
 			return bad("needs a call or an invite ID")
 		}
-	case MsgAccept, MsgReject, MsgTimeout:
+	case MsgAccept, MsgReject, MsgTimeout, MsgPreview:
 		if m.Call == "" && m.Invite == "" {
 			return bad("needs a call or an invite ID")
 		}

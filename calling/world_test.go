@@ -17,7 +17,7 @@ type world struct {
 	now      time.Time
 	nodes    []*node
 	groups   map[string][]string
-	queue    []func() // messages and media news in flight, in order
+	queue    []queued // messages and media news in flight, in order
 	timers   map[*node]map[Timer]time.Time
 	links    map[link]bool // media between a hub node and a party node, per call
 	dropNext bool
@@ -29,6 +29,13 @@ type node struct {
 	tone          Tone
 	joined        map[string]bool // calls whose media this node joined
 	events        []string
+}
+
+// queued is work in flight; only signaling messages may be lost (media
+// loss is always noticed, in the end, by ICE).
+type queued struct {
+	f       func()
+	message bool
 }
 
 type link struct {
@@ -85,7 +92,7 @@ func (w *world) apply(n *node, e Effect) {
 		for _, to := range w.nodes {
 			if (e.To != "" && to.user == e.To) || (e.Group != "" && slices.Contains(w.groups[e.Group], to.user)) {
 				to, from := to, n.user
-				w.later(func() { w.step(to, Received{From: from, Msg: msg}) })
+				w.queue = append(w.queue, queued{f: func() { w.step(to, Received{From: from, Msg: msg}) }, message: true})
 			}
 		}
 	case Emit:
@@ -111,11 +118,14 @@ func (w *world) media(n *node, d MediaEffect) {
 		w.later(func() { w.step(n, MediaJoined{Call: d.Call}) })
 	case ConnectPeer:
 		for _, p := range w.nodes {
-			if p.user == d.User && p.m.CallID() == d.Call && p.joined[d.Call] && !w.links[link{d.Call, n, p}] {
+			// A preview connects before the party joined its media; the
+			// connection is then reused by the call (PeerJoined again).
+			if p.user == d.User && p.m.CallID() == d.Call && (p.joined[d.Call] || d.Preview || w.links[link{d.Call, n, p}]) {
 				l := link{d.Call, n, p}
 				w.links[l] = true
+				p.joined[d.Call] = true
 				w.later(func() {
-					if w.links[l] {
+					if w.links[l] && p.m.CallID() == d.Call {
 						w.step(n, PeerJoined{Call: d.Call, User: p.user})
 						w.step(p, PeerJoined{Call: d.Call, User: n.user})
 					}
@@ -149,7 +159,17 @@ func (w *world) media(n *node, d MediaEffect) {
 }
 
 // later queues work behind the messages already in flight.
-func (w *world) later(f func()) { w.queue = append(w.queue, f) }
+func (w *world) later(f func()) { w.queue = append(w.queue, queued{f: f}) }
+
+// lose drops the first signaling message in flight, if any.
+func (w *world) lose() {
+	for i, q := range w.queue {
+		if q.message {
+			w.queue = append(w.queue[:i], w.queue[i+1:]...)
+			return
+		}
+	}
+}
 
 // check asserts the invariants that must hold after every step.
 func (w *world) check(n *node) {
@@ -169,9 +189,9 @@ func (w *world) deliver() {
 		if guard > 100000 {
 			w.t.Fatal("messages never settle")
 		}
-		f := w.queue[0]
+		q := w.queue[0]
 		w.queue = w.queue[1:]
-		f()
+		q.f()
 	}
 }
 

@@ -198,7 +198,7 @@ func TestEveryNameDocumented(t *testing.T) {
 		calling.MsgInvite, calling.MsgCancel, calling.MsgAccept, calling.MsgReject,
 		calling.MsgTimeout, calling.MsgLeave, calling.MsgHangup, calling.MsgMember,
 		calling.MsgOffer, calling.MsgAnswer, calling.MsgCandidate, calling.MsgSwitchAudio,
-		calling.MsgDoor, calling.MsgLogin,
+		calling.MsgDoor, calling.MsgLogin, calling.MsgPreview,
 	} {
 		if !strings.Contains(text, "\n### `"+string(typ)+"`") {
 			t.Errorf("no section \"### `%s`\"", typ)

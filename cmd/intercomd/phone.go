@@ -24,6 +24,7 @@ reads commands from stdin, one per line:
 
   call USER[,USER...] [audio|video]   invite one or more users
   group GROUP USER[,USER...]          invite users through a group topic
+  preview                             see and hear the caller before answering
   accept | reject | busy | hangup     answer, decline, decline as busy, end
   switch                              switch a 1-to-1 video call to audio
   door                                ask the door station to open the door
@@ -238,6 +239,8 @@ func phoneCommand(ctx context.Context, ep *endpoint.Endpoint, line string, out f
 		in = calling.Call{Users: strings.Split(f[2], ","), Group: f[1], Type: typ}
 	case "accept":
 		in = calling.Accept{}
+	case "preview":
+		in = calling.Preview{}
 	case "reject":
 		in = calling.Reject{}
 	case "busy":
@@ -254,7 +257,7 @@ func phoneCommand(ctx context.Context, ep *endpoint.Endpoint, line string, out f
 	case "quit", "exit":
 		return true, nil
 	default:
-		return false, fmt.Errorf("unknown command %q (call, group, accept, reject, busy, hangup, switch, door, state, quit)", f[0])
+		return false, fmt.Errorf("unknown command %q (call, group, preview, accept, reject, busy, hangup, switch, door, state, quit)", f[0])
 	}
 	return false, ep.Do(ctx, in)
 }

@@ -62,6 +62,15 @@ func TestVideoCallDeviceHub(t *testing.T) {
 	}
 	dev.wait(ctx, 0, "call end", isCallEnd)
 	soft.wait(ctx, 0, "call end", isCallEnd)
+	// With no call left the camera is switched off: nothing is captured or
+	// encoded while idle.
+	for st := dev.cam.Status(); st.Enabled || st.EncodersRunning != 0; st = dev.cam.Status() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("camera still on after the call: %+v", st)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // TestAudioCallDeviceEngine: the device runs its real audio engine (null

@@ -134,18 +134,14 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 			o.fps = 15
 		}
 		cam, err := camera.New(camera.Config{
-			Sources: []camera.Source{{Device: camera.TestPatternDevice, Width: o.width, Height: o.height, FrameRate: o.fps}},
-			Encoder: camera.Encoder{BitRate: 500_000, KeyFrameInterval: o.keyFrameInterval},
+			Sources:  []camera.Source{{Device: camera.TestPatternDevice, Width: o.width, Height: o.height, FrameRate: o.fps}},
+			Encoder:  camera.Encoder{BitRate: 500_000, KeyFrameInterval: o.keyFrameInterval},
+			StartOff: true, // as in the daemon: the media layer switches it on for calls
 		}, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
 		if err := cam.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if err := cam.SetEnabled(ctx, false); err != nil {
 			t.Fatal(err)
 		}
 		p.cam = cam

@@ -15,7 +15,15 @@ import (
 // configured rate.
 func TestVideoCallDeviceHub(t *testing.T) {
 	ffprobe := needFFmpeg(t)
-	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
+	t.Run("embedded", func(t *testing.T) {
+		videoCallDeviceHub(t, ffprobe, mqtttest.StartEmbedded(t, mqtttest.Options{}))
+	})
+	t.Run("mosquitto", func(t *testing.T) {
+		videoCallDeviceHub(t, ffprobe, mqtttest.StartMosquitto(t, map[string]string{"door": "pw-door", "alice": "pw-alice"}, nil))
+	})
+}
+
+func videoCallDeviceHub(t *testing.T, ffprobe string, env *mqtttest.Env) {
 	dev := newParty(t, env, "door", partyOpts{tone: 440, camera: true, width: 320, height: 240, fps: 15})
 	soft := newParty(t, env, "alice", partyOpts{tone: 880, autoAnswer: true})
 

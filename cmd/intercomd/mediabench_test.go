@@ -143,7 +143,7 @@ func BenchmarkDaemonMedia(b *testing.B) {
 		time.Sleep(benchWarmup)
 		encode := sampleProc(b, enc.pid(), tck, benchWindow)
 		enc.stop(b)
-		b.Logf("encode alone: %.1f%% of a core (%.2f s CPU in %.1f s), RSS %.1f MB", encode.pct, encode.cpu.Seconds(), encode.wall.Seconds(), encode.rssMB)
+		b.Logf("encode alone: %.1f%% of a core (%.2f s CPU in %.1f s), RSS %.1f MB; load %s", encode.pct, encode.cpu.Seconds(), encode.wall.Seconds(), encode.rssMB, encode.load)
 
 		// 2. The intercomd binary in a 1-to-1 call rung by its doorbell.
 		dir := benchDir(b)
@@ -165,7 +165,7 @@ func BenchmarkDaemonMedia(b *testing.B) {
 		if len(lat.total) < int(benchWindow.Seconds())*30/2 {
 			b.Fatalf("only %d of %d frames received in %s carry a readable stamp", len(lat.total), lat.frames, benchWindow)
 		}
-		b.Logf("intercomd, 1-to-1: %.1f%% of a core (%.2f s CPU in %.1f s), RSS max %.1f MB, VmHWM %.1f MB", one.pct, one.cpu.Seconds(), one.wall.Seconds(), one.rssMB, one.hwmMB)
+		b.Logf("intercomd, 1-to-1: %.1f%% of a core (%.2f s CPU in %.1f s), RSS max %.1f MB, VmHWM %.1f MB; load %s", one.pct, one.cpu.Seconds(), one.wall.Seconds(), one.rssMB, one.hwmMB, one.load)
 		b.Logf("capture to arrival: p50 %.1f ms, p95 %.1f ms, max %.1f ms over %d of %d frames; decode %.2f ms a frame (ffmpeg, one thread)",
 			ms(percentileD(lat.arrival, 0.5)), ms(percentileD(lat.arrival, 0.95)), ms(percentileD(lat.arrival, 1)), len(lat.arrival), lat.frames, ms(lat.decode))
 
@@ -197,8 +197,8 @@ func BenchmarkDaemonMedia(b *testing.B) {
 			}
 		}
 		hub.stop(b)
-		b.Logf("daemon run() in a child, 1 viewer: %.1f%% of a core, RSS max %.1f MB", hub1.pct, hub1.rssMB)
-		b.Logf("daemon run() in a child, 4 viewers: %.1f%% of a core, RSS max %.1f MB, VmHWM %.1f MB", hub4.pct, hub4.rssMB, hub4.hwmMB)
+		b.Logf("daemon run() in a child, 1 viewer: %.1f%% of a core, RSS max %.1f MB; load %s", hub1.pct, hub1.rssMB, hub1.load)
+		b.Logf("daemon run() in a child, 4 viewers: %.1f%% of a core, RSS max %.1f MB, VmHWM %.1f MB; load %s", hub4.pct, hub4.rssMB, hub4.hwmMB, hub4.load)
 
 		b.ReportMetric(one.pct/encode.pct, "cpu-ratio-1to1")
 		b.ReportMetric(hub4.pct/hub1.pct, "cpu-ratio-4v1")
@@ -523,6 +523,7 @@ type procSample struct {
 	cpu, wall    time.Duration
 	pct          float64 // CPU in percent of one core
 	rssMB, hwmMB float64 // the largest VmRSS seen; VmHWM at the end
+	load         string  // the machine's load averages at the end (other processes disturb the figures)
 }
 
 // sampleProc measures pid over d.
@@ -538,6 +539,9 @@ func sampleProc(b *testing.B, pid int, tck float64, d time.Duration) procSample 
 	rss, hwm := procMem(b, pid)
 	s.rssMB, s.hwmMB = max(s.rssMB, rss), hwm
 	s.pct = 100 * s.cpu.Seconds() / s.wall.Seconds()
+	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
+		s.load = strings.Join(strings.Fields(string(raw))[:3], " ")
+	}
 	return s
 }
 

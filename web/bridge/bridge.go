@@ -72,7 +72,7 @@ func NewID() string {
 // Input is the JSON form of a calling.Input. Type selects the input; the
 // other fields are read as that type needs them:
 //
-//	login, logout, accept, reject, busy, hangup, switch_audio, open_door
+//	login, logout, accept, preview, reject, busy, hangup, switch_audio, open_door
 //	call          users, media ("audio" or "video"), group, ring_group
 //	control       control ("camera", "mic_mute", "hands_free"), on
 //	received      from, group, payload (the raw MQTT payload)
@@ -144,6 +144,10 @@ type Effect struct {
 
 // MediaEffect is the JSON form of a calling.MediaEffect. Do is one of join,
 // connect_peer, disconnect_peer, leave, signal, ring, set_video, control.
+// Preview marks a connect_peer for a party that previews the call while its
+// phone rings (early media): the party is not present until a later
+// connect_peer without Preview for the same user, which renegotiates on the
+// same connection.
 type MediaEffect struct {
 	Do      string           `json:"do"`
 	Call    string           `json:"call,omitempty"`
@@ -156,6 +160,7 @@ type MediaEffect struct {
 	Tone    string           `json:"tone,omitempty"`
 	On      bool             `json:"on,omitempty"`
 	Control string           `json:"control,omitempty"`
+	Preview bool             `json:"preview,omitempty"`
 }
 
 // Event is the JSON form of a calling.Event. Name is the event in snake
@@ -233,6 +238,8 @@ func decodeInput(raw []byte) (calling.Input, error) {
 		return calling.Logout{}, nil
 	case "accept":
 		return calling.Accept{}, nil
+	case "preview":
+		return calling.Preview{}, nil
 	case "reject":
 		return calling.Reject{}, nil
 	case "busy":
@@ -390,7 +397,7 @@ func encodeMedia(e calling.MediaEffect) (*MediaEffect, bool) {
 	case calling.JoinMedia:
 		return &MediaEffect{Do: "join", Call: e.Call, Media: e.Type.String(), Hub: e.Hub, IsHub: e.IsHub}, true
 	case calling.ConnectPeer:
-		return &MediaEffect{Do: "connect_peer", Call: e.Call, User: e.User}, true
+		return &MediaEffect{Do: "connect_peer", Call: e.Call, User: e.User, Preview: e.Preview}, true
 	case calling.DisconnectPeer:
 		return &MediaEffect{Do: "disconnect_peer", Call: e.Call, User: e.User}, true
 	case calling.LeaveMedia:

@@ -169,6 +169,69 @@ func TestCallAcrossTwoBridges(t *testing.T) {
 	}
 }
 
+// TestPreviewAcrossTwoBridges: a ringing phone asks for the caller's media
+// (early media); the hub's offer reaches its media before it answers, and
+// the answer turns the preview into the call on the same connection.
+func TestPreviewAcrossTwoBridges(t *testing.T) {
+	alice, bob := newSide(t, "alice"), newSide(t, "bob")
+	r := alice.step(`{"type":"call","users":["bob"],"media":"video"}`)
+	call := r.Call
+	deliver(t, r, alice, bob)
+
+	r = bob.step(`{"type":"preview"}`)
+	if r.State != "ringing" || len(find(r, "media", "")) != 0 {
+		t.Fatalf("bob after preview: %+v", r)
+	}
+	rs := deliver(t, r, bob, alice)
+	if len(rs) != 1 {
+		t.Fatalf("the preview reached alice %d times", len(rs))
+	}
+	if c := one(t, rs[0], "media", "connect_peer"); c.Media.User != "bob" || !c.Media.Preview {
+		t.Errorf("connect_peer for a preview = %+v", c.Media)
+	}
+	if !strings.Contains(string(mustJSON(t, rs[0])), `"preview":true`) {
+		t.Errorf("the page does not see preview in %s", mustJSON(t, rs[0]))
+	}
+	r = alice.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "bob", Msg: &calling.Message{Type: calling.MsgOffer, SDP: "v=0\r\n"}})
+	rs = deliver(t, r, alice, bob)
+	if sig := one(t, rs[0], "media", "signal"); sig.Media.Msg.Type != calling.MsgOffer || rs[0].State != "ringing" {
+		t.Errorf("bob's media does not get the offer while ringing: %+v", rs[0])
+	}
+	// Connected media makes nobody present while bob still rings.
+	if r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob"}); r.State != "dialing" || len(r.Effects) != 0 {
+		t.Errorf("alice after a previewing peer joined: %+v", r)
+	}
+	if r = bob.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "alice"}); r.State != "ringing" || len(r.Effects) != 0 {
+		t.Errorf("bob after preview media joined: %+v", r)
+	}
+
+	r = bob.step(`{"type":"accept"}`)
+	one(t, r, "media", "join")
+	r = bob.stepJSON(bridge.Input{Type: "media_joined", Call: call})
+	rs = deliver(t, r, bob, alice)
+	if c := one(t, rs[0], "media", "connect_peer"); c.Media.User != "bob" || c.Media.Preview {
+		t.Errorf("connect_peer after accept = %+v", c.Media)
+	}
+	r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob"})
+	if r.State != "in_call" || one(t, r, "emit", "user_enter").Event.User != "bob" {
+		t.Errorf("alice after accept: %+v", r)
+	}
+
+	// Preview is for a ringing invitation only.
+	if e := one(t, alice.step(`{"type":"preview"}`), "emit", "error"); !strings.Contains(e.Event.Error, "no call") {
+		t.Errorf("preview in a call: %+v", e.Event)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestTimersComeBack(t *testing.T) {
 	alice := newSide(t, "alice")
 	r := alice.step(`{"type":"call","users":["bob"],"media":"audio"}`)

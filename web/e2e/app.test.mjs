@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   launch, phone, token, press, relayPulses, waitDeviceIdle, until, appState, bannerText,
-  waitState, waitBanner, callButton, screenshot, control, PENDING_MEDIA,
+  waitState, waitBanner, callButton, screenshot, control, deviceState, PENDING_MEDIA,
 } from "./helpers.mjs";
 
 let browser;
@@ -25,6 +25,32 @@ function receiverReports(p) {
     }
     return out;
   });
+}
+
+// remoteIdentity returns the DTLS fingerprint and ICE user fragment of the
+// remote end of p's first connection.
+const remoteIdentity = (p) => p.page.evaluate(() => {
+  const sdp = globalThis.intercomd.peerConnections()[0].remoteDescription.sdp;
+  return [/a=fingerprint:(.*)/.exec(sdp)[1].trim(), /a=ice-ufrag:(.*)/.exec(sdp)[1].trim()];
+});
+
+// previewVideo waits until the incoming screen of p plays the caller's
+// video, checks its size and that its frames advance, and returns the size.
+async function previewVideo(p, [w, h]) {
+  const size = await p.page.waitForFunction(() => {
+    const v = document.getElementById("preview-video");
+    return !document.getElementById("incoming-screen").hidden && v.checkVisibility() &&
+      v.videoWidth > 0 && [v.videoWidth, v.videoHeight];
+  }, null, { timeout: 20000 }).then((h) => h.jsonValue());
+  assert.deepEqual(size, [w, h], `${p.user} previews ${size}`);
+  const frames = () => p.page.evaluate(() => document.getElementById("preview-video").getVideoPlaybackQuality().totalVideoFrames);
+  const f0 = await frames();
+  await until(`preview frames advancing on ${p.user}`, async () => (await frames()) >= f0 + 10, 10000);
+  // The preview is silent, and this side sends nothing while it rings.
+  assert.equal(await p.page.evaluate(() => document.getElementById("preview-video").muted), true);
+  assert.deepEqual(await p.page.evaluate(() => globalThis.intercomd.peerConnections()
+    .flatMap((pc) => pc.getSenders()).filter((s) => s.track).length), 0, `${p.user} sends media while ringing`);
+  return size;
 }
 
 // each opens phones for one test and closes them after, checking that no
@@ -158,6 +184,17 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
       assert.equal(await p.page.locator("#incoming-who").textContent(), "Front door is calling");
       assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
     }
+    // Both see the door (its 320x240 test pattern) before answering: early
+    // media, while both still ring and the door still dials (within the
+    // suite's 5 s invitation timeout).
+    await Promise.all([alice, bob].map((p) => previewVideo(p, [320, 240])));
+    for (const p of [alice, bob]) {
+      assert.equal(await appState(p), "ringing");
+      assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
+      await p.page.evaluate(() => { globalThis.previewPC = globalThis.intercomd.peerConnections()[0]; });
+    }
+    const previewRemote = await remoteIdentity(alice);
+    assert.equal(await deviceState(), "dialing");
     await screenshot(alice, "incoming");
     const answered = Date.now();
     await alice.page.click("#accept");
@@ -168,8 +205,27 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
     assert.ok(stopped < 1000, `bob rang on for ${stopped} ms after alice answered`);
     assert.match(await waitBanner(bob, /another phone/), /Answered on another phone/);
     assert.equal(await appState(bob), "idle");
+    // bob's preview stops: no video shown, its connection closed.
+    await bob.page.waitForFunction(() => globalThis.previewPC.connectionState === "closed" &&
+      document.getElementById("preview-video").srcObject === null &&
+      globalThis.intercomd.peerConnections().length === 0, null, { timeout: 5000 });
 
     await waitState(alice, "in_call", 20000);
+    // The call goes on the connection of the preview, now with sound and
+    // with alice's camera and microphone.
+    assert.ok(await alice.page.evaluate(() => {
+      const pcs = globalThis.intercomd.peerConnections();
+      return pcs.length === 1 && pcs[0] === globalThis.previewPC;
+    }), "alice's call is not on the connection of her preview");
+    // The door renegotiated that connection rather than making a new one:
+    // same DTLS certificate, same ICE credentials.
+    assert.deepEqual(await remoteIdentity(alice), previewRemote);
+    assert.deepEqual(await alice.page.waitForFunction(() => {
+      const v = document.getElementById("remote-video");
+      return v.videoWidth > 0 && [v.videoWidth, v.videoHeight, v.muted];
+    }, null, { timeout: 10000 }).then((h) => h.jsonValue()), [320, 240, false]);
+    assert.deepEqual(await alice.page.evaluate(() => globalThis.intercomd.peerConnections()[0].getSenders()
+      .filter((s) => s.track).map((s) => s.track.kind).sort()), ["audio", "video"]);
     if (!(await alice.page.evaluate(() => globalThis.intercomd.signalOnly))) {
       // The door, the hub here, receives alice's microphone.
       await until("the door's receiver reports on alice's audio", async () => (await receiverReports(alice)).audio, 15000);
@@ -280,15 +336,23 @@ test("phone to phone: video both ways, mute, speaker, switch to audio", async ()
   await withPhones(["alice", "bob"], async (alice, bob) => {
     await callButton(alice, "bob").click();
     await bob.page.locator("#incoming-screen").waitFor({ state: "visible" });
+    // bob sees alice's fake camera while his phone rings.
+    await previewVideo(bob, [640, 480]);
+    assert.equal(await appState(alice), "dialing");
     await bob.page.click("#accept");
     await waitState(alice, "in_call", 20000);
     await waitState(bob, "in_call", 20000);
-    // Each sees the other's fake camera (640x480).
+    // Each sees the other's fake camera (640x480; a sender may start
+    // smaller while its bandwidth estimate ramps up).
     for (const p of [alice, bob]) {
-      const size = await p.page.waitForFunction(() => {
-        const v = document.getElementById("remote-video");
-        return v.videoWidth > 0 && [v.videoWidth, v.videoHeight];
-      }, null, { timeout: 20000 }).then((h) => h.jsonValue());
+      let size = [];
+      await until(`${p.user} seeing 640x480`, async () => {
+        size = await p.page.evaluate(() => {
+          const v = document.getElementById("remote-video");
+          return [v.videoWidth, v.videoHeight];
+        });
+        return size[0] === 640 && size[1] === 480;
+      }, 20000).catch(() => {});
       assert.deepEqual(size, [640, 480], `${p.user} sees ${size}`);
     }
     // Mute stops alice's microphone track; the speaker button mutes bob's playback.

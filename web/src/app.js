@@ -147,6 +147,10 @@ function onEvent(ev) {
       app.peer = ev.sponsor;
       app.media = ev.media;
       banner("");
+      // Early media: see who is at the door (or who calls with video)
+      // while the phone rings. The caller sends its camera and microphone;
+      // this side sends nothing until Answer.
+      if (ev.media === "video" || ev.sponsor === app.cfg.device.user) post({ type: "preview" });
       break;
     case "state_changed":
       if (ev.to === "idle") {
@@ -218,14 +222,23 @@ function fmtDuration(s) {
 const PLACEHOLDER = "s=intercomd-signal-only";
 const PLACEHOLDER_SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=intercomd-signal-only\r\nt=0 0\r\n";
 
+// Early media (preview): while the phone rings, the hub's offer arrives
+// before this side has joined the call. The connection is then made without
+// local tracks (the answer is receive-only) and the caller's video plays,
+// muted, on the incoming screen. Answering joins the call on the same
+// connection: the hub sends a new offer, and the answer to it carries the
+// camera and microphone, attached to the transceivers the first offer made.
+// The party is reported joined only after that.
 class Media {
   constructor() {
     this.call = "";
     this.type = "video";
     this.isHub = false;
+    this.previewing = false; // a preview of the call, not joined
     this.local = null;   // MediaStream
+    this.remote = null;  // the remote MediaStream shown
     this.ready = Promise.resolve();
-    this.peers = new Map(); // user -> {pc, pending: [], chain, joined}
+    this.peers = new Map(); // user -> {pc, pending: [], chain, joined, preview}
   }
 
   do(e) {
@@ -242,7 +255,15 @@ class Media {
   }
 
   join(e) {
-    this.leave();
+    const fromPreview = this.previewing && this.call === e.call;
+    if (fromPreview) {
+      // Answering a previewed call: keep its connection; the hub's next
+      // offer gets the local tracks (see signal).
+      this.previewing = false;
+      $("remote-video").srcObject = this.remote;
+    } else {
+      this.leave();
+    }
     this.call = e.call;
     this.type = e.media;
     this.isHub = e.is_hub;
@@ -271,7 +292,9 @@ class Media {
     let p = this.peers.get(user);
     if (p) return p;
     const call = this.call;
-    p = { pc: null, pending: [], chain: null, joined: false, signalOnly: false };
+    // preview: the party may not be reported joined yet (the hub: it only
+    // previews; this side: it has not answered with its tracks yet).
+    p = { pc: null, pending: [], chain: null, joined: false, signalOnly: false, preview: this.previewing };
     this.peers.set(user, p);
     p.chain = this.ready.then(() => {
       if (this.peers.get(user) !== p) return;
@@ -306,17 +329,26 @@ class Media {
       }
     };
     pc.ontrack = (ev) => {
-      const v = $("remote-video");
+      if (this.peers.get(user) !== p || p.pc !== pc) return;
       const stream = ev.streams[0] || new MediaStream([ev.track]);
-      if (v.srcObject !== stream) v.srcObject = stream;
-      v.play().catch(() => {});
+      // A preview shows the caller only, not the other parties a hub
+      // forwards (streams "fwd-USER").
+      if (this.previewing && stream.id.startsWith("fwd-")) return;
+      this.remote = stream;
+      // While previewing the caller plays muted on the incoming screen
+      // only; the call screen's player (with sound) gets it on answering.
+      const players = this.previewing ? [$("preview-video")] : [$("remote-video"), $("preview-video")];
+      for (const v of players) {
+        if (v.srcObject !== stream) v.srcObject = stream;
+        v.play().catch(() => {});
+      }
+      if (ev.track.kind === "video") $("preview-video").dataset.live = "";
     };
     pc.onconnectionstatechange = () => {
-      if (this.peers.get(user) !== p) return;
+      if (this.peers.get(user) !== p || p.pc !== pc) return;
       const s = pc.connectionState;
-      if (s === "connected" && !p.joined) {
-        p.joined = true;
-        post({ type: "peer_joined", call, user });
+      if (s === "connected") {
+        this.joined(p, user);
       } else if (s === "failed") {
         if (this.isHub) post({ type: "peer_left", call, user, reason: "media" });
         else post({ type: "media_failed", call, error: "media connection failed" });
@@ -336,9 +368,20 @@ class Media {
     });
   }
 
+  // joined reports the party's media connected, once, unless it only
+  // previews.
+  joined(p, user) {
+    if (p.joined || p.preview || !p.pc || p.pc.connectionState !== "connected") return;
+    p.joined = true;
+    post({ type: "peer_joined", call: this.call, user });
+  }
+
+  // connectPeer (hub) offers to the party; for a party that previewed, the
+  // connection exists and this offer renegotiates it.
   connectPeer(e) {
     const p = this.peer(e.user);
     const call = this.call;
+    p.preview = !!e.preview;
     this.queue(p, async () => {
       const offer = await p.pc.createOffer();
       await p.pc.setLocalDescription(offer);
@@ -346,7 +389,40 @@ class Media {
     });
   }
 
+  // startPreview makes ready for a hub's offer that comes before this side
+  // joined the call: a connection without local media.
+  startPreview(call) {
+    this.closeAll();
+    this.call = call;
+    this.type = app.invited ? app.invited.media : "video";
+    this.isHub = false;
+    this.local = null;
+    this.ready = Promise.resolve();
+    this.previewing = true;
+  }
+
+  // attachTracks gives the local tracks to a connection made for a
+  // preview: each goes on the offer's unused transceiver of its kind (sent
+  // in the answer being made), or is added when there is none.
+  async attachTracks(pc) {
+    for (const track of this.local.getTracks()) {
+      if (pc.getSenders().some((s) => s.track === track)) continue;
+      const t = pc.getTransceivers().find((t) => !t.stopped && !t.sender.track &&
+        t.receiver.track.kind === track.kind && t.currentDirection !== "stopped");
+      if (!t) {
+        pc.addTrack(track, this.local);
+        continue;
+      }
+      await t.sender.replaceTrack(track);
+      if (t.sender.setStreams) t.sender.setStreams(this.local);
+      t.direction = "sendrecv";
+    }
+  }
+
   signal(e) {
+    // The core passes media for a call this side has not joined only when
+    // it asked for a preview.
+    if (e.call !== this.call) this.startPreview(e.call);
     const msg = e.msg;
     const from = e.from;
     const call = this.call;
@@ -355,16 +431,34 @@ class Media {
       case "offer":
         this.queue(p, async () => {
           if (msg.sdp.includes(PLACEHOLDER)) {
+            if (!this.previewing) p.preview = false;
             this.markSignalOnly(p, from);
             post({ type: "media_out", call, to: from, msg: { type: "answer", sdp: PLACEHOLDER_SDP } });
             return;
           }
-          await p.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+          const joining = p.preview && !this.previewing;
+          if (joining) await this.ready;
+          try {
+            await p.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+          } catch (err) {
+            if (!p.pc.remoteDescription) throw err;
+            // A hub that starts a new connection rather than renegotiating
+            // (another certificate): follow it with a new one too.
+            console.warn("intercomd: webrtc: offer does not fit the connection, starting a new one:", err);
+            p.pc.close();
+            p.pc = this.newPC(call, from, p);
+            await p.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+          }
+          if (joining && this.local) {
+            await this.attachTracks(p.pc);
+            p.preview = false;
+          }
           preferH264(p.pc);
           await this.flush(p);
           const answer = await p.pc.createAnswer();
           await p.pc.setLocalDescription(answer);
           post({ type: "media_out", call, to: from, msg: { type: "answer", sdp: p.pc.localDescription.sdp } });
+          this.joined(p, from);
         });
         break;
       case "answer":
@@ -375,6 +469,8 @@ class Media {
           }
           await p.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
           await this.flush(p);
+          // A party that previewed is connected already.
+          this.joined(p, from);
         });
         break;
       case "candidate":
@@ -390,7 +486,7 @@ class Media {
   markSignalOnly(p, user) {
     p.signalOnly = true;
     app.signalOnly = true;
-    if (!p.joined) {
+    if (!p.joined && !p.preview) {
       p.joined = true;
       post({ type: "peer_joined", call: this.call, user });
     }
@@ -415,13 +511,22 @@ class Media {
     p.chain.then(() => { if (p.pc) p.pc.getSenders().forEach((snd) => snd.track && snd.track.stop()); });
   }
 
-  leave() {
+  // closeAll closes every connection and releases the local media.
+  closeAll() {
     for (const user of [...this.peers.keys()]) this.closePeer(user);
     if (this.local) this.local.getTracks().forEach((t) => t.stop());
     this.local = null;
+    this.remote = null;
+    this.previewing = false;
     this.call = "";
     $("remote-video").srcObject = null;
+    $("preview-video").srcObject = null;
+    delete $("preview-video").dataset.live;
     $("local-video").srcObject = null;
+  }
+
+  leave() {
+    this.closeAll();
     ringer.play("none");
   }
 

@@ -13,6 +13,22 @@
 // and are buffered until the remote description they belong to is set.
 // PeerJoined is posted the first time a PeerConnection connects.
 //
+// Early media: a ConnectPeer with Preview (the party asked to see and hear
+// the hub while its phone rings) makes the same PeerConnection with the
+// camera and microphone tracks and offers, but the party is neither
+// forwarded nor sent the others' media, and no PeerJoined is posted. The
+// ConnectPeer without Preview that follows its answer keeps that
+// connection and renegotiates it with a new offer; PeerJoined is posted
+// once that offer is answered (the connection being up). On the party's
+// side a hub's offer for a call not joined (the calling core passes one
+// only after a Preview) starts a preview: a PeerConnection answered
+// receive-only, whose audio plays and whose video goes to OnVideoFrame,
+// with no camera or microphone switched on. JoinMedia for that call keeps
+// the connection; the hub's next offer is answered with the local tracks,
+// attached to the transceivers the first offer made, and PeerJoined
+// follows. A preview that fails ends only the preview. DisconnectPeer and
+// LeaveMedia close a preview like any connection.
+//
 // When a connection goes disconnected or failed the hub sends an ICE restart
 // offer (Restart in the message) and the party answers it. A connection
 // that is not connected ICERestartTimeout after it was created or went down

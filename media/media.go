@@ -88,11 +88,14 @@ type Media struct {
 }
 
 type call struct {
-	id      string
-	typ     calling.CallType
-	hub     string
-	isHub   bool
-	video   bool // video is sent and received
+	id    string
+	typ   calling.CallType
+	hub   string
+	isHub bool
+	video bool // video is sent and received
+	// preview (party side): the hub's media is previewed before joining
+	// (early media); nothing local is sent until JoinMedia.
+	preview bool
 	peers   map[string]*peer
 	pending map[string][]webrtc.ICECandidateInit
 	fwd     map[string]*forward // hub: forwarding tracks, by source party
@@ -282,24 +285,35 @@ func (m *Media) handle(e calling.MediaEffect) {
 
 // --- local media ---
 
-func (m *Media) join(e calling.JoinMedia) {
-	if c := m.calls[e.Call]; c != nil {
-		m.post(calling.MediaJoined{Call: e.Call})
-		return
-	}
-	c := &call{
-		id: e.Call, typ: e.Type, hub: e.Hub, isHub: e.IsHub,
-		video:   e.Type == calling.Video && !m.opts.DisableVideo,
+func newCall(id string) *call {
+	return &call{
+		id:      id,
 		peers:   map[string]*peer{},
 		pending: map[string][]webrtc.ICECandidateInit{},
 		fwd:     map[string]*forward{},
 	}
-	receivesVideo := c.video && (m.opts.Camera != nil || m.opts.OnVideoFrame != nil)
+}
+
+func (m *Media) join(e calling.JoinMedia) {
+	c := m.calls[e.Call]
+	if c != nil && !c.preview {
+		m.post(calling.MediaJoined{Call: e.Call})
+		return
+	}
+	video := e.Type == calling.Video && !m.opts.DisableVideo
+	receivesVideo := video && (m.opts.Camera != nil || m.opts.OnVideoFrame != nil)
 	if m.opts.Audio == nil && !receivesVideo {
 		m.post(calling.MediaJoined{Call: e.Call, Err: ErrNoMedia})
 		return
 	}
-	m.calls[e.Call] = c
+	if c == nil {
+		c = newCall(e.Call)
+		m.calls[e.Call] = c
+	}
+	// A previewed call keeps its connection with the hub: the hub's next
+	// offer renegotiates it and the answer adds the local tracks.
+	c.preview = false
+	c.typ, c.hub, c.isHub, c.video = e.Type, e.Hub, e.IsHub, video
 	m.startMic()
 	if c.video {
 		m.updateCamera()

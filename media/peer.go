@@ -20,12 +20,16 @@ type peer struct {
 	user string
 	pc   *webrtc.PeerConnection
 
-	closed       bool
-	remoteSet    bool // a remote description was applied
-	tracksAdded  bool // party side: local tracks attached to the offer's transceivers
-	needOffer    bool // hub: renegotiate once the current offer is answered
-	needRestart  bool
-	joined       bool // PeerJoined posted
+	closed      bool
+	remoteSet   bool // a remote description was applied
+	tracksAdded bool // party side: local tracks attached to the offer's transceivers
+	needOffer   bool // hub: renegotiate once the current offer is answered
+	needRestart bool
+	joined      bool // PeerJoined posted
+	// preview: early media, no PeerJoined yet. Hub: the party previews
+	// (ConnectPeer with Preview) until a ConnectPeer without it. Party: the
+	// connection was made before joining and has no local tracks yet.
+	preview      bool
 	connected    bool
 	lastRestart  time.Time
 	downTimer    *time.Timer
@@ -44,7 +48,7 @@ func (m *Media) newPeer(c *call, user string) (*peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection for %s: %w", user, err)
 	}
-	p := &peer{call: c, user: user, pc: pc, stats: m.getters.take(), fwdSenders: map[string][]*webrtc.RTPSender{}}
+	p := &peer{call: c, user: user, pc: pc, stats: m.getters.take(), fwdSenders: map[string][]*webrtc.RTPSender{}, preview: c.preview}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand == nil {
 			return
@@ -63,7 +67,10 @@ func (m *Media) newPeer(c *call, user string) (*peer, error) {
 	return p, nil
 }
 
-// connectPeer (hub) creates the party's PeerConnection and offers.
+// connectPeer (hub) creates the party's PeerConnection and offers. For a
+// preview the party gets this side's tracks only (it is not forwarded and
+// gets no forwarding); when a previewing party then joins, its connection
+// is kept and renegotiated.
 func (m *Media) connectPeer(e calling.ConnectPeer) {
 	c := m.calls[e.Call]
 	if c == nil || !c.isHub {
@@ -71,6 +78,17 @@ func (m *Media) connectPeer(e calling.ConnectPeer) {
 		return
 	}
 	if old := c.peers[e.User]; old != nil {
+		switch {
+		case e.Preview:
+			m.log.Debug("connect peer: already connected for a preview", "call", c.id, "user", e.User)
+			return
+		case old.preview:
+			old.preview = false
+			m.log.Info("previewing peer joins on its connection", "call", c.id, "user", e.User)
+			m.forwardParty(c, old)
+			m.negotiate(old, false)
+			return
+		}
 		m.closePeer(c, e.User)
 	}
 	p, err := m.newPeer(c, e.User)
@@ -79,26 +97,43 @@ func (m *Media) connectPeer(e calling.ConnectPeer) {
 		m.post(calling.PeerLeft{Call: c.id, User: e.User, Reason: calling.ReasonMedia})
 		return
 	}
+	p.preview = e.Preview
 	if err := m.addLocalTracks(p, true); err != nil {
 		m.log.Warn("connect peer: add tracks", "user", e.User, "err", err)
 		m.closePeer(c, e.User)
 		m.post(calling.PeerLeft{Call: c.id, User: e.User, Reason: calling.ReasonMedia})
 		return
 	}
-	// Every party gets forwarding tracks (bound to nobody in a 1-to-1
-	// call); in a group call the new party is forwarded to the others and
-	// the others to it.
-	m.ensureForward(c, e.User)
+	if !p.preview {
+		m.forwardParty(c, p)
+	}
+	m.negotiate(p, false)
+}
+
+// forwardParty (hub) forwards party p to the other parties and them to p,
+// renegotiating with the others. Every party gets forwarding tracks (bound
+// to nobody in a 1-to-1 call); previewing parties are left out.
+func (m *Media) forwardParty(c *call, p *peer) {
+	m.ensureForward(c, p.user)
 	for u, q := range c.peers {
-		if u == e.User {
+		if u == p.user || q.preview {
 			continue
 		}
 		m.ensureForward(c, u)
-		m.addForward(q, e.User)
+		m.addForward(q, p.user)
 		m.addForward(p, u)
 		m.negotiate(q, false)
 	}
-	m.negotiate(p, false)
+}
+
+// markJoined posts PeerJoined the first time p is connected outside a
+// preview.
+func (m *Media) markJoined(p *peer) {
+	if p.joined || p.preview || !p.connected || p.closed {
+		return
+	}
+	p.joined = true
+	m.post(calling.PeerJoined{Call: p.call.id, User: p.user})
 }
 
 // addLocalTracks adds the microphone and camera tracks. The hub adds them
@@ -303,12 +338,15 @@ func (m *Media) localCandidate(p *peer, init webrtc.ICECandidateInit) {
 // signal applies an offer, answer or candidate from a party.
 func (m *Media) signal(e calling.Signal) {
 	c := m.calls[e.Call]
-	if c == nil {
+	if c == nil && e.Msg.Type != calling.MsgOffer {
 		m.log.Debug("signal for no call dropped", "call", e.Call, "type", string(e.Msg.Type))
 		return
 	}
 	switch e.Msg.Type {
 	case calling.MsgOffer:
+		if c == nil {
+			c = m.previewCall(e.Call, e.From)
+		}
 		m.offer(c, e.From, e.Msg)
 	case calling.MsgAnswer:
 		p := c.peers[e.From]
@@ -326,7 +364,11 @@ func (m *Media) signal(e calling.Signal) {
 			restart := p.needRestart
 			p.needOffer, p.needRestart = false, false
 			m.negotiate(p, restart)
+			return
 		}
+		// A party that previewed is connected already: it is present once
+		// the renegotiation that made it a party is done.
+		m.markJoined(p)
 	case calling.MsgCandidate:
 		if e.Msg.Candidate == nil {
 			return
@@ -345,8 +387,21 @@ func (m *Media) signal(e calling.Signal) {
 	}
 }
 
+// previewCall (party side) holds the connection a hub offers before this
+// side joined the call: the calling core passes media messages for a call
+// not joined only when it asked for a preview. The answer is receive-only.
+func (m *Media) previewCall(id, hub string) *call {
+	c := newCall(id)
+	c.hub, c.preview = hub, true
+	m.calls[id] = c
+	m.log.Info("media preview", "call", id, "hub", hub)
+	return c
+}
+
 // offer (party side) answers the hub's offer, creating the PeerConnection
-// for the first one.
+// for the first one. In a preview it answers without local tracks; the
+// first offer after joining gets them, on the transceivers the first offer
+// made (pion's AddTrack reuses a transceiver that has never sent).
 func (m *Media) offer(c *call, from string, msg calling.Message) {
 	if c.isHub || from != c.hub {
 		m.log.Debug("offer from a non-hub dropped", "from", from)
@@ -363,13 +418,11 @@ func (m *Media) offer(c *call, from string, msg calling.Message) {
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: msg.SDP}); err != nil {
 		m.log.Warn("apply offer", "from", from, "err", err)
-		if !p.joined {
-			m.post(calling.MediaFailed{Call: c.id, Err: fmt.Errorf("apply offer: %w", err)})
-		}
+		m.answerFailed(p, fmt.Errorf("apply offer: %w", err))
 		return
 	}
 	p.remoteSet = true
-	if !p.tracksAdded {
+	if !p.tracksAdded && !c.preview {
 		p.tracksAdded = true
 		if err := m.addLocalTracks(p, false); err != nil {
 			m.log.Warn("answer hub: add tracks", "err", err)
@@ -381,14 +434,28 @@ func (m *Media) offer(c *call, from string, msg calling.Message) {
 	}
 	if err != nil {
 		m.log.Warn("create answer", "to", from, "err", err)
-		if !p.joined {
-			m.post(calling.MediaFailed{Call: c.id, Err: fmt.Errorf("create answer: %w", err)})
-		}
+		m.answerFailed(p, fmt.Errorf("create answer: %w", err))
 		return
 	}
-	m.log.Debug("answer", "call", c.id, "to", from, "restart", msg.Restart)
+	m.log.Debug("answer", "call", c.id, "to", from, "restart", msg.Restart, "preview", c.preview)
 	m.post(calling.MediaOut{Call: c.id, To: from, Msg: calling.Message{Type: calling.MsgAnswer, SDP: answer.SDP}})
 	m.flushCandidates(c, p)
+	if !c.preview {
+		p.preview = false
+		m.markJoined(p)
+	}
+}
+
+// answerFailed (party side) ends the call's media on an offer that cannot
+// be answered before the party joined; a preview that fails only ends the
+// preview (the phone still rings, and answering starts over).
+func (m *Media) answerFailed(p *peer, err error) {
+	switch {
+	case p.call.preview:
+		m.dropPeer(p.call, p.user)
+	case !p.joined:
+		m.post(calling.MediaFailed{Call: p.call.id, Err: err})
+	}
 }
 
 func (m *Media) flushCandidates(c *call, p *peer) {
@@ -425,10 +492,7 @@ func (m *Media) stateChanged(p *peer) {
 				m.opts.Camera.ViewerJoined()
 			}
 		}
-		if !p.joined {
-			p.joined = true
-			m.post(calling.PeerJoined{Call: c.id, User: p.user})
-		}
+		m.markJoined(p)
 	case webrtc.PeerConnectionStateDisconnected, webrtc.PeerConnectionStateFailed:
 		if p.connected || st != p.lastDownFrom {
 			m.log.Warn("peer connection down", "call", c.id, "user", p.user, "state", st.String())
@@ -491,8 +555,11 @@ func (m *Media) peerLost(p *peer, why string) {
 		return
 	}
 	c := p.call
-	m.log.Warn("peer lost", "call", c.id, "user", p.user, "why", why)
+	m.log.Warn("peer lost", "call", c.id, "user", p.user, "why", why, "preview", p.preview)
 	m.dropPeer(c, p.user)
+	if c.preview {
+		return // only the preview ends; the phone still rings
+	}
 	if c.isHub {
 		m.post(calling.PeerLeft{Call: c.id, User: p.user, Reason: calling.ReasonMedia})
 	} else {

@@ -65,8 +65,12 @@ async function withPhones(users, fn) {
     for (const p of phones) {
       // Leave no call behind for the next test.
       await p.page.evaluate(() => globalThis.intercomd?.state !== "idle" && globalThis.intercomd.do({ type: "hangup" })).catch(() => {});
-      await p.ctx.close();
     }
+    // Keep the pages open until the device has the hangup through
+    // signaling (closing a page at once may lose the message on its way,
+    // and the device then notices only by its media timing out).
+    await until("device idle before closing the phones", async () => (await deviceState()) === "idle", 5000).catch(() => {});
+    for (const p of phones) await p.ctx.close();
   }
   await waitDeviceIdle();
 }

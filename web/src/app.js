@@ -458,6 +458,7 @@ class Media {
           const answer = await p.pc.createAnswer();
           await p.pc.setLocalDescription(answer);
           post({ type: "media_out", call, to: from, msg: { type: "answer", sdp: p.pc.localDescription.sdp } });
+          if (joining) await keepResolution(p.pc);
           this.joined(p, from);
         });
         break;
@@ -546,6 +547,23 @@ class Media {
       case "hands_free":
         $("remote-video").muted = !e.on;
         break;
+    }
+  }
+}
+
+// keepResolution asks the video senders to lower the frame rate rather
+// than the resolution while the bandwidth estimate is low: tracks added by
+// a renegotiation start on a connection whose estimate has not been probed
+// for this direction, and would otherwise start at a quarter of the size.
+async function keepResolution(pc) {
+  for (const s of pc.getSenders()) {
+    if (!s.track || s.track.kind !== "video") continue;
+    try {
+      const params = s.getParameters();
+      params.degradationPreference = "maintain-resolution";
+      await s.setParameters(params);
+    } catch (err) {
+      console.warn("intercomd: video sender parameters:", err);
     }
   }
 }

@@ -139,6 +139,22 @@ func (p *phone) saw(prefix string) bool {
 	return slices.ContainsFunc(p.events, func(e string) bool { return strings.HasPrefix(e, prefix) })
 }
 
+// online waits until p has seen each user's presence online.
+func (p *phone) online(users ...string) {
+	p.t.Helper()
+	if !p.waitFor(settle, func() bool {
+		on := p.Online()
+		for _, u := range users {
+			if !slices.Contains(on, u) {
+				return false
+			}
+		}
+		return true
+	}) {
+		p.t.Fatalf("%s sees online %v, want %v", p.User(), p.Online(), users)
+	}
+}
+
 func (p *phone) state(s calling.State, d time.Duration) {
 	p.t.Helper()
 	if !p.waitFor(d, func() bool { return p.State() == s }) {
@@ -255,6 +271,10 @@ func TestGroupCall(t *testing.T) {
 			t.Run(fmt.Sprintf("group=%q", group), func(t *testing.T) {
 				d := newPhone(t, env, "door", withTimeout(5*time.Second))
 				a, b, c := newPhone(t, env, "alice"), newPhone(t, env, "bob"), newPhone(t, env, "carol")
+				// The previous subtest's phones left offline presence behind:
+				// a user known offline is answered NoResp at once, so wait
+				// until the door has seen the new logins.
+				d.online("alice", "bob", "carol")
 				d.do(calling.Call{Users: []string{"alice", "bob", "carol"}, Type: calling.Video, Group: group})
 				for _, p := range []*phone{a, b, c} {
 					p.state(calling.Ringing, settle)

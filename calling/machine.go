@@ -800,7 +800,7 @@ func (m *Machine) member(u, status string) {
 	case MemberInvited:
 		if !known {
 			c.members[u] = status
-			m.emit(InviteeListUpdate{Users: c.memberList(m.cfg.User, c.hub)})
+			m.emit(InviteeListUpdate{Users: c.memberList(m.cfg.User)})
 		}
 	case MemberAccepted:
 		if known {
@@ -829,7 +829,8 @@ func (m *Machine) member(u, status string) {
 	}
 }
 
-func (c *call) memberList(self, hub string) []string {
+// memberList is me and the other invitees the hub told me of, sorted.
+func (c *call) memberList(self string) []string {
 	us := []string{self}
 	for u := range c.members {
 		us = append(us, u)

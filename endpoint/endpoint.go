@@ -46,7 +46,6 @@ type Endpoint struct {
 	kicked chan struct{}
 	ready  chan struct{} // closed once logged in
 	once   sync.Once
-	runErr error
 
 	mu     sync.Mutex
 	online map[string]string // user -> session of its latest online presence
@@ -92,7 +91,7 @@ func Start(ctx context.Context, opts Options) (*Endpoint, error) {
 	e.wg.Add(2)
 	go func() {
 		defer e.wg.Done()
-		e.runErr = a.Run(runCtx)
+		_ = a.Run(runCtx) // returns when runCtx ends
 	}()
 	go func() {
 		defer e.wg.Done()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -49,6 +50,19 @@ func runDaemon(ctx context.Context, args []string, env *cmdEnv) error {
 	level.Set(cfg.Log.Level.Slog())
 	log := newLoggerLevel(env.stderr, cfg.Log, env.getenv, level)
 	d := &daemon{cfg: cfg, log: log, level: level, env: env, path: *path}
+	if p := env.getenv("INTERCOMD_CPUPROFILE"); p != "" {
+		// For finding where the CPU goes on a device: a pprof profile of
+		// the whole run.
+		f, err := os.Create(p)
+		if err != nil {
+			return fmt.Errorf("INTERCOMD_CPUPROFILE: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("INTERCOMD_CPUPROFILE: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	return d.run(ctx)
 }
 

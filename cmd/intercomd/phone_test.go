@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,9 +36,7 @@ func TestPhoneCommand(t *testing.T) {
 		<-done
 	}()
 	out.waitFor(t, "signed in as alice", 20*time.Second)
-	time.Sleep(300 * time.Millisecond)
-	io.WriteString(d.stdin, "\n") // the doorbell
-	out.waitFor(t, "event Invited sponsor=door", 10*time.Second)
+	d.ringDoorbell(t, func() bool { return strings.Contains(out.String(), "event Invited sponsor=door") })
 	out.waitFor(t, "event State ringing -> in_call", 10*time.Second)
 	out.waitFor(t, "event CallEnd reason=hangup", 10*time.Second)
 	io.WriteString(stdinW, "call door audio\n")

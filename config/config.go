@@ -266,6 +266,10 @@ type CameraDevice struct {
 	// Format is the V4L2 pixel format wanted: I420, NV12, NV21, YUYV, UYVY
 	// or MJPEG; "" lets the camera choose.
 	Format string `yaml:"format"`
+	// PatternNoise adds sensor-like noise of up to ± this many luma steps
+	// to the test pattern (0..12), so that it loads the encoder and the
+	// network like a camera does; test-pattern only.
+	PatternNoise int `yaml:"pattern_noise"`
 }
 
 // AudioBackend selects the audio device layer.

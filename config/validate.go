@@ -204,6 +204,11 @@ func (v *validator) camera(c *Config) {
 		}
 		v.intRange(p+".fps", d.FPS, 1, MaxFPS)
 		v.oneOf(p+".format", d.Format, "", "I420", "NV12", "NV21", "YUYV", "UYVY", "MJPEG")
+		if d.PatternNoise != 0 && d.Device != TestPatternDevice {
+			v.errorf(p+".pattern_noise", "only for device %s", TestPatternDevice)
+		} else {
+			v.intRange(p+".pattern_noise", d.PatternNoise, 0, 12)
+		}
 	}
 	if c.Media.Video && len(cam.Devices) == 0 && !cam.FallbackTestPattern {
 		v.errorf("camera.devices", "no video source: list a device, enable fallback_test_pattern, or set media.video: false")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -50,6 +51,9 @@ func runDaemon(ctx context.Context, args []string, env *cmdEnv) error {
 	level.Set(cfg.Log.Level.Slog())
 	log := newLoggerLevel(env.stderr, cfg.Log, env.getenv, level)
 	d := &daemon{cfg: cfg, log: log, level: level, env: env, path: *path}
+	if env.ownProcess {
+		limitProcs(env.getenv)
+	}
 	if p := env.getenv("INTERCOMD_CPUPROFILE"); p != "" {
 		// For finding where the CPU goes on a device: a pprof profile of
 		// the whole run.
@@ -64,6 +68,21 @@ func runDaemon(ctx context.Context, args []string, env *cmdEnv) error {
 		defer pprof.StopCPUProfile()
 	}
 	return d.run(ctx)
+}
+
+// limitProcs runs the daemon's Go code on one processor (GOMAXPROCS=1)
+// unless the GOMAXPROCS environment variable says otherwise. Its heavy work
+// is C (openh264 and its worker threads, libopus), which runs beside that
+// one processor, not on it; the Go code (signaling, RTP, SRTP) needs a
+// fraction of one core even with several viewers. With more processors, a
+// processor sitting in a long C call is never handed back while the others
+// idle, and the runtime's monitor thread polls every 20 µs for as long as
+// the call lasts: in a 1-to-1 call that polling cost about a fifth of the
+// daemon's CPU (BenchmarkDaemonMedia, 8.5% of a core against 6.6%).
+func limitProcs(getenv func(string) string) {
+	if getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 }
 
 // loadConfig loads the configuration (built-in defaults when path is empty

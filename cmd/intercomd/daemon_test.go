@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -345,5 +346,21 @@ func TestDaemonReload(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("reload log lacks %q:\n%s", want, log)
 		}
+	}
+}
+
+// TestLimitProcs checks the daemon's default of one processor for Go code,
+// and that a GOMAXPROCS from the environment wins.
+func TestLimitProcs(t *testing.T) {
+	orig := runtime.GOMAXPROCS(0)
+	defer runtime.GOMAXPROCS(orig)
+	runtime.GOMAXPROCS(2)
+	limitProcs(func(string) string { return "2" })
+	if n := runtime.GOMAXPROCS(0); n != 2 {
+		t.Fatalf("with GOMAXPROCS set in the environment: %d processors, want them left alone (2)", n)
+	}
+	limitProcs(func(string) string { return "" })
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Fatalf("by default: %d processors, want 1", n)
 	}
 }

@@ -42,6 +42,9 @@ type cmdEnv struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// ownProcess: the command has the process to itself (not a test running
+	// it in-process), so it may tune the Go runtime.
+	ownProcess bool
 }
 
 func commands() map[string]command {
@@ -58,7 +61,7 @@ func commands() map[string]command {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return dispatch(ctx, args, &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv})
+	return dispatch(ctx, args, &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, ownProcess: true})
 }
 
 // dispatch runs the subcommand named by args[0] ("run" when absent).

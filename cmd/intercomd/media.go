@@ -53,7 +53,7 @@ func (d *daemon) openCamera(ctx context.Context) (*camera.Pipeline, error) {
 	c := d.cfg.Camera
 	var cc camera.Config
 	for _, dev := range c.Devices {
-		src := camera.Source{Name: dev.Name, Device: dev.Device, Width: dev.Width, Height: dev.Height, FrameRate: float64(dev.FPS), PixelFormat: camera.PixelFormat(dev.Format)}
+		src := camera.Source{Name: dev.Name, Device: dev.Device, Width: dev.Width, Height: dev.Height, FrameRate: float64(dev.FPS), PixelFormat: camera.PixelFormat(dev.Format), PatternNoise: dev.PatternNoise}
 		if dev.Device == config.TestPatternDevice {
 			src.Device = camera.TestPatternDevice
 		}

@@ -352,3 +352,35 @@ func BenchmarkMix4Parties(b *testing.B) {
 		l.apply(acc, out, 0.8)
 	}
 }
+
+func TestStalledDeviceIsReported(t *testing.T) {
+	e, err := New(Config{Backend: BackendNull, StallTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Ring(ToneRingtone); err != nil { // busy: the engine does not pause on its own
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if e.Stats().Frames == 0 {
+		t.Fatal("the device delivered no frame")
+	}
+	// A device that goes silent without telling: callbacks stop, no stop
+	// callback comes.
+	e.stopping.Store(true)
+	if err := e.dev.dev.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("engine kept running on a silent device")
+	}
+	if err := e.Err(); !errors.Is(err, ErrDeviceStalled) {
+		t.Fatalf("Err() = %v, want ErrDeviceStalled", err)
+	}
+}

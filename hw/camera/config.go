@@ -68,7 +68,17 @@ type Source struct {
 	// PatternSeed varies the test pattern's colours and is written into its bar code, so
 	// tests can tell two pattern sources apart. Ignored by cameras.
 	PatternSeed uint16
+	// PatternNoise adds noise of up to ± this many luma steps (0..MaxPatternNoise),
+	// new in every frame, to the test pattern below its bar code, as a camera's
+	// sensor does: a clean pattern compresses to a fraction of the configured bit
+	// rate, a noisy one loads the encoder and the network like a camera. Ignored by
+	// cameras.
+	PatternNoise int
 }
+
+// MaxPatternNoise is the largest Source.PatternNoise: ±4 already makes the encoder
+// spend 1 Mbit/s on 640x480 at 30 frames per second.
+const MaxPatternNoise = 12
 
 // IsTestPattern reports whether the source is the built-in test pattern.
 func (s Source) IsTestPattern() bool { return s.Device == TestPatternDevice }
@@ -177,6 +187,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s.frame_rate: must be in (0, 120], got %g", field, s.FrameRate)
 		case !s.PixelFormat.valid():
 			return fmt.Errorf("%s.pixel_format: unknown format %q", field, s.PixelFormat)
+		case s.PatternNoise < 0 || s.PatternNoise > MaxPatternNoise:
+			return fmt.Errorf("%s.pattern_noise: must be in 0..%d, got %d", field, MaxPatternNoise, s.PatternNoise)
 		}
 		names[s.Name] = true
 	}

@@ -16,7 +16,8 @@ import (
 //
 // A moving picture for boards without a camera and for tests: colour bars that scroll
 // four pixels to the left per frame and a white square that bounces around, under a
-// bar code that stamps every frame.
+// bar code that stamps every frame. Source.PatternNoise adds sensor-like noise below
+// the code.
 //
 // The bar code fills the top rows of the picture with square cells, CellSize(width)
 // pixels on a side (16 for pictures at least 320 pixels wide, 8 below), laid out left to
@@ -150,6 +151,8 @@ type patternSource struct {
 	img           *image.YCbCr
 	barY          []byte // the bars' luma row, two periods long
 	barCb, barCr  []byte // the bars' chroma rows, two periods long
+	noise         []byte // PatternNoise: a random field (two's complement), read from a new offset each frame
+	rng           uint64
 	frame         uint32
 	ticker        *time.Ticker
 	started       bool
@@ -174,6 +177,15 @@ func newPatternSource(src Source) (*patternSource, error) {
 	}
 	p.buildBars()
 	p.drawCodeBackground()
+	if n := src.PatternNoise; n > 0 {
+		// Twice the picture, so that any offset into the first half reads a whole
+		// picture's worth: drawing costs one add per pixel, no random numbers.
+		p.rng = uint64(src.PatternSeed)<<32 | 0x9e3779b9
+		p.noise = make([]byte, 2*src.Width*src.Height)
+		for i := range p.noise {
+			p.noise[i] = byte(int(p.next()%uint64(2*n+1)) - n)
+		}
+	}
 	return p, nil
 }
 
@@ -254,6 +266,10 @@ func (p *patternSource) draw(t time.Time) {
 		copy(img.Cr[off:off+cw], p.barCr[cshift:cshift+cw])
 	}
 
+	if p.noise != nil {
+		p.addNoise(codeH)
+	}
+
 	// A bouncing white square.
 	side := min(w, h-codeH) / 6
 	x0 := bounce(int(p.frame)*5, w-side)
@@ -289,6 +305,37 @@ func (p *patternSource) draw(t time.Time) {
 			}
 		}
 	}
+}
+
+// addNoise adds the noise field, from a random offset, to the bars below the code.
+// The bars' luma lies in 28..195, so with at most MaxPatternNoise steps each sum
+// stays within video range and the addition needs no clamping: it adds eight pixels
+// at a time, each in its own byte lane (the top bit of each lane is added without
+// carry by xor), which keeps the noise cheap next to the encoder.
+func (p *patternSource) addNoise(codeH int) {
+	const low7, high = 0x7f7f7f7f7f7f7f7f, 0x8080808080808080
+	w, img := p.width, p.img
+	field := p.noise[p.next()%uint64(len(p.noise)/2):]
+	for y := codeH; y < p.height; y++ {
+		row := img.Y[y*img.YStride : y*img.YStride+w]
+		n := field[(y-codeH)*w : (y-codeH+1)*w]
+		x := 0
+		for ; x+8 <= w; x += 8 {
+			a, b := binary.LittleEndian.Uint64(row[x:]), binary.LittleEndian.Uint64(n[x:])
+			binary.LittleEndian.PutUint64(row[x:], (a&low7+b&low7)^((a^b)&high))
+		}
+		for ; x < w; x++ {
+			row[x] += n[x]
+		}
+	}
+}
+
+// next is a xorshift64* random number: a noise field needs no better.
+func (p *patternSource) next() uint64 {
+	p.rng ^= p.rng >> 12
+	p.rng ^= p.rng << 25
+	p.rng ^= p.rng >> 27
+	return p.rng * 2685821657736338717
 }
 
 // bounce maps a growing position onto 0..span and back.

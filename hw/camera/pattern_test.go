@@ -6,6 +6,8 @@ import (
 	"image"
 	"image/draw"
 	"io"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,5 +101,60 @@ func TestPatternSourcePacingAndClose(t *testing.T) {
 	}
 	if _, err := newPatternSource(Source{Width: 64, Height: 48, FrameRate: 30}); !errors.Is(err, errPatternSize) {
 		t.Errorf("64x48 pattern: %v, want errPatternSize", err)
+	}
+}
+
+// TestPatternNoise checks the sensor-like noise: frames differ from the clean
+// pattern by at most the configured amount, differently in every frame, the
+// bar code and the white square are untouched, and all of it stays in video
+// range.
+func TestPatternNoise(t *testing.T) {
+	const w, h, n = 646, 480, MaxPatternNoise // a width that is not a multiple of 8
+	clean, err := newPatternSource(Source{Device: TestPatternDevice, Width: w, Height: h, FrameRate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noisy, err := newPatternSource(Source{Device: TestPatternDevice, Width: w, Height: h, FrameRate: 1000, PatternNoise: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codeRows := patternCodeRows(w) * CellSize(w)
+	var prevDiff []int
+	for frame := range 4 {
+		ci, _, _ := clean.Read()
+		ni, _, _ := noisy.Read()
+		cy, ny := ci.(*image.YCbCr).Y, ni.(*image.YCbCr).Y
+		if _, ok := DecodePattern(ni); !ok {
+			t.Fatalf("frame %d: the noisy pattern's bar code does not decode", frame)
+		}
+		diff := make([]int, 0, w*h)
+		hist := map[int]int{}
+		for y := codeRows; y < h; y++ {
+			for x := range w {
+				c, v := int(cy[y*w+x]), int(ny[y*w+x])
+				d := v - c
+				if c == 235 && d != 0 {
+					t.Fatalf("frame %d: the white square at (%d,%d) got noise %d", frame, x, y, d)
+				}
+				if d < -n || d > n || v < 16 || v > 235 {
+					t.Fatalf("frame %d: pixel (%d,%d) is %d, clean %d: off by more than %d or out of range", frame, x, y, v, c, n)
+				}
+				diff = append(diff, d)
+				hist[d]++
+			}
+		}
+		if len(hist) < 2*n {
+			t.Errorf("frame %d: only %d distinct noise values, want most of %d", frame, len(hist), 2*n+1)
+		}
+		if prevDiff != nil && slices.Equal(prevDiff, diff) {
+			t.Errorf("frame %d: same noise as the frame before", frame)
+		}
+		prevDiff = diff
+	}
+	for _, v := range []int{n, n + 1, -1} {
+		err := (Config{Sources: []Source{{Name: "p", Device: TestPatternDevice, Width: 640, Height: 480, FrameRate: 30, PatternNoise: v}}, Encoder: Encoder{BitRate: 1e6}}).Validate()
+		if ok := v >= 0 && v <= n; ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "sources[0].pattern_noise")) {
+			t.Errorf("PatternNoise %d: Validate() = %v", v, err)
+		}
 	}
 }

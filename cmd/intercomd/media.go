@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"strings"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/hw/audio"
+	"github.com/intercomd/intercomd/hw/audio/audiotest"
 	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/media"
 )
@@ -130,7 +130,7 @@ func (d *daemon) openAudio(ctx context.Context) (*audio.Engine, error) {
 	}
 	if a.TestTone > 0 {
 		d.log.Info("the microphone is a test tone", "hz", a.TestTone)
-		ac.Source = &sine{hz: float64(a.TestTone)}
+		ac.Source = &audiotest.Tone{Freq: float64(a.TestTone), Amp: 0.3}
 	}
 	eng, err := audio.New(ac)
 	if err != nil {
@@ -190,21 +190,4 @@ func (dv *devices) close() error {
 		errs = append(errs, dv.audio.Close())
 	}
 	return errors.Join(errs...)
-}
-
-// sine is a microphone that plays a tone (audio.test_tone), at the engine's
-// 48 kHz.
-type sine struct {
-	hz    float64
-	phase float64
-}
-
-func (s *sine) Read(p []int16) {
-	for i := range p {
-		p[i] = int16(0.3 * 32767 * math.Sin(s.phase))
-		s.phase += 2 * math.Pi * s.hz / 48000
-		if s.phase > 2*math.Pi {
-			s.phase -= 2 * math.Pi
-		}
-	}
 }

@@ -380,7 +380,8 @@ func (e *Engine) Stats() Stats {
 
 // onData is malgo's data callback, on the device thread: it copies the
 // captured samples into capRing, fills the output from playRing, and wakes
-// the processing loop. It neither blocks nor allocates.
+// the processing loop once a whole frame is captured. It neither blocks nor
+// allocates.
 func (e *Engine) onData(out, in []byte, frames uint32) {
 	if len(in) >= 2 {
 		s := unsafe.Slice((*int16)(unsafe.Pointer(unsafe.SliceData(in))), len(in)/2)
@@ -394,6 +395,11 @@ func (e *Engine) onData(out, in []byte, frames uint32) {
 			clear(s[n:])
 			e.underruns.Add(1)
 		}
+	}
+	// Wake the loop only when it has a whole frame to process: with a 10 ms
+	// period every other callback would wake it for nothing.
+	if e.capRing.Len() < FrameSamples && len(in) >= 2 {
+		return
 	}
 	select {
 	case e.wake <- struct{}{}:

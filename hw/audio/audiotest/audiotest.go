@@ -36,20 +36,23 @@ type Tone struct {
 	phase float64
 }
 
-// Read fills p with the next samples of the tone.
+// Read fills p with the next samples of the tone. It rotates a phasor (four
+// multiplications a sample rather than a math.Sin) from the exact phase at
+// the start of each call, so no rounding error builds up across calls.
 func (t *Tone) Read(p []int16) {
 	rate := t.Rate
 	if rate == 0 {
 		rate = 48000
 	}
 	step := 2 * math.Pi * t.Freq / float64(rate)
+	amp := t.Amp * 32767
+	s, c := math.Sincos(t.phase)
+	ds, dc := math.Sincos(step)
 	for i := range p {
-		p[i] = int16(math.Round(t.Amp * 32767 * math.Sin(t.phase)))
-		t.phase += step
-		if t.phase > 2*math.Pi {
-			t.phase -= 2 * math.Pi
-		}
+		p[i] = int16(math.Round(amp * s))
+		s, c = s*dc+c*ds, c*dc-s*ds
 	}
+	t.phase = math.Mod(t.phase+step*float64(len(p)), 2*math.Pi)
 }
 
 // Recorder is a bounded sink keeping the most recent samples written to it.

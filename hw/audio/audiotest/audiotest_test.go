@@ -36,6 +36,31 @@ func TestDominantFrequencyOfMixture(t *testing.T) {
 	}
 }
 
+func TestToneIsContinuousAcrossReads(t *testing.T) {
+	const n = 48000
+	want := make([]int16, n)
+	for i := range want {
+		want[i] = int16(math.Round(0.5 * 32767 * math.Sin(2*math.Pi*440*float64(i)/48000)))
+	}
+	tone := Tone{Freq: 440, Amp: 0.5}
+	got := make([]int16, 0, n)
+	for _, size := range []int{1, 7, 960, 441, 10000} { // uneven reads
+		for len(got)+size <= n {
+			buf := make([]int16, size)
+			tone.Read(buf)
+			got = append(got, buf...)
+		}
+	}
+	rest := make([]int16, n-len(got))
+	tone.Read(rest)
+	got = append(got, rest...)
+	for i := range want {
+		if d := int(got[i]) - int(want[i]); d < -1 || d > 1 {
+			t.Fatalf("sample %d: %d, want %d (±1)", i, got[i], want[i])
+		}
+	}
+}
+
 func TestGoertzel(t *testing.T) {
 	s := Sine(1000, 1, 48000, 4800)
 	on, off := Goertzel(s, 48000, 1000), Goertzel(s, 48000, 1500)

@@ -63,6 +63,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,6 +144,7 @@ func BenchmarkDaemonMedia(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
+	wake := threadWakeCPU(20000)
 	for range b.N {
 		// 1. Encoding alone.
 		enc := startChild(b, benchDir(b), os.Args[0], []string{"-test.run=^TestHelperBenchProcess$"}, "encode")
@@ -174,6 +176,9 @@ func BenchmarkDaemonMedia(b *testing.B) {
 			b.Fatalf("only %d of %d frames received in %s carry a readable stamp", len(lat.total), lat.frames, benchWindow)
 		}
 		b.Logf("intercomd, 1-to-1: %.1f%% of a core (%.2f s CPU in %.1f s), RSS max %.1f MB, VmHWM %.1f MB, video received %.0f kbit/s; load %s", one.pct, one.cpu.Seconds(), one.wall.Seconds(), one.rssMB, one.hwmMB, rec.rate()/1000, one.load)
+		extra := one.switches - encode.switches
+		b.Logf("thread wake-ups: encode alone %.0f/s, 1-to-1 %.0f/s; one costs %.1f µs of CPU on this machine, so the %.0f more a second cost about %.1f%% of a core of the %.1f%% the call adds to encoding",
+			encode.switches, one.switches, float64(wake.Nanoseconds())/1000, extra, extra*wake.Seconds()*100, one.pct-encode.pct)
 		b.Logf("capture to arrival: p50 %.1f ms, p95 %.1f ms, max %.1f ms over %d of %d frames; decode %.2f ms a frame (ffmpeg, one thread)",
 			ms(percentileD(lat.arrival, 0.5)), ms(percentileD(lat.arrival, 0.95)), ms(percentileD(lat.arrival, 1)), len(lat.arrival), lat.frames, ms(lat.decode))
 
@@ -205,8 +210,8 @@ func BenchmarkDaemonMedia(b *testing.B) {
 			}
 		}
 		hub.stop(b)
-		b.Logf("daemon run() in a child, 1 viewer: %.1f%% of a core, RSS max %.1f MB; load %s", hub1.pct, hub1.rssMB, hub1.load)
-		b.Logf("daemon run() in a child, 4 viewers: %.1f%% of a core, RSS max %.1f MB, VmHWM %.1f MB; load %s", hub4.pct, hub4.rssMB, hub4.hwmMB, hub4.load)
+		b.Logf("daemon run() in a child, 1 viewer: %.1f%% of a core, %.0f thread wake-ups/s, RSS max %.1f MB; load %s", hub1.pct, hub1.switches, hub1.rssMB, hub1.load)
+		b.Logf("daemon run() in a child, 4 viewers: %.1f%% of a core, %.0f thread wake-ups/s, RSS max %.1f MB, VmHWM %.1f MB; load %s", hub4.pct, hub4.switches, hub4.rssMB, hub4.hwmMB, hub4.load)
 
 		b.ReportMetric(one.pct/encode.pct, "cpu-ratio-1to1")
 		b.ReportMetric(hub4.pct/hub1.pct, "cpu-ratio-4v1")
@@ -217,6 +222,9 @@ func BenchmarkDaemonMedia(b *testing.B) {
 		b.ReportMetric(one.pct, "1to1-cpu%")
 		b.ReportMetric(hub4.rssMB, "rss-4v-MB")
 		b.ReportMetric(encRate/1000, "encode-kbit/s")
+		b.ReportMetric(one.switches, "1to1-wakeups/s")
+		b.ReportMetric(encode.switches, "encode-wakeups/s")
+		b.ReportMetric(float64(wake.Nanoseconds())/1000, "cpu-us/wakeup")
 	}
 }
 
@@ -549,6 +557,7 @@ func tail(s string) string {
 type procSample struct {
 	cpu, wall    time.Duration
 	pct          float64 // CPU in percent of one core
+	switches     float64 // context switches a second, all threads (those that exit in the window are missed)
 	rssMB, hwmMB float64 // the largest VmRSS seen; VmHWM at the end
 	load         string  // the machine's load averages at the end (other processes disturb the figures)
 }
@@ -556,7 +565,7 @@ type procSample struct {
 // sampleProc measures pid over d.
 func sampleProc(b *testing.B, pid int, tck float64, d time.Duration) procSample {
 	b.Helper()
-	c0, t0 := procCPU(b, pid, tck), time.Now()
+	c0, t0, n0 := procCPU(b, pid, tck), time.Now(), procSwitches(pid)
 	var s procSample
 	for end := t0.Add(d); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
 		rss, _ := procMem(b, pid)
@@ -566,6 +575,7 @@ func sampleProc(b *testing.B, pid int, tck float64, d time.Duration) procSample 
 	rss, hwm := procMem(b, pid)
 	s.rssMB, s.hwmMB = max(s.rssMB, rss), hwm
 	s.pct = 100 * s.cpu.Seconds() / s.wall.Seconds()
+	s.switches = float64(procSwitches(pid)-n0) / s.wall.Seconds()
 	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
 		s.load = strings.Join(strings.Fields(string(raw))[:3], " ")
 	}
@@ -591,6 +601,65 @@ func procCPU(b *testing.B, pid int, tck float64) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration((ut + st) / tck * float64(time.Second))
+}
+
+// procSwitches returns the context switches, voluntary and not, of every
+// live thread of pid.
+func procSwitches(pid int) int64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n int64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread exited
+		}
+		for _, l := range strings.Split(string(raw), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
+				v, _ := strconv.ParseInt(f[1], 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+// threadWakeCPU returns the CPU one thread wake-up costs on this machine:
+// two goroutines, each locked to its own OS thread, pass a token back and
+// forth, so every pass puts one thread to sleep and wakes the other.
+func threadWakeCPU(passes int) time.Duration {
+	ping, pong := make(chan struct{}), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for range ping {
+			pong <- struct{}{}
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var r0, r1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	for range passes / 2 {
+		ping <- struct{}{}
+		<-pong
+	}
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+	close(ping)
+	cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
+	return cpu / time.Duration(passes)
+}
+
+// BenchmarkThreadWake reports the CPU of one thread wake-up (see
+// threadWakeCPU): the unit price of the daemon's overhead over encoding.
+//
+// Run: go test -run '^$' -bench ThreadWake ./cmd/intercomd/
+func BenchmarkThreadWake(b *testing.B) {
+	const passes = 20000
+	var total time.Duration
+	for range b.N {
+		total += threadWakeCPU(passes)
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N)/1000, "cpu-us/wakeup")
 }
 
 // procMem returns VmRSS and VmHWM of pid in MB.

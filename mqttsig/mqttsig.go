@@ -319,7 +319,7 @@ func buildTLS(opts Options) (*tls.Config, error) {
 	if opts.CertFile != "" || opts.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("load client certificate: %w", err)
+			return nil, fmt.Errorf("load client certificate %s and key %s: %w", opts.CertFile, opts.KeyFile, err)
 		}
 		cfg.Certificates = append(cfg.Certificates, cert)
 	}

@@ -21,6 +21,11 @@ import (
 // process is killed when the test ends.
 func StartMosquitto(t testing.TB, users map[string]string, groups map[string][]string) *Env {
 	t.Helper()
+	return startMosquitto(t, users, groups, nil)
+}
+
+func startMosquitto(t testing.TB, users map[string]string, groups map[string][]string, tl *TLS) *Env {
+	t.Helper()
 	bin := lookMosquitto(t)
 	e := newEnv(t, Mosquitto, "", groups)
 	dir := t.TempDir()
@@ -45,11 +50,15 @@ func StartMosquitto(t testing.TB, users map[string]string, groups map[string][]s
 		acl:    acl,
 		users:  users,
 		env:    e,
+		tls:    tl,
 	}
 	// Another process may take a port between picking and binding it:
 	// pick new ports and try again.
 	for attempt := 1; ; attempt++ {
 		m.port, m.wsPort = freePort(t), freePort(t)
+		if tl != nil {
+			tl.port, tl.mutualPort, tl.wssPort = freePort(t), freePort(t), freePort(t)
+		}
 		err := m.launch()
 		if err == nil {
 			break
@@ -94,6 +103,7 @@ type mosquitto struct {
 	users                 map[string]string
 	env                   *Env
 	port, wsPort          int
+	tls                   *TLS // nil: no TLS listeners
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -131,6 +141,12 @@ func (m *mosquitto) config() string {
 	fmt.Fprintf(&b, "listener %d 127.0.0.1\nprotocol websockets\n", m.wsPort)
 	// Without this a websockets listener binds every address.
 	fmt.Fprintf(&b, "socket_domain ipv4\n")
+	if tl := m.tls; tl != nil {
+		keys := fmt.Sprintf("certfile %s\nkeyfile %s\n", tl.serverCert, tl.serverKey)
+		fmt.Fprintf(&b, "listener %d 127.0.0.1\n%s", tl.port, keys)
+		fmt.Fprintf(&b, "listener %d 127.0.0.1\n%scafile %s\nrequire_certificate true\n", tl.mutualPort, keys, tl.CAFile)
+		fmt.Fprintf(&b, "listener %d 127.0.0.1\nprotocol websockets\n%ssocket_domain ipv4\n", tl.wssPort, keys)
+	}
 	return b.String()
 }
 
@@ -153,7 +169,11 @@ func (m *mosquitto) launch() error {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 	defer cancel()
-	for _, port := range []int{m.port, m.wsPort} {
+	ports := []int{m.port, m.wsPort}
+	if m.tls != nil {
+		ports = append(ports, m.tls.port, m.tls.mutualPort, m.tls.wssPort)
+	}
+	for _, port := range ports {
 		if err := waitListening(ctx, port, exited); err != nil {
 			_ = cmd.Process.Kill()
 			<-exited

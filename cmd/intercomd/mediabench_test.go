@@ -6,14 +6,15 @@ package main
 // from /proc/<pid>/stat (utime+stime), memory from /proc/<pid>/status
 // (VmRSS sampled every 250 ms, VmHWM at the end of the window).
 //
-// Every figure comes from one run, in four phases of the same length:
+// Every figure comes from one run, in phases of the same length:
 //
 //  1. encode: a child process (this test binary in helper mode) opens the
 //     daemon's camera pipeline exactly as the daemon does (openCamera on the
 //     same configuration, with the daemon's GOMAXPROCS), switches it on and
 //     binds one in-process sink that drains the track. That is capture,
 //     openh264 encoding and RTP packetization for one receiver, and nothing
-//     else.
+//     else. It runs once before the 1-to-1 call and once after it; the
+//     mean of the two is the baseline of the 1-to-1 ratio.
 //  2. 1-to-1: the intercomd binary built from this package (go build),
 //     with the same configuration; the doorbell (the simulated button,
 //     pressed through stdin) rings one softphone, which accepts. CPU, RSS
@@ -146,14 +147,19 @@ func BenchmarkDaemonMedia(b *testing.B) {
 
 	wake := threadWakeCPU(20000)
 	for range b.N {
-		// 1. Encoding alone.
-		enc := startChild(b, benchDir(b), os.Args[0], []string{"-test.run=^TestHelperBenchProcess$"}, "encode")
-		enc.waitOut(b, ctx, "first key frame")
-		time.Sleep(benchWarmup)
-		encode := sampleProc(b, enc.pid(), tck, benchWindow)
-		enc.stop(b)
-		encRate := enc.encodedRate(b)
-		b.Logf("encode alone: %.1f%% of a core (%.2f s CPU in %.1f s), RSS %.1f MB, encoder output %.0f kbit/s; load %s", encode.pct, encode.cpu.Seconds(), encode.wall.Seconds(), encode.rssMB, encRate/1000, encode.load)
+		// 1. Encoding alone, before and after the call (the mean is the
+		// baseline, so that drift of the machine over the run cancels).
+		encodeAlone := func() (procSample, float64) {
+			enc := startChild(b, benchDir(b), os.Args[0], []string{"-test.run=^TestHelperBenchProcess$"}, "encode")
+			enc.waitOut(b, ctx, "first key frame")
+			time.Sleep(benchWarmup)
+			s := sampleProc(b, enc.pid(), tck, benchWindow)
+			enc.stop(b)
+			rate := enc.encodedRate(b)
+			b.Logf("encode alone: %.1f%% of a core (%.2f s CPU in %.1f s), %.0f thread wake-ups/s, RSS %.1f MB, encoder output %.0f kbit/s; load %s", s.pct, s.cpu.Seconds(), s.wall.Seconds(), s.switches, s.rssMB, rate/1000, s.load)
+			return s, rate
+		}
+		encode, encRate := encodeAlone()
 
 		// 2. The intercomd binary in a 1-to-1 call rung by its doorbell.
 		dir := benchDir(b)
@@ -176,7 +182,11 @@ func BenchmarkDaemonMedia(b *testing.B) {
 			b.Fatalf("only %d of %d frames received in %s carry a readable stamp", len(lat.total), lat.frames, benchWindow)
 		}
 		b.Logf("intercomd, 1-to-1: %.1f%% of a core (%.2f s CPU in %.1f s), RSS max %.1f MB, VmHWM %.1f MB, video received %.0f kbit/s; load %s", one.pct, one.cpu.Seconds(), one.wall.Seconds(), one.rssMB, one.hwmMB, rec.rate()/1000, one.load)
+		after, rateAfter := encodeAlone()
+		encode.pct, encode.switches = (encode.pct+after.pct)/2, (encode.switches+after.switches)/2
+		encRate = (encRate + rateAfter) / 2
 		extra := one.switches - encode.switches
+		b.Logf("encode alone, mean of before and after: %.2f%% of a core; 1-to-1 ÷ encode alone = %.2f", encode.pct, one.pct/encode.pct)
 		b.Logf("thread wake-ups: encode alone %.0f/s, 1-to-1 %.0f/s; one costs %.1f µs of CPU on this machine, so the %.0f more a second cost about %.1f%% of a core of the %.1f%% the call adds to encoding",
 			encode.switches, one.switches, float64(wake.Nanoseconds())/1000, extra, extra*wake.Seconds()*100, one.pct-encode.pct)
 		b.Logf("capture to arrival: p50 %.1f ms, p95 %.1f ms, max %.1f ms over %d of %d frames; decode %.2f ms a frame (ffmpeg, one thread)",

@@ -86,6 +86,7 @@ func (v *validator) validate(c *Config) {
 	v.oneOf("audio.backend", string(a.Backend), AudioAuto, AudioALSA, AudioNull)
 	v.intRange("audio.volume", a.Volume, 0, 100)
 	v.intRange("audio.mic_bitrate", a.MicBitrate, 6_000, 510_000)
+	v.intRange("audio.mic_complexity", a.MicComplexity, 1, 10)
 	if a.TestTone != 0 {
 		v.intRange("audio.test_tone", a.TestTone, 50, 8_000)
 	}

@@ -96,6 +96,7 @@ func TestValidationRules(t *testing.T) {
 		{"volume range", "audio:\n  volume: 101\n", `f.yaml:3: audio.volume: must be between 0 and 100, got 101`},
 		{"volume negative", "audio:\n  volume: -1\n", `f.yaml:3: audio.volume: must be between 0 and 100, got -1`},
 		{"mic bitrate", "audio:\n  mic_bitrate: 1000\n", `f.yaml:3: audio.mic_bitrate: must be between 6000 and 510000, got 1000`},
+		{"mic complexity", "audio:\n  mic_complexity: 11\n", `f.yaml:3: audio.mic_complexity: must be between 1 and 10, got 11`},
 
 		// gpio
 		{"gpio backend enum", "gpio:\n  backend: sysfs\n", `f.yaml:3: gpio.backend: must be one of "auto", "chip", "sim", got "sysfs"`},

@@ -104,11 +104,7 @@ func hasSoundCard() bool {
 
 func (d *daemon) openAudio(ctx context.Context) (*audio.Engine, error) {
 	a := d.cfg.Audio
-	// Opus complexity 5: at libopus' default (10) encoding the voice cost
-	// nearly as much CPU as encoding 640x480 video; 5 is what libopus
-	// itself suggests for constrained devices, and voice at 32 kbit/s
-	// loses nothing audible.
-	ac := audio.Config{Bitrate: a.MicBitrate, Complexity: 5, Playback: a.Playback, Capture: a.Capture, Logger: d.log.With("component", "audio")}
+	ac := audio.Config{Bitrate: a.MicBitrate, Complexity: a.MicComplexity, Playback: a.Playback, Capture: a.Capture, Logger: d.log.With("component", "audio")}
 	if ac.Playback == "" {
 		ac.Playback = "default"
 	}

@@ -301,6 +301,17 @@ type Audio struct {
 	// devices and loses nothing audible on voice at 32 kbit/s. Lower saves
 	// more CPU on small boards at some cost in quality.
 	MicComplexity int `yaml:"mic_complexity"`
+	// EchoCancel removes the speaker's echo from the microphone before it
+	// is sent (SpeexDSP's echo canceller with residual echo suppression).
+	// It runs only with a sound card and no test tone.
+	EchoCancel bool `yaml:"echo_cancel"`
+	// EchoTail is how long after the played sound the canceller looks for
+	// its echo (room reverberation and the sound card's own delay); its
+	// CPU grows with it.
+	EchoTail time.Duration `yaml:"echo_tail"`
+	// EchoDelay is playback-to-capture delay of the sound card beyond what
+	// EchoTail covers, for cards that buffer a lot (some HATs: 370 ms).
+	EchoDelay time.Duration `yaml:"echo_delay"`
 	// Ringtone plays a ring on the speaker while an outgoing call rings.
 	Ringtone bool `yaml:"ringtone"`
 	// TestTone, when not 0, replaces the microphone with a sine of this many
@@ -484,6 +495,8 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	def("audio.volume", func() { c.Audio.Volume = 100 })
 	def("audio.mic_bitrate", func() { c.Audio.MicBitrate = 32_000 })
 	def("audio.mic_complexity", func() { c.Audio.MicComplexity = 5 })
+	def("audio.echo_cancel", func() { c.Audio.EchoCancel = true })
+	def("audio.echo_tail", func() { c.Audio.EchoTail = 200 * time.Millisecond })
 	def("audio.ringtone", func() { c.Audio.Ringtone = true })
 
 	g := &c.GPIO

@@ -87,6 +87,12 @@ func (v *validator) validate(c *Config) {
 	v.intRange("audio.volume", a.Volume, 0, 100)
 	v.intRange("audio.mic_bitrate", a.MicBitrate, 6_000, 510_000)
 	v.intRange("audio.mic_complexity", a.MicComplexity, 1, 10)
+	if a.EchoTail < 20*time.Millisecond || a.EchoTail > time.Second {
+		v.errorf("audio.echo_tail", "must be between 20ms and 1s")
+	}
+	if a.EchoDelay < 0 || a.EchoDelay > time.Second {
+		v.errorf("audio.echo_delay", "must be between 0s and 1s")
+	}
 	if a.TestTone != 0 {
 		v.intRange("audio.test_tone", a.TestTone, 50, 8_000)
 	}

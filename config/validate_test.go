@@ -96,6 +96,8 @@ func TestValidationRules(t *testing.T) {
 		{"volume range", "audio:\n  volume: 101\n", `f.yaml:3: audio.volume: must be between 0 and 100, got 101`},
 		{"volume negative", "audio:\n  volume: -1\n", `f.yaml:3: audio.volume: must be between 0 and 100, got -1`},
 		{"mic bitrate", "audio:\n  mic_bitrate: 1000\n", `f.yaml:3: audio.mic_bitrate: must be between 6000 and 510000, got 1000`},
+		{"echo tail", "audio:\n  echo_tail: 5ms\n", `f.yaml:3: audio.echo_tail: must be between 20ms and 1s`},
+		{"echo delay", "audio:\n  echo_delay: 2s\n", `f.yaml:3: audio.echo_delay: must be between 0s and 1s`},
 		{"mic complexity", "audio:\n  mic_complexity: 11\n", `f.yaml:3: audio.mic_complexity: must be between 1 and 10, got 11`},
 
 		// gpio

@@ -124,6 +124,8 @@ func (d *daemon) openAudio(ctx context.Context) (*audio.Engine, error) {
 			ac.Backend = audio.BackendNull
 		}
 	}
+	// A test tone replaces the microphone: there is no echo to remove.
+	ac.EchoCancel, ac.EchoTail, ac.EchoDelay = a.EchoCancel && a.TestTone == 0, a.EchoTail, a.EchoDelay
 	if a.TestTone > 0 {
 		d.log.Info("the microphone is a test tone", "hz", a.TestTone)
 		ac.Source = &audiotest.Tone{Freq: float64(a.TestTone), Amp: 0.3}

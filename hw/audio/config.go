@@ -113,6 +113,18 @@ type Config struct {
 	// it only for slow machines or emulators.
 	Period time.Duration
 
+	// EchoCancel removes the speaker's echo from the microphone (SpeexDSP's
+	// echo canceller and residual echo suppression, package aec) before it
+	// is encoded. The reference is what the engine played, delayed by the
+	// speaker queue and EchoDelay; the filter finds the echo up to EchoTail
+	// later (default 200 ms). EchoDelay (0..1s) is latency of the sound
+	// card beyond that tail: a board whose playback reaches the microphone
+	// 370 ms late needs about 300 ms here. It has no effect on the null
+	// backend without a Source, whose microphone hears nothing.
+	EchoCancel bool
+	EchoTail   time.Duration
+	EchoDelay  time.Duration
+
 	// StallTimeout is how long the device may deliver nothing before the
 	// engine gives up with ErrDeviceStalled; default 3 s.
 	StallTimeout time.Duration
@@ -140,6 +152,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StallTimeout == 0 {
 		c.StallTimeout = 3 * time.Second
+	}
+	if c.EchoTail == 0 {
+		c.EchoTail = 200 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -174,6 +189,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Period < 0 || c.Period > 100*time.Millisecond {
 		return fmt.Errorf("audio config: period: %v outside 0..100ms", c.Period)
+	}
+	if c.EchoTail != 0 && (c.EchoTail < FrameDuration || c.EchoTail > time.Second) {
+		return fmt.Errorf("audio config: echo tail: %v outside %v..1s", c.EchoTail, FrameDuration)
+	}
+	if c.EchoDelay < 0 || c.EchoDelay > time.Second {
+		return fmt.Errorf("audio config: echo delay: %v outside 0..1s", c.EchoDelay)
 	}
 	if c.StallTimeout < 0 {
 		return fmt.Errorf("audio config: stall timeout: %v is negative", c.StallTimeout)

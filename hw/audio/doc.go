@@ -70,13 +70,18 @@
 //
 // # Echo cancellation
 //
-// Not done yet. It would plug into process: the captured frame and the frame
-// queued for the speaker are on the same device clock, so a speexdsp echo
-// canceller (speex_echo_cancellation(st, captured, played, out), then the
-// speex preprocessor for residual echo, noise and AGC) can run there with the
-// played frames delayed by the measured playback-to-capture latency (the
-// speaker queue margin plus the device's own buffering, hundreds of
-// milliseconds on some Raspberry Pi sound boards).
+// With Config.EchoCancel, process runs each captured frame through
+// hw/audio/aec (SpeexDSP's echo canceller, then its residual echo
+// suppression) before muting and encoding. Capture and playback share the
+// device clock, so the reference is simply a frame the engine played
+// earlier: as many whole frames back as the speaker queue holds ahead of
+// it, plus Config.EchoDelay, and the adaptive filter finds the rest of the
+// path (the device's buffering, the room) within Config.EchoTail. A pause
+// resets the filter. It costs about 0.2 ms of CPU a frame on a desktop
+// core with the default 200 ms tail (go test -bench . ./hw/audio/aec).
+// TestEchoCancelled measures it through the engine and Opus: the echo of
+// a voice comes back 70 ms late at half level and leaves at least 20 dB
+// weaker, while a near-end voice talking over it passes within 6 dB.
 //
 // # Tests
 //

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gen2brain/malgo"
 
+	"github.com/intercomd/intercomd/hw/audio/aec"
 	"github.com/intercomd/intercomd/hw/audio/opus"
 )
 
@@ -115,6 +116,9 @@ type Engine struct {
 	micMeter meter
 	ts       uint32
 	ticks    int
+	echo     *aec.Canceller // nil without echo cancellation
+	refs     [][]int16      // the last frames played, oldest at refPos
+	refPos   int
 }
 
 // New validates cfg, opens the duplex device and creates the encoder. The
@@ -156,6 +160,12 @@ func New(cfg Config) (*Engine, error) {
 	e.enc = enc
 
 	cb := malgo.DeviceCallbacks{Data: e.onData, Stop: e.onStop}
+	defer func() {
+		if e.dev == nil {
+			enc.Close()
+			e.closeEcho()
+		}
+	}()
 	dev, err := openDevice(&e.cfg, cb)
 	if err != nil && errors.Is(err, ErrNoDevice) && cfg.NullFallback && cfg.Backend != BackendNull {
 		e.log.Warn("no usable sound device, falling back to the null backend: the device will be mute and deaf",
@@ -168,13 +178,26 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	if err != nil {
-		enc.Close()
 		return nil, err
+	}
+	if cfg.EchoCancel && (dev.info.Backend != BackendNull || cfg.Source != nil) {
+		if e.echo, err = aec.New(SampleRate, FrameSamples, e.cfg.EchoTail); err != nil {
+			dev.close()
+			return nil, fmt.Errorf("audio: %w", err)
+		}
+		// A frame reaches the speaker after the queue primed ahead of it;
+		// the reference lags by that much (whole frames, never more) plus
+		// EchoDelay, and the filter finds the rest of the echo path.
+		lag := (len(e.prime) + int(e.cfg.EchoDelay.Seconds()*SampleRate)) / FrameSamples
+		e.refs = make([][]int16, max(lag, 1))
+		for i := range e.refs {
+			e.refs[i] = make([]int16, FrameSamples)
+		}
 	}
 	e.dev = dev
 	e.info = dev.info
 	e.log.Info("audio device open", "backend", e.info.Backend.String(), "playback", e.info.Playback,
-		"capture", e.info.Capture, "fallback", e.info.Fallback)
+		"capture", e.info.Capture, "fallback", e.info.Fallback, "echo_cancel", e.echo != nil)
 	return e, nil
 }
 
@@ -253,6 +276,7 @@ func (e *Engine) Close() error {
 	}
 	e.dev.close()
 	e.enc.Close()
+	e.closeEcho()
 	e.mu.Lock()
 	for _, p := range e.parties {
 		p.free()
@@ -260,6 +284,12 @@ func (e *Engine) Close() error {
 	e.parties = nil
 	e.mu.Unlock()
 	return nil
+}
+
+func (e *Engine) closeEcho() {
+	if e.echo != nil {
+		e.echo.Close()
+	}
 }
 
 // Halt puts the audio in its safe state at once: no tone, microphone muted,
@@ -510,6 +540,14 @@ func (e *Engine) pause(ctx context.Context, watchdog *time.Timer) error {
 	e.playRing.discard()
 	e.micMeter = meter{}
 	e.micLevel.Store(0)
+	if e.echo != nil {
+		// The echo path may change while paused (another speaker volume,
+		// a moved device): start learning afresh, from silence.
+		e.echo.Reset()
+		for _, r := range e.refs {
+			clear(r)
+		}
+	}
 	e.log.Debug("audio device paused: nothing to encode or play")
 	for !e.busy() {
 		select {
@@ -539,6 +577,9 @@ func (e *Engine) process() {
 	mic := e.capture
 	if e.cfg.Source != nil {
 		e.cfg.Source.Read(mic)
+	}
+	if e.echo != nil {
+		_ = e.echo.Process(mic, e.refs[e.refPos], mic) // frames of the right size cannot fail
 	}
 	if e.muted.Load() {
 		clear(mic)
@@ -592,6 +633,10 @@ func (e *Engine) process() {
 	e.gen.add(e.acc)
 	e.lim.apply(e.acc, e.out, float64(e.volume.Load())/100)
 	e.playRing.Write(e.out)
+	if e.echo != nil {
+		copy(e.refs[e.refPos], e.out)
+		e.refPos = (e.refPos + 1) % len(e.refs)
+	}
 	if e.cfg.Sink != nil {
 		e.cfg.Sink.Write(e.out)
 	}

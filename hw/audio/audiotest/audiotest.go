@@ -15,6 +15,7 @@ import (
 	"context"
 	"math"
 	"math/cmplx"
+	"math/rand"
 	"sync"
 	"time"
 )
@@ -53,6 +54,41 @@ func (t *Tone) Read(p []int16) {
 		s, c = s*dc+c*ds, c*dc-s*ds
 	}
 	t.phase = math.Mod(t.phase+step*float64(len(p)), 2*math.Pi)
+}
+
+// Voice returns n samples at 48 kHz of a voice-like signal: a gliding
+// pitch around 150 Hz whose harmonics follow three formants, a little
+// breath noise, and syllables about 2.3 times a second. Unlike a tone it is
+// broadband, as an echo canceller needs; seed varies pitch and noise.
+func Voice(n int, seed int64) []int16 {
+	r := rand.New(rand.NewSource(seed))
+	out := make([]int16, n)
+	ph := 0.0
+	for i := range out {
+		t := float64(i) / 48000
+		f0 := 150 + 40*math.Sin(2*math.Pi*0.5*t+float64(seed))
+		ph += 2 * math.Pi * f0 / 48000
+		v := 0.0
+		for h := 1; h <= 25; h++ {
+			fh := f0 * float64(h)
+			g := math.Exp(-math.Pow((fh-600)/350, 2)) + 0.6*math.Exp(-math.Pow((fh-1700)/500, 2)) +
+				0.3*math.Exp(-math.Pow((fh-2600)/600, 2)) + 0.03
+			v += g * math.Sin(float64(h)*ph)
+		}
+		v += 0.1 * (r.Float64()*2 - 1)
+		syllable := math.Max(0, math.Sin(2*math.Pi*2.3*t))
+		out[i] = int16(4000 * v * (0.2 + syllable))
+	}
+	return out
+}
+
+// Energy returns the sum of the squared samples.
+func Energy(samples []int16) float64 {
+	e := 0.0
+	for _, v := range samples {
+		e += float64(v) * float64(v)
+	}
+	return e
 }
 
 // Recorder is a bounded sink keeping the most recent samples written to it.

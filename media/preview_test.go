@@ -188,6 +188,15 @@ func TestPreviewRingGroup(t *testing.T) {
 
 	alice.do(ctx, calling.Hangup{})
 	dev.wait(ctx, 0, "call end", isCallEnd)
+	// The door's media leaves the call (closing alice's connection) on its
+	// own goroutine, after the call-end event: wait for that before counting.
+	for strings.Count(dev.logs.String(), `msg="media left"`) < 1 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the door's media never left the first call")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 
 	// Declined after a preview: the door closes the connection, nobody
 	// is left and the call ends.

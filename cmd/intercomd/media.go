@@ -104,7 +104,7 @@ func hasSoundCard() bool {
 
 func (d *daemon) openAudio(ctx context.Context) (*audio.Engine, error) {
 	a := d.cfg.Audio
-	ac := audio.Config{Bitrate: a.MicBitrate, Complexity: a.MicComplexity, Playback: a.Playback, Capture: a.Capture, Logger: d.log.With("component", "audio")}
+	ac := audio.Config{Bitrate: a.MicBitrate, Complexity: a.MicComplexity, Playback: a.Playback, Capture: a.Capture, Logger: d.log}
 	if ac.Playback == "" {
 		ac.Playback = "default"
 	}

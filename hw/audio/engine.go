@@ -129,9 +129,10 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	cfg.Logger = cfg.Logger.With("component", "audio") // the device's messages too
 	e := &Engine{
 		cfg:  cfg,
-		log:  cfg.Logger.With("component", "audio"),
+		log:  cfg.Logger,
 		wake: make(chan struct{}, 1),
 		lost: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1),

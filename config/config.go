@@ -215,6 +215,11 @@ type HTTP struct {
 	// Neither means a self-signed certificate kept in the state directory.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// Metrics serves /metrics in the Prometheus text format on this port:
+	// calls by end reason, door openings, call state, call quality of
+	// every peer, audio glitches. Off by default: anyone who can reach the
+	// port can read it.
+	Metrics bool `yaml:"metrics"`
 }
 
 // Media configures WebRTC.

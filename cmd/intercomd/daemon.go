@@ -126,6 +126,7 @@ type daemon struct {
 	// onEffect traces the calling effects (benchmarks).
 	onEffect func(calling.Effect)
 	doorAt   atomic.Int64 // unix nanoseconds until which the door is open
+	metrics  *metrics     // nil unless http.metrics
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -187,6 +188,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		OnDoor:   d.openDoor,
 		OnEffect: d.onEffect,
 		OnLink: func(up bool) {
+			if d.metrics != nil {
+				d.metrics.link.Store(up)
+			}
 			select {
 			case d.link <- up:
 			default:
@@ -197,6 +201,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	d.ep = ep
+	if d.metrics != nil {
+		d.metrics.ep.Store(ep)
+		d.metrics.dv.Store(dv)
+	}
 	if dv.newErr != nil {
 		ep.Close(context.Background())
 		return fmt.Errorf("media: %w", dv.newErr)
@@ -274,6 +282,9 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 			d.button(ctx, ev)
 		case ev := <-events:
 			d.showHeard(ev)
+			if d.metrics != nil {
+				d.metrics.event(ev)
+			}
 			if sc, ok := ev.(calling.StateChanged); ok {
 				_, _ = sddaemon.SdNotify(false, "STATUS="+sc.To.String())
 				d.showState(linkUp)
@@ -477,6 +488,9 @@ func (d *daemon) openDoor(by string) {
 		d.log.Error("door relay", "by", by, "err", err)
 		return
 	}
+	if d.metrics != nil {
+		d.metrics.doors.Inc()
+	}
 	pulse := d.cfg.GPIO.Relay.Pulse
 	d.doorAt.Store(time.Now().Add(pulse).UnixNano())
 	select {
@@ -584,6 +598,10 @@ func (d *daemon) serveHTTP() error {
 		}
 		fmt.Fprintln(w, st)
 	})
+	if d.cfg.HTTP.Metrics {
+		d.metrics = newMetrics()
+		mux.Handle("/metrics", d.metrics.handler())
+	}
 	d.web = d.mountWeb(mux)
 	ln, err := net.Listen("tcp", d.cfg.HTTP.Listen)
 	if err != nil {

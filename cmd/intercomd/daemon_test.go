@@ -87,12 +87,13 @@ device:
 signaling:
   embedded:
     listen: 127.0.0.1:%d
-http:
-  listen: 127.0.0.1:0
 calling:
   invite_timeout: 10s
   door_users: [alice]
 %s`, filepath.Join(dir, "state"), port, extra)
+	if !strings.Contains(extra, "http:") {
+		cfg += "http:\n  listen: 127.0.0.1:0\n"
+	}
 	if !strings.Contains(extra, "gpio:") {
 		cfg += "gpio:\n  backend: sim\n  relay: {line: GPIO22, pulse: 500ms}\n"
 	}

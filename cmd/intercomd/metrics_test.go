@@ -1,0 +1,158 @@
+package main
+
+import (
+	"crypto/tls"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/intercomd/intercomd/calling"
+)
+
+// scrape reads the daemon's /metrics over its HTTPS port.
+func (d *daemonUnderTest) scrape(t *testing.T) (map[string]*dto.MetricFamily, int) {
+	t.Helper()
+	m := regexp.MustCompile(`msg=https listen=(\S+)`).FindStringSubmatch(d.stderr.String())
+	if m == nil {
+		t.Fatal("the daemon did not say where it serves HTTPS")
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the daemon's self-signed certificate
+	}}
+	resp, err := c.Get("https://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, resp.StatusCode
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams, resp.StatusCode
+}
+
+// value returns the value of the sample of family name whose labels include
+// every label=value pair given, and whether there is one.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.GetLabel() {
+				found = found || (l.GetName() == labels[i] && l.GetValue() == labels[i+1])
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue(), true
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+// TestMetrics: with http.metrics the daemon's /metrics follows a doorbell
+// call: the state while it lasts, the peer's call quality and the one video
+// encoder, the door opening, and the call's end by reason.
+func TestMetrics(t *testing.T) {
+	d := startDaemon(t, "http:\n  listen: 127.0.0.1:0\n  metrics: true\n")
+	fams, _ := d.scrape(t)
+	if v, ok := value(fams, "intercomd_call_state", "state", "idle"); !ok || v != 1 {
+		t.Fatalf("idle state %v (%v)", v, ok)
+	}
+	if v, ok := value(fams, "intercomd_signaling_connected"); !ok || v != 1 {
+		t.Fatalf("signaling connected %v (%v)", v, ok)
+	}
+	if _, ok := value(fams, "intercomd_calls_total"); ok {
+		t.Fatal("calls counted before any call")
+	}
+
+	alice, _ := d.phone(t, "alice")
+	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	ctx := t.Context()
+	if err := alice.Do(ctx, calling.Accept{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, calling.InCall)
+	if err := alice.Do(ctx, calling.OpenDoor{}); err != nil {
+		t.Fatal(err)
+	}
+	d.stderr.waitFor(t, "door open", 5*time.Second)
+	// Call quality is read every 5 s (media.stats_interval's default).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		fams, _ = d.scrape(t)
+		if v, ok := value(fams, "intercomd_peer_bitrate_bits_per_second", "user", "alice", "direction", "send"); ok && v > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no call quality for alice in /metrics")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"intercomd_call_state", []string{"state", "in_call"}, 1},
+		{"intercomd_call_state", []string{"state", "idle"}, 0},
+		{"intercomd_video_encoders", nil, 1},
+		{"intercomd_door_openings_total", nil, 1},
+	} {
+		if v, ok := value(fams, c.name, c.labels...); !ok || v != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, v, ok, c.want)
+		}
+	}
+	if v, ok := value(fams, "intercomd_audio_frames_total"); !ok || v < 50 {
+		t.Errorf("audio frames %v (present %v), want a second's worth at least", v, ok)
+	}
+
+	if err := alice.Do(ctx, calling.Hangup{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		fams, _ = d.scrape(t)
+		if v, _ := value(fams, "intercomd_calls_total", "reason", calling.ReasonHangup); v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			_, _ = expfmt.MetricFamilyToText(&b, fams["intercomd_calls_total"])
+			t.Fatalf("the call's end is not counted by reason %q:\n%s", calling.ReasonHangup, b.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if v, _ := value(fams, "intercomd_call_state", "state", "idle"); v != 1 {
+		t.Errorf("idle state %v after the call", v)
+	}
+}
+
+// TestMetricsOffByDefault: without http.metrics there is no /metrics.
+func TestMetricsOffByDefault(t *testing.T) {
+	d := startDaemon(t, "")
+	if _, code := d.scrape(t); code == http.StatusOK {
+		t.Fatal("/metrics served without http.metrics")
+	}
+}

@@ -120,6 +120,7 @@ type daemon struct {
 	web     *web.App
 	heard   map[string]bool // simulated panel: parties heard in this call
 	ep      *endpoint.Endpoint
+	live    atomic.Pointer[endpoint.Endpoint] // ep, for the HTTP handlers' goroutines
 	link    chan bool
 	refresh chan struct{} // the door opened: redraw the LEDs
 	hup     chan os.Signal
@@ -201,6 +202,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	d.ep = ep
+	d.live.Store(ep)
 	if d.metrics != nil {
 		d.metrics.ep.Store(ep)
 		d.metrics.dv.Store(dv)
@@ -593,8 +595,8 @@ func (d *daemon) serveHTTP() error {
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		st := calling.Idle
-		if d.ep != nil {
-			st = d.ep.State()
+		if ep := d.live.Load(); ep != nil {
+			st = ep.State()
 		}
 		fmt.Fprintln(w, st)
 	})

@@ -1,12 +1,12 @@
 package main
 
 import (
+	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/endpoint"
@@ -15,114 +15,90 @@ import (
 // metrics is what the daemon exports at /metrics (http.metrics) in the
 // Prometheus text format: counters the daemon's loop increments, and at
 // each scrape the call state, the signaling link, the call quality of every
-// peer, the audio engine's glitches and the running video encoders.
+// peer, the audio engine's glitches and the running video encoders, then
+// the process's own figures (CPU, memory, Go runtime).
 type metrics struct {
-	reg   *prometheus.Registry
-	calls *prometheus.CounterVec
-	doors prometheus.Counter
+	set   *vm.Set
+	doors *vm.Counter
 	ep    atomic.Pointer[endpoint.Endpoint]
 	link  atomic.Bool
 	dv    atomic.Pointer[devices]
 }
 
-var (
-	descState = prometheus.NewDesc("intercomd_call_state",
-		"1 for the calling state the device is in.", []string{"state"}, nil)
-	descLink = prometheus.NewDesc("intercomd_signaling_connected",
-		"1 while the device is signed in to its MQTT broker.", nil, nil)
-	descRTT = prometheus.NewDesc("intercomd_peer_round_trip_seconds",
-		"Round-trip time to a party of a call, from its RTCP receiver reports.", []string{"call", "user"}, nil)
-	descLost = prometheus.NewDesc("intercomd_peer_fraction_lost",
-		"Share of what the device sent that a party reported lost in its last report (0..1).", []string{"call", "user"}, nil)
-	descLostIn = prometheus.NewDesc("intercomd_peer_packets_lost_total",
-		"Packets lost on the way from a party to the device.", []string{"call", "user"}, nil)
-	descJitter = prometheus.NewDesc("intercomd_peer_jitter_seconds",
-		"Largest interarrival jitter of the streams received from a party.", []string{"call", "user"}, nil)
-	descBitrate = prometheus.NewDesc("intercomd_peer_bitrate_bits_per_second",
-		"RTP payload bit rate to (direction=send) and from (direction=receive) a party.", []string{"call", "user", "direction"}, nil)
-	descAudio = prometheus.NewDesc("intercomd_audio_glitches_total",
-		"Audio device glitches: underrun (speaker starved), overrun (microphone dropped), skipped (processing fell behind).", []string{"kind"}, nil)
-	descFrames = prometheus.NewDesc("intercomd_audio_frames_total",
-		"20 ms audio frames the engine processed.", nil, nil)
-	descEncoders = prometheus.NewDesc("intercomd_video_encoders",
-		"Video encoders running: one for every viewer, or none.", nil, nil)
-)
-
 func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "intercomd_calls_total",
-			Help: "Calls ended, by reason (hangup, declined, busy, timeout, cancelled, elsewhere, media, offline, ...).",
-		}, []string{"reason"}),
-		doors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "intercomd_door_openings_total",
-			Help: "Times the door relay was pulsed on an authorised request.",
-		}),
-	}
-	m.reg.MustRegister(m.calls, m.doors, m,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &metrics{set: vm.NewSet()}
+	m.doors = m.set.NewCounter("intercomd_door_openings_total")
+	m.set.RegisterMetricsWriter(m.write)
 	return m
 }
 
-// handler serves the registry.
+// handler serves the metrics.
 func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m.set.WritePrometheus(w)
+		vm.WriteProcessMetrics(w)
+	})
 }
 
-// event counts what an event ends.
+// event counts the end of a call, by its reason.
 func (m *metrics) event(ev calling.Event) {
 	if e, ok := ev.(calling.CallEnd); ok {
-		m.calls.WithLabelValues(e.Reason).Inc()
+		m.set.GetOrCreateCounter(series("intercomd_calls_total", "reason", e.Reason)).Inc()
 	}
 }
 
-// Describe implements prometheus.Collector.
-func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descLink, descRTT, descLost, descLostIn, descJitter, descBitrate, descAudio, descFrames, descEncoders} {
-		ch <- d
+// series names one labelled series: name{k1="v1",...}.
+func series(name string, kv ...string) string {
+	s := name + "{"
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			s += ","
+		}
+		s += kv[i] + "=" + strconv.Quote(kv[i+1])
 	}
+	return s + "}"
 }
 
-// Collect implements prometheus.Collector, reading the daemon's state now.
-func (m *metrics) Collect(ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
-	}
-	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
-	}
+// write adds what is read at scrape time.
+func (m *metrics) write(w io.Writer) {
 	st := calling.Idle
 	if ep := m.ep.Load(); ep != nil {
 		st = ep.State()
 	}
 	for _, s := range []calling.State{calling.Idle, calling.Dialing, calling.Ringing, calling.InCall} {
-		gauge(descState, b2f(s == st), s.String())
+		vm.WriteGaugeFloat64(w, series("intercomd_call_state", "state", s.String()), b2f(s == st))
 	}
-	gauge(descLink, b2f(m.link.Load()))
+	vm.WriteGaugeFloat64(w, "intercomd_signaling_connected", b2f(m.link.Load()))
 	dv := m.dv.Load()
 	if dv == nil {
 		return
 	}
 	if dv.media != nil {
 		for _, p := range dv.media.Stats() {
-			gauge(descRTT, p.RTT.Seconds(), p.Call, p.User)
-			gauge(descLost, p.FractionLost, p.Call, p.User)
-			counter(descLostIn, float64(p.PacketsLost), p.Call, p.User)
-			gauge(descJitter, p.Jitter.Seconds(), p.Call, p.User)
-			gauge(descBitrate, p.SendBitrate, p.Call, p.User, "send")
-			gauge(descBitrate, p.RecvBitrate, p.Call, p.User, "receive")
+			peer := func(name string, kv ...string) string {
+				return series(name, append([]string{"call", p.Call, "user", p.User}, kv...)...)
+			}
+			vm.WriteGaugeFloat64(w, peer("intercomd_peer_round_trip_seconds"), p.RTT.Seconds())
+			vm.WriteGaugeFloat64(w, peer("intercomd_peer_fraction_lost"), p.FractionLost)
+			vm.WriteCounterUint64(w, peer("intercomd_peer_packets_lost_total"), uint64(max(p.PacketsLost, 0)))
+			vm.WriteGaugeFloat64(w, peer("intercomd_peer_jitter_seconds"), p.Jitter.Seconds())
+			vm.WriteGaugeFloat64(w, peer("intercomd_peer_bitrate_bits_per_second", "direction", "send"), p.SendBitrate)
+			vm.WriteGaugeFloat64(w, peer("intercomd_peer_bitrate_bits_per_second", "direction", "receive"), p.RecvBitrate)
 		}
 	}
 	if dv.audio != nil {
 		s := dv.audio.Stats()
-		counter(descAudio, float64(s.Underruns), "underrun")
-		counter(descAudio, float64(s.Overruns), "overrun")
-		counter(descAudio, float64(s.Skipped), "skipped")
-		counter(descFrames, float64(s.Frames))
+		for _, g := range []struct {
+			kind string
+			n    int64
+		}{{"underrun", s.Underruns}, {"overrun", s.Overruns}, {"skipped", s.Skipped}} {
+			vm.WriteCounterUint64(w, series("intercomd_audio_glitches_total", "kind", g.kind), uint64(g.n))
+		}
+		vm.WriteCounterUint64(w, "intercomd_audio_frames_total", uint64(s.Frames))
 	}
 	if dv.cam != nil {
-		gauge(descEncoders, float64(dv.cam.EncodersRunning()))
+		vm.WriteGaugeFloat64(w, "intercomd_video_encoders", float64(dv.cam.EncodersRunning()))
 	}
 }
 
@@ -132,3 +108,4 @@ func b2f(b bool) float64 {
 	}
 	return 0
 }
+

@@ -12,7 +12,6 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/internal/ids"
 )
 
 // Transport publishes encoded messages. Implementations must not block for
@@ -89,10 +89,10 @@ func New(opts Options) *Agent {
 		opts.QueueSize = 1024
 	}
 	if opts.Calling.NewID == nil {
-		opts.Calling.NewID = NewID
+		opts.Calling.NewID = ids.New
 	}
 	if opts.Calling.Session == "" {
-		opts.Calling.Session = NewID()
+		opts.Calling.Session = ids.New()
 	}
 	a := &Agent{
 		opts:   opts,
@@ -109,17 +109,6 @@ func New(opts Options) *Agent {
 	a.state.Store(int32(calling.Idle))
 	a.callID.Store("")
 	return a
-}
-
-// NewID returns a random 16-character ID valid for calling.ValidID.
-func NewID() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:])
 }
 
 // Session returns this login's session ID.
@@ -317,7 +306,7 @@ func (a *Agent) send(s calling.Send) {
 		}
 	}
 	if err != nil {
-		a.log.Warn("send failed", "to", s.To, "group", s.Group, "type", string(s.Msg.Type), "err", err)
+		a.log.Warn("send failed", "to", s.To, "group", s.Group, "type", s.Msg.Type.String(), "err", err)
 		a.publish(calling.Error{Err: fmt.Errorf("send %s: %w", s.Msg.Type, err)})
 	}
 }

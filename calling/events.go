@@ -32,14 +32,14 @@ type (
 	// Reason is ReasonElsewhere when my other device answered or declined.
 	CallingCancel struct {
 		Sponsor string
-		Reason  string
+		Reason  Reason
 	}
 	// CallingTimeout: I did not answer in time (callee side).
 	CallingTimeout struct{}
 	// CallEnd: the call is over. Reason says why; Duration counts from the
 	// first remote party joining (zero if nobody did).
 	CallEnd struct {
-		Reason   string
+		Reason   Reason
 		Duration time.Duration
 	}
 	// UserVideoAvailable / UserAudioAvailable: a party's video or audio
@@ -71,7 +71,7 @@ type (
 	DoorResult struct {
 		By     string
 		OK     bool
-		Reason string
+		Reason Reason // ReasonUnknown when OK
 	}
 )
 

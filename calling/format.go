@@ -9,7 +9,7 @@ import (
 // its non-empty fields, SDP shortened.
 func (m Message) String() string {
 	var b strings.Builder
-	b.WriteString(string(m.Type))
+	b.WriteString(m.Type.String())
 	add := func(k, v string) {
 		if v != "" {
 			fmt.Fprintf(&b, " %s=%s", k, v)
@@ -27,12 +27,14 @@ func (m Message) String() string {
 	if m.TimeoutMS != 0 {
 		add("timeout_ms", fmt.Sprint(m.TimeoutMS))
 	}
-	add("reason", m.Reason)
+	add("reason", reasonText(m.Reason))
 	if m.Type == MsgHangup {
 		add("duration", fmt.Sprint(m.Duration))
 	}
 	add("user", m.User)
-	add("status", m.Status)
+	if m.Status != MemberUnknown {
+		add("status", m.Status.String())
+	}
 	if m.OK != nil {
 		add("ok", fmt.Sprint(*m.OK))
 	}
@@ -123,7 +125,7 @@ func DescribeEvent(ev Event) string {
 	case NoResp:
 		return "NoResp " + ev.User
 	case CallingCancel:
-		return fmt.Sprintf("CallingCancel sponsor=%s reason=%s", ev.Sponsor, ev.Reason)
+		return fmt.Sprintf("CallingCancel sponsor=%s reason=%s", ev.Sponsor, reasonText(ev.Reason))
 	case CallingTimeout:
 		return "CallingTimeout"
 	case CallEnd:
@@ -135,7 +137,7 @@ func DescribeEvent(ev Event) string {
 	case SwitchToAudioResult:
 		return fmt.Sprintf("SwitchToAudio ok=%v msg=%s", ev.OK, ev.Message)
 	case DoorResult:
-		return fmt.Sprintf("Door by=%s ok=%v reason=%s", ev.By, ev.OK, ev.Reason)
+		return fmt.Sprintf("Door by=%s ok=%v reason=%s", ev.By, ev.OK, reasonText(ev.Reason))
 	case UserVideoAvailable:
 		return fmt.Sprintf("VideoAvailable %s %v", ev.User, ev.Available)
 	case UserAudioAvailable:
@@ -144,4 +146,12 @@ func DescribeEvent(ev Event) string {
 		return fmt.Sprintf("VoiceVolume %s %d", ev.User, ev.Volume)
 	}
 	return fmt.Sprintf("%T %+v", ev, ev)
+}
+
+// reasonText is r's wire name, "" for ReasonUnknown (no reason given).
+func reasonText(r Reason) string {
+	if r == ReasonUnknown {
+		return ""
+	}
+	return r.String()
 }

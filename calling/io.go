@@ -90,7 +90,7 @@ type (
 	// PeerLeft: a remote party's media is gone (closed or failed for good).
 	PeerLeft struct {
 		Call, User string
-		Reason     string
+		Reason     Reason // ReasonUnknown counts as ReasonHangup
 	}
 	// MediaFailed: a fatal media error; the call ends.
 	MediaFailed struct {

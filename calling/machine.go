@@ -60,13 +60,13 @@ type call struct {
 	invite  string // callee: the invitation I am answering
 	parties map[string]*party
 	// callee only
-	preview   bool              // Preview asked: the hub's media may arrive while ringing
-	accepting bool              // Accept given, waiting for MediaJoined
-	accepted  bool              // accept sent
-	members   map[string]string // relayed states of the other invitees
-	started   time.Time         // first remote party joined; zero before
-	switching bool              // a switch-to-audio request of mine is pending
-	ringGroup bool              // hub: the first to accept takes the call, the others are cancelled
+	preview   bool                   // Preview asked: the hub's media may arrive while ringing
+	accepting bool                   // Accept given, waiting for MediaJoined
+	accepted  bool                   // accept sent
+	members   map[string]MemberState // relayed states of the other invitees
+	started   time.Time              // first remote party joined; zero before
+	switching bool                   // a switch-to-audio request of mine is pending
+	ringGroup bool                   // hub: the first to accept takes the call, the others are cancelled
 }
 
 // Machine is the calling state machine. See the package documentation.
@@ -403,7 +403,7 @@ func (c *call) invitees() []string {
 // relay tells the other parties of a hub's call that user's state changed
 // (the original relays this for calls without a group; intercomd does it for
 // every call, once to the group topic when there is one).
-func (m *Machine) relay(user, status string) {
+func (m *Machine) relay(user string, status MemberState) {
 	c := m.call
 	msg := Message{Type: MsgMember, Call: c.id, User: user, Status: status}
 	if c.group != "" {
@@ -418,7 +418,7 @@ func (m *Machine) relay(user, status string) {
 }
 
 // removeParty drops u from a hub's call and relays why.
-func (m *Machine) removeParty(u string, status string) {
+func (m *Machine) removeParty(u string, status MemberState) {
 	c := m.call
 	p := c.parties[u]
 	if p.state == partyPending {
@@ -433,14 +433,14 @@ func (m *Machine) removeParty(u string, status string) {
 
 // endIfEmpty ends a hub's call when no remote party is left and nobody is
 // pending.
-func (m *Machine) endIfEmpty(reason string) {
+func (m *Machine) endIfEmpty(reason Reason) {
 	if c := m.call; c != nil && c.isHub && len(c.parties) == 0 {
 		m.finish(reason)
 	}
 }
 
 // finish drops the call: stop ringing, release media, report the end.
-func (m *Machine) finish(reason string) {
+func (m *Machine) finish(reason Reason) {
 	c := m.call
 	var d time.Duration
 	if !c.started.IsZero() {
@@ -513,7 +513,7 @@ func (m *Machine) mediaJoined(in MediaJoined) {
 	m.send(m.cfg.User, msg) // my other devices stop ringing
 }
 
-func (m *Machine) decline(reason string) {
+func (m *Machine) decline(reason Reason) {
 	c := m.call
 	if c == nil || c.isHub || c.accepting || c.accepted {
 		m.fail(errorf(ErrNoCall, "no invitation to decline"))
@@ -540,7 +540,7 @@ func (m *Machine) hangup() {
 // ringing callee declines, a callee in a call leaves, and the hub cancels
 // every pending invitation (each with its own invite ID) and tells the
 // parties in the call that it left, with the end notice.
-func (m *Machine) hangupWith(reason string) {
+func (m *Machine) hangupWith(reason Reason) {
 	c := m.call
 	if !c.isHub {
 		if !c.accepting && !c.accepted {
@@ -663,7 +663,7 @@ func (m *Machine) invited(r Received) {
 	c := &call{
 		id: msg.Call, hub: r.From, typ: msg.Media, group: msg.Group, invite: msg.Invite,
 		parties: map[string]*party{r.From: {state: partyPending}},
-		members: map[string]string{},
+		members: map[string]MemberState{},
 	}
 	for _, u := range msg.Users {
 		if u != m.cfg.User {
@@ -789,7 +789,7 @@ func (m *Machine) receivedAsCallee(r Received) {
 }
 
 // member applies the hub's relay of another invitee's state.
-func (m *Machine) member(u, status string) {
+func (m *Machine) member(u string, status MemberState) {
 	c := m.call
 	if u == m.cfg.User {
 		return
@@ -878,7 +878,7 @@ func (m *Machine) peerJoined(in PeerJoined) {
 	}
 }
 
-func (m *Machine) peerLeft(id, user, reason string) {
+func (m *Machine) peerLeft(id, user string, reason Reason) {
 	c := m.call
 	if c == nil || c.id != id {
 		return
@@ -887,7 +887,7 @@ func (m *Machine) peerLeft(id, user, reason string) {
 	if p == nil || p.state == partyPending {
 		return
 	}
-	if reason == "" {
+	if reason == ReasonUnknown {
 		reason = ReasonHangup
 	}
 	if p.state == partyPresent {
@@ -961,7 +961,7 @@ func (m *Machine) timer(t Timer) {
 			return
 		}
 		c.switching = false
-		m.emit(SwitchToAudioResult{OK: false, Message: ReasonTimeout})
+		m.emit(SwitchToAudioResult{OK: false, Message: ReasonTimeout.String()})
 	}
 }
 
@@ -1044,13 +1044,13 @@ func (m *Machine) switchAudioMessage(r Received) {
 			c.typ = Audio
 			m.media(SetVideo{Call: c.id, On: false})
 		}
-		m.emit(SwitchToAudioResult{OK: *msg.OK, Message: msg.Reason})
+		m.emit(SwitchToAudioResult{OK: *msg.OK, Message: reasonText(msg.Reason)})
 		return
 	}
 	ok := m.State() == InCall && c.typ == Video && m.other() == r.From
 	reply := Message{Type: MsgSwitchAudio, Call: c.id, OK: &ok}
 	if !ok {
-		reply.Reason = "not a 1-to-1 video call"
+		reply.Reason = ReasonNotOneToOne
 	}
 	m.send(r.From, reply)
 	if ok {
@@ -1091,12 +1091,12 @@ func (m *Machine) doorMessage(from string, msg Message) {
 		m.emit(DoorResult{By: from, OK: *msg.OK, Reason: msg.Reason})
 		return
 	}
-	ok, reason := true, ""
+	ok, reason := true, ReasonUnknown
 	switch {
 	case !slices.Contains(m.cfg.DoorUsers, from):
-		ok, reason = false, "not allowed to open the door"
+		ok, reason = false, ReasonDoorNotAllowed
 	case c.parties[from] == nil || c.parties[from].state != partyPresent:
-		ok, reason = false, "not in the call"
+		ok, reason = false, ReasonNotInCall
 	}
 	m.send(from, Message{Type: MsgDoor, Call: c.id, OK: &ok, Reason: reason})
 	m.emit(DoorResult{By: from, OK: ok, Reason: reason})

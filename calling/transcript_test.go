@@ -173,7 +173,7 @@ func (s *script) run(cmd string, line int) []string {
 		in = OpenDoor{}
 	case "recv":
 		// recv <from> <type> k=v ...
-		msg := Message{V: 1, Type: MsgType(args[1])}
+		msg := Message{V: 1, Type: ParseMsgType(args[1])}
 		for _, a := range args[2:] {
 			k, v, _ := strings.Cut(a, "=")
 			switch k {
@@ -190,11 +190,11 @@ func (s *script) run(cmd string, line int) []string {
 			case "timeout_ms":
 				msg.TimeoutMS, _ = strconv.Atoi(v)
 			case "reason":
-				msg.Reason = v
+				msg.Reason = ParseReason(v)
 			case "user":
 				msg.User = v
 			case "status":
-				msg.Status = v
+				msg.Status = ParseMemberState(v)
 			case "session":
 				msg.Session = v
 			case "ok":
@@ -243,7 +243,7 @@ func (s *script) run(cmd string, line int) []string {
 	case "presence":
 		in = Presence{User: args[0], Online: args[1] == "online"}
 	case "media-out":
-		in = MediaOut{Call: args[0], To: args[1], Msg: Message{Type: MsgType(args[2]), SDP: "v=0"}}
+		in = MediaOut{Call: args[0], To: args[1], Msg: Message{Type: ParseMsgType(args[2]), SDP: "v=0"}}
 	default:
 		return fail("unknown verb %q", verb)
 	}

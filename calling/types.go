@@ -13,33 +13,19 @@ const (
 	Video
 )
 
-func (t CallType) String() string {
-	switch t {
-	case Audio:
-		return "audio"
-	case Video:
-		return "video"
-	default:
-		return "unknown"
-	}
-}
+var callTypeNames = wireNames{Audio: "audio", Video: "video"}
+
+// String returns "audio", "video" or "unknown".
+func (t CallType) String() string { return callTypeNames.name(int(t)) }
 
 // MarshalText encodes the call type as "audio" or "video".
-func (t CallType) MarshalText() ([]byte, error) {
-	if t != Audio && t != Video {
-		return nil, errorf(ErrBadMessage, "call type %d has no wire name", int(t))
-	}
-	return []byte(t.String()), nil
-}
+func (t CallType) MarshalText() ([]byte, error) { return callTypeNames.marshal("call type", int(t)) }
 
-// UnmarshalText decodes "audio" or "video".
+// UnmarshalText decodes "audio" or "video". Unlike the other wire enums an
+// unknown name is an error: an invitation must say what media it carries.
 func (t *CallType) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "audio":
-		*t = Audio
-	case "video":
-		*t = Video
-	default:
+	*t = CallType(callTypeNames.parse(string(b)))
+	if *t == CallTypeUnknown {
 		return errorf(ErrBadMessage, "unknown call type %q", b)
 	}
 	return nil

@@ -23,52 +23,6 @@ const (
 	MinTimeoutMS   = 5_000
 )
 
-// MsgType names a wire message.
-type MsgType string
-
-const (
-	MsgInvite      MsgType = "invite"       // caller -> invitees: ring
-	MsgCancel      MsgType = "cancel"       // caller -> invitee: stop ringing
-	MsgAccept      MsgType = "accept"       // invitee -> caller (and to the invitee's other devices)
-	MsgReject      MsgType = "reject"       // invitee -> caller; reason "declined" or "busy"
-	MsgTimeout     MsgType = "timeout"      // caller -> invitee: the invitation expired
-	MsgLeave       MsgType = "leave"        // a party left the call
-	MsgHangup      MsgType = "hangup"       // end notice with the duration; informational only
-	MsgMember      MsgType = "member"       // hub -> participants: a party's state changed
-	MsgOffer       MsgType = "offer"        // SDP offer (hub -> party, or ICE restart)
-	MsgAnswer      MsgType = "answer"       // SDP answer
-	MsgCandidate   MsgType = "candidate"    // trickle ICE candidate
-	MsgSwitchAudio MsgType = "switch_audio" // request to drop video, or its reply (with ok)
-	MsgDoor        MsgType = "door"         // participant -> hub: open the door; hub -> participant: result (with ok)
-	MsgLogin       MsgType = "login"        // to one's own inbox: a new login of this user
-	MsgPreview     MsgType = "preview"      // ringing invitee -> caller: send me your media before I answer
-)
-
-// Reasons carried in reject, leave, member and hangup messages and in CallEnd.
-const (
-	ReasonDeclined  = "declined"
-	ReasonBusy      = "busy"
-	ReasonTimeout   = "timeout"
-	ReasonCancelled = "cancelled"
-	ReasonHangup    = "hangup"
-	ReasonMedia     = "media"     // media failed or could not connect
-	ReasonKicked    = "kicked"    // logged in elsewhere
-	ReasonLogout    = "logout"    // logged out during the call
-	ReasonElsewhere = "elsewhere" // answered or declined on another device of the same user
-	ReasonOffline   = "offline"
-)
-
-// Member states carried by MsgMember.
-const (
-	MemberInvited  = "invited"
-	MemberAccepted = "accepted"
-	MemberJoined   = "joined"
-	MemberLeft     = "left"
-	MemberRejected = "rejected"
-	MemberBusy     = "busy"
-	MemberNoResp   = "noresp"
-)
-
 // Candidate is a trickle ICE candidate, as in the browser's RTCIceCandidateInit.
 type Candidate struct {
 	Candidate     string  `json:"candidate"`
@@ -91,11 +45,11 @@ type Message struct {
 	Media     CallType `json:"media,omitempty"`      // invite: audio or video
 	TimeoutMS int      `json:"timeout_ms,omitempty"` // invite: how long the caller waits
 
-	Reason   string `json:"reason,omitempty"`   // reject, leave, hangup, door reply, switch_audio reply
-	Duration int    `json:"duration,omitempty"` // hangup: call duration in seconds
-	User     string `json:"user,omitempty"`     // member: whom it is about
-	Status   string `json:"status,omitempty"`   // member: that user's state
-	OK       *bool  `json:"ok,omitempty"`       // switch_audio and door replies
+	Reason   Reason      `json:"reason,omitempty"`   // reject, cancel, leave, door reply, switch_audio reply
+	Duration int         `json:"duration,omitempty"` // hangup: call duration in seconds
+	User     string      `json:"user,omitempty"`     // member: whom it is about
+	Status   MemberState `json:"status,omitempty"`   // member: that user's state
+	OK       *bool       `json:"ok,omitempty"`       // switch_audio and door replies
 
 	SDP       string     `json:"sdp,omitempty"`       // offer, answer
 	Restart   bool       `json:"restart,omitempty"`   // offer: ICE restart
@@ -127,7 +81,8 @@ func Decode(b []byte) (Message, error) {
 	// Look at the version first, so that a newer peer's message is refused
 	// as such rather than for whatever field changed shape.
 	var head struct {
-		V *int `json:"v"`
+		V    *int   `json:"v"`
+		Type string `json:"type"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil {
 		return m, errorf(ErrBadMessage, "not a JSON object: %v", err)
@@ -144,6 +99,9 @@ func Decode(b []byte) (Message, error) {
 	}
 	if dec.More() {
 		return m, errorf(ErrBadMessage, "trailing data after the message")
+	}
+	if m.Type == MsgUnknown {
+		return m, errorf(ErrBadMessage, "unknown message type %q", head.Type)
 	}
 	if err := m.Validate(); err != nil {
 		return m, err
@@ -164,11 +122,6 @@ func (m *Message) Validate() error {
 		}
 		if s != "" && !ValidID(s) {
 			return bad("field %s %q is not a valid ID", name, s)
-		}
-	}
-	for name, s := range map[string]string{"reason": m.Reason, "status": m.Status} {
-		if len(s) > MaxTextLength || !utf8.ValidString(s) {
-			return bad("field %s is too long or not UTF-8", name)
 		}
 	}
 	if m.Group != "" && !ValidID(m.Group) {
@@ -227,7 +180,7 @@ func (m *Message) Validate() error {
 		if err := needCall(); err != nil {
 			return err
 		}
-		if m.User == "" || m.Status == "" {
+		if m.User == "" || m.Status == MemberUnknown {
 			return bad("needs user and status")
 		}
 	case MsgOffer, MsgAnswer:

@@ -174,3 +174,68 @@ func BenchmarkStep(b *testing.B) {
 	}
 	b.ReportMetric(float64(steps)/b.Elapsed().Seconds(), "steps/s")
 }
+
+// TestWireEnums checks every wire enum: each value has a name that parses
+// back to it, a name this version does not know decodes to the Unknown zero
+// value (and the message is still accepted), and Unknown is never written.
+func TestWireEnums(t *testing.T) {
+	type enum interface {
+		String() string
+		MarshalText() ([]byte, error)
+	}
+	check := func(kind string, n int, value func(int) enum, parse func(string) enum, unknown enum) {
+		t.Helper()
+		seen := map[string]bool{}
+		for i := 1; i < n; i++ {
+			v := value(i)
+			b, err := v.MarshalText()
+			if err != nil || string(b) != v.String() || string(b) == "unknown" || seen[string(b)] {
+				t.Errorf("%s %d: MarshalText = %q, %v (String %q)", kind, i, b, err, v)
+			}
+			seen[string(b)] = true
+			if got := parse(string(b)); got != v {
+				t.Errorf("%s: parse(%q) = %v, want %v", kind, b, got, v)
+			}
+		}
+		if unknown.String() != "unknown" {
+			t.Errorf("%s: zero value is %q, want unknown", kind, unknown)
+		}
+		if _, err := unknown.MarshalText(); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("%s: the zero value marshals (err %v)", kind, err)
+		}
+		if _, err := value(n).MarshalText(); err == nil {
+			t.Errorf("%s: value %d past the last marshals", kind, n)
+		}
+		if got := parse("from-the-future"); got != unknown {
+			t.Errorf("%s: unknown name parses as %v", kind, got)
+		}
+	}
+	check("message type", int(MsgPreview)+1, func(i int) enum { return MsgType(i) }, func(s string) enum { return ParseMsgType(s) }, MsgUnknown)
+	check("reason", int(ReasonNotOneToOne)+1, func(i int) enum { return Reason(i) }, func(s string) enum { return ParseReason(s) }, ReasonUnknown)
+	check("member state", int(MemberNoResp)+1, func(i int) enum { return MemberState(i) }, func(s string) enum { return ParseMemberState(s) }, MemberUnknown)
+	check("call type", int(Video)+1, func(i int) enum { return CallType(i) }, func(s string) enum {
+		var c CallType
+		_ = c.UnmarshalText([]byte(s))
+		return c
+	}, CallTypeUnknown)
+
+	m, err := Decode([]byte(`{"v":1,"type":"leave","call":"c1","reason":"gone fishing"}`))
+	if err != nil || m.Reason != ReasonUnknown {
+		t.Errorf("unknown reason: %+v, %v; want ReasonUnknown and no error", m, err)
+	}
+	b, err := Encode(m)
+	if err != nil || strings.Contains(string(b), "reason") {
+		t.Errorf("ReasonUnknown written as %s (%v); want the field left out", b, err)
+	}
+	if _, err := Decode([]byte(`{"v":1,"type":"member","call":"c1","user":"a","status":"teleported"}`)); err == nil {
+		t.Error("member message with an unknown status accepted")
+	}
+	long := `{"v":1,"type":"leave","call":"c1","reason":"` + strings.Repeat("x", MaxTextLength+1) + `"}`
+	if _, err := Decode([]byte(long)); !errors.Is(err, ErrBadMessage) {
+		t.Errorf("over-long reason: %v, want ErrBadMessage", err)
+	}
+	m, err = Decode([]byte(`{"v":1,"type":"door","call":"c1","ok":false,"reason":"not allowed to open the door"}`))
+	if err != nil || m.Reason != ReasonDoorNotAllowed || m.Type != MsgDoor {
+		t.Errorf("door refusal: %+v, %v", m, err)
+	}
+}

@@ -194,23 +194,20 @@ func TestTopics(t *testing.T) {
 // status has its place in the document.
 func TestEveryNameDocumented(t *testing.T) {
 	_, text := readDoc(t)
-	for _, typ := range []calling.MsgType{
-		calling.MsgInvite, calling.MsgCancel, calling.MsgAccept, calling.MsgReject,
-		calling.MsgTimeout, calling.MsgLeave, calling.MsgHangup, calling.MsgMember,
-		calling.MsgOffer, calling.MsgAnswer, calling.MsgCandidate, calling.MsgSwitchAudio,
-		calling.MsgDoor, calling.MsgLogin, calling.MsgPreview,
-	} {
-		if !strings.Contains(text, "\n### `"+string(typ)+"`") {
+	// Every value after the Unknown zero, up to the first without a name.
+	for typ := calling.MsgType(1); typ.String() != "unknown"; typ++ {
+		if !strings.Contains(text, "\n### `"+typ.String()+"`") {
 			t.Errorf("no section \"### `%s`\"", typ)
 		}
 	}
-	for _, s := range []string{
-		calling.ReasonDeclined, calling.ReasonBusy, calling.ReasonTimeout, calling.ReasonCancelled,
-		calling.ReasonHangup, calling.ReasonMedia, calling.ReasonKicked, calling.ReasonLogout,
-		calling.ReasonElsewhere, calling.ReasonOffline,
-		calling.MemberInvited, calling.MemberAccepted, calling.MemberJoined, calling.MemberLeft,
-		calling.MemberRejected, calling.MemberBusy, calling.MemberNoResp,
-	} {
+	var names []string
+	for r := calling.Reason(1); r.String() != "unknown"; r++ {
+		names = append(names, r.String())
+	}
+	for s := calling.MemberState(1); s.String() != "unknown"; s++ {
+		names = append(names, s.String())
+	}
+	for _, s := range names {
 		if !strings.Contains(text, "`"+s+"`") {
 			t.Errorf("reason or status %q never named", s)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/intercomd/intercomd/agent"
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/internal/ids"
 	"github.com/intercomd/intercomd/mqttsig"
 )
 
@@ -58,7 +59,7 @@ func Start(ctx context.Context, opts Options) (*Endpoint, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Calling.Session == "" {
-		opts.Calling.Session = agent.NewID()
+		opts.Calling.Session = ids.New()
 	}
 	opts.MQTT.User = opts.Calling.User
 	opts.MQTT.Session = opts.Calling.Session

@@ -339,7 +339,7 @@ func (m *Media) localCandidate(p *peer, init webrtc.ICECandidateInit) {
 func (m *Media) signal(e calling.Signal) {
 	c := m.calls[e.Call]
 	if c == nil && e.Msg.Type != calling.MsgOffer {
-		m.log.Debug("signal for no call dropped", "call", e.Call, "type", string(e.Msg.Type))
+		m.log.Debug("signal for no call dropped", "call", e.Call, "type", e.Msg.Type.String())
 		return
 	}
 	switch e.Msg.Type {

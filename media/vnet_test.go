@@ -219,7 +219,7 @@ func TestLinkCut(t *testing.T) {
 	i := dev.wait(ctx, devMark, "call end", isCallEnd)
 	j := soft.wait(ctx, softMark, "call end", isCallEnd)
 	t.Logf("call ended: door %q, alice %q", reason(dev, i), reason(soft, j))
-	if reason(dev, i) == "" || reason(soft, j) == "" {
+	if reason(dev, i) == calling.ReasonUnknown || reason(soft, j) == calling.ReasonUnknown {
 		t.Errorf("call ended without a reason")
 	}
 }
@@ -229,7 +229,7 @@ func connected(p *party) bool {
 	return len(st) > 0 && st[0].State == "connected" && p.ep.State() == calling.InCall
 }
 
-func reason(p *party, i int) string {
+func reason(p *party, i int) calling.Reason {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.events[i].(calling.CallEnd).Reason

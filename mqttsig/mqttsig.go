@@ -28,10 +28,8 @@ package mqttsig
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +43,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/intercomd/intercomd/internal/ids"
 	"github.com/intercomd/intercomd/mqttsig/topic"
 	"github.com/intercomd/intercomd/usersig"
 )
@@ -196,11 +195,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("mqttsig dial: user %q: %w", opts.User, ErrBadID)
 	}
 	if opts.Session == "" {
-		var b [4]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return nil, fmt.Errorf("mqttsig dial: session id: %w", err)
-		}
-		opts.Session = hex.EncodeToString(b[:])
+		opts.Session = ids.New()
 	}
 	if !usersig.ValidID(opts.Session) {
 		return nil, fmt.Errorf("mqttsig dial: session %q: %w", opts.Session, ErrBadID)

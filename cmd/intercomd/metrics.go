@@ -44,7 +44,7 @@ func (m *metrics) handler() http.Handler {
 // event counts the end of a call, by its reason.
 func (m *metrics) event(ev calling.Event) {
 	if e, ok := ev.(calling.CallEnd); ok {
-		m.set.GetOrCreateCounter(series("intercomd_calls_total", "reason", e.Reason)).Inc()
+		m.set.GetOrCreateCounter(series("intercomd_calls_total", "reason", e.Reason.String())).Inc()
 	}
 }
 

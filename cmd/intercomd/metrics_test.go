@@ -134,7 +134,7 @@ func TestMetrics(t *testing.T) {
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		fams, _ = d.scrape(t)
-		if v, _ := value(fams, "intercomd_calls_total", `reason="`+calling.ReasonHangup+`"`); v == 1 {
+		if v, _ := value(fams, "intercomd_calls_total", `reason="`+calling.ReasonHangup.String()+`"`); v == 1 {
 			break
 		}
 		if time.Now().After(deadline) {

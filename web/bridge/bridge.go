@@ -11,19 +11,20 @@
 // calling.Encode, so the browser validates and writes exactly what the
 // daemon does.
 //
-// The package is pure like calling (standard library and calling only, no
+// The package is pure like calling (standard library, calling and
+// internal/ids only, no
 // I/O, no clock, no goroutine); package web/wasm binds it to syscall/js. A
 // Bridge is not safe for concurrent use; the page has one thread anyway.
 package bridge
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/internal/ids"
 )
 
 // Config configures the machine of a Bridge.
@@ -54,19 +55,8 @@ func New(cfg Config) (*Bridge, error) {
 		InviteTimeout: time.Duration(cfg.InviteTimeoutMS) * time.Millisecond,
 		MultiDevice:   cfg.MultiDevice,
 		DoorUsers:     cfg.DoorUsers,
-		NewID:         NewID,
+		NewID:         ids.New,
 	})}, nil
-}
-
-// NewID returns a random 16-character ID of lower-case letters and digits.
-func NewID() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:])
 }
 
 // Input is the JSON form of a calling.Input. Type selects the input; the
@@ -100,7 +90,7 @@ type Input struct {
 	Timer     *Timer           `json:"timer,omitempty"`
 	Call      string           `json:"call,omitempty"`
 	Error     string           `json:"error,omitempty"`
-	Reason    string           `json:"reason,omitempty"`
+	Reason    calling.Reason   `json:"reason,omitempty"`
 	To        string           `json:"to,omitempty"`
 	Msg       *calling.Message `json:"msg,omitempty"`
 }
@@ -168,24 +158,24 @@ type MediaEffect struct {
 // calling_timeout, call_end, user_enter, user_leave, state_changed,
 // door_result, switch_to_audio_result, kicked_offline, error...).
 type Event struct {
-	Name       string   `json:"name"`
-	User       string   `json:"user,omitempty"`
-	Users      []string `json:"users,omitempty"`
-	Sponsor    string   `json:"sponsor,omitempty"`
-	Group      string   `json:"group,omitempty"`
-	FromGroup  bool     `json:"from_group,omitempty"`
-	Media      string   `json:"media,omitempty"`
-	Call       string   `json:"call,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	DurationMS int64    `json:"duration_ms,omitempty"`
-	OK         bool     `json:"ok,omitempty"`
-	Message    string   `json:"message,omitempty"`
-	Available  bool     `json:"available,omitempty"`
-	Volume     int      `json:"volume,omitempty"`
-	From       string   `json:"from,omitempty"`
-	To         string   `json:"to,omitempty"`
-	By         string   `json:"by,omitempty"`
-	Error      string   `json:"error,omitempty"`
+	Name       string         `json:"name"`
+	User       string         `json:"user,omitempty"`
+	Users      []string       `json:"users,omitempty"`
+	Sponsor    string         `json:"sponsor,omitempty"`
+	Group      string         `json:"group,omitempty"`
+	FromGroup  bool           `json:"from_group,omitempty"`
+	Media      string         `json:"media,omitempty"`
+	Call       string         `json:"call,omitempty"`
+	Reason     calling.Reason `json:"reason,omitempty"`
+	DurationMS int64          `json:"duration_ms,omitempty"`
+	OK         bool           `json:"ok,omitempty"`
+	Message    string         `json:"message,omitempty"`
+	Available  bool           `json:"available,omitempty"`
+	Volume     int            `json:"volume,omitempty"`
+	From       string         `json:"from,omitempty"`
+	To         string         `json:"to,omitempty"`
+	By         string         `json:"by,omitempty"`
+	Error      string         `json:"error,omitempty"`
 }
 
 // Step decodes one input, steps the machine at nowMS (milliseconds since

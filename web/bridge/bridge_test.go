@@ -164,7 +164,7 @@ func TestCallAcrossTwoBridges(t *testing.T) {
 	}
 	rs = deliver(t, r, bob, alice)
 	end := one(t, rs[len(rs)-1], "emit", "call_end")
-	if end.Event.Reason != "hangup" || rs[len(rs)-1].State != "idle" {
+	if end.Event.Reason != calling.ReasonHangup || rs[len(rs)-1].State != "idle" {
 		t.Errorf("alice's end: %+v", end.Event)
 	}
 }
@@ -256,7 +256,7 @@ func TestPresenceAndCommandErrors(t *testing.T) {
 	alice.step(`{"type":"presence","user":"bob","online":false}`)
 	r := alice.step(`{"type":"call","users":["bob"],"media":"video"}`)
 	one(t, r, "emit", "no_resp")
-	if one(t, r, "emit", "call_end").Event.Reason != "offline" || len(find(r, "send", "")) != 0 {
+	if one(t, r, "emit", "call_end").Event.Reason != calling.ReasonOffline || len(find(r, "send", "")) != 0 {
 		t.Errorf("calling an offline user: %+v", r.Effects)
 	}
 	r = alice.step(`{"type":"accept"}`)
@@ -292,20 +292,19 @@ func TestNewRefusesBadIDs(t *testing.T) {
 	if _, err := bridge.New(bridge.Config{User: "alice"}); err == nil {
 		t.Error("empty session accepted")
 	}
-	if id := bridge.NewID(); !calling.ValidID(id) || len(id) != 16 {
-		t.Errorf("NewID() = %q", id)
-	}
 }
 
 // TestDependencies keeps the WebAssembly core small and pure: the bridge
-// sees only the standard library and package calling.
+// sees only the standard library, package calling and internal/ids.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range strings.Fields(string(out)) {
-		if p != "github.com/intercomd/intercomd/calling" && p != "github.com/intercomd/intercomd/web/bridge" {
+		switch p {
+		case "github.com/intercomd/intercomd/calling", "github.com/intercomd/intercomd/internal/ids", "github.com/intercomd/intercomd/web/bridge":
+		default:
 			t.Errorf("web/bridge depends on %s", p)
 		}
 	}

@@ -260,6 +260,10 @@ type Camera struct {
 	KeyframeInterval time.Duration `yaml:"keyframe_interval"`
 }
 
+// CameraFormats lists every accepted camera.devices[].format; "" lets the
+// camera choose.
+func CameraFormats() []string { return []string{"", "I420", "NV12", "NV21", "YUYV", "UYVY", "MJPEG"} }
+
 // CameraDevice is one candidate video source.
 type CameraDevice struct {
 	Name string `yaml:"name"`
@@ -288,6 +292,9 @@ const (
 	// AudioNull is a silent device paced in real time.
 	AudioNull AudioBackend = "null"
 )
+
+// AudioBackends lists every accepted audio.backend.
+func AudioBackends() []AudioBackend { return []AudioBackend{AudioAuto, AudioALSA, AudioNull} }
 
 // Audio configures the microphone and speaker.
 type Audio struct {
@@ -335,6 +342,9 @@ const (
 	GPIOSim  GPIOBackend = "sim"
 )
 
+// GPIOBackends lists every accepted gpio.backend.
+func GPIOBackends() []GPIOBackend { return []GPIOBackend{GPIOAuto, GPIOChip, GPIOSim} }
+
 // GPIO configures buttons, LEDs, the door relay and the bell.
 type GPIO struct {
 	Backend GPIOBackend `yaml:"backend"`
@@ -342,7 +352,8 @@ type GPIO struct {
 	LEDs    []LED       `yaml:"leds"`
 	// Relay drives the door opener; a Relay without a line is absent.
 	Relay Relay `yaml:"relay"`
-	// Bell drives an external bell; a Bell without a line is absent.
+	// Bell drives an external bell, pulsed on each doorbell press; a Bell
+	// without a line is absent.
 	Bell Bell `yaml:"bell"`
 }
 
@@ -385,9 +396,14 @@ const (
 	BiasPullDown Bias = "pull-down"
 )
 
+// Biases lists every accepted bias of a button.
+func Biases() []Bias { return []Bias{BiasAsIs, BiasDisabled, BiasPullUp, BiasPullDown} }
+
 // Button is a push button input.
 type Button struct {
-	// Name identifies the button to the daemon; "call" rings the doorbell.
+	// Name identifies the button in logs. Every button does the same: a
+	// press rings the doorbell when idle, answers when ringing, hangs up
+	// during a call; a long press rejects a ringing call.
 	Name     string `yaml:"name"`
 	LineSpec `yaml:",inline"`
 	Bias     Bias `yaml:"bias"`
@@ -415,7 +431,8 @@ type Relay struct {
 // Bell is an external bell output.
 type Bell struct {
 	LineSpec `yaml:",inline"`
-	// Pulse is how long the bell rings per press.
+	// Pulse is how long the bell rings on each doorbell press (a press of a
+	// button while idle, which places the call).
 	Pulse time.Duration `yaml:"pulse"`
 }
 

@@ -316,3 +316,17 @@ func TestLogLevelSlog(t *testing.T) {
 		}
 	}
 }
+
+// TestEnumNamedNull: audio.backend's value null is the word, not YAML's
+// null, written bare or quoted.
+func TestEnumNamedNull(t *testing.T) {
+	for _, src := range []string{"audio:\n  backend: null\n", "audio:\n  backend: \"null\"\n"} {
+		c, err := Parse("t.yaml", []byte("version: 1\n"+src))
+		if err != nil {
+			t.Fatalf("%q: %v", src, err)
+		}
+		if c.Audio.Backend != AudioNull {
+			t.Errorf("%q: backend %q, want null", src, c.Audio.Backend)
+		}
+	}
+}

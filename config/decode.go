@@ -126,6 +126,12 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		d.dict(n, v, path)
 	case reflect.String:
 		if isNull(n) {
+			// An enum's value written as the word null (audio.backend:
+			// null) is that word, not YAML's null; elsewhere null is "".
+			if t.PkgPath() != "" && n.Style == 0 && n.Value != "" && n.Value != "~" {
+				v.SetString(n.Value)
+				return
+			}
 			v.SetString("")
 			return
 		}

@@ -83,7 +83,7 @@ func (v *validator) validate(c *Config) {
 	v.camera(c)
 
 	a := &c.Audio
-	v.oneOf("audio.backend", string(a.Backend), AudioAuto, AudioALSA, AudioNull)
+	oneOf(v, "audio.backend", a.Backend, AudioBackends())
 	v.intRange("audio.volume", a.Volume, 0, 100)
 	v.intRange("audio.mic_bitrate", a.MicBitrate, 6_000, 510_000)
 	v.intRange("audio.mic_complexity", a.MicComplexity, 1, 10)
@@ -210,7 +210,7 @@ func (v *validator) camera(c *Config) {
 			v.errorf(p, "width and height must be even (4:2:0 video)")
 		}
 		v.intRange(p+".fps", d.FPS, 1, MaxFPS)
-		v.oneOf(p+".format", d.Format, "", "I420", "NV12", "NV21", "YUYV", "UYVY", "MJPEG")
+		oneOf(v, p+".format", d.Format, CameraFormats())
 		if d.PatternNoise != 0 && d.Device != TestPatternDevice {
 			v.errorf(p+".pattern_noise", "only for device %s", TestPatternDevice)
 		} else {
@@ -227,7 +227,7 @@ func (v *validator) camera(c *Config) {
 }
 
 func (v *validator) gpio(g *GPIO) {
-	v.oneOf("gpio.backend", string(g.Backend), GPIOAuto, GPIOChip, GPIOSim)
+	oneOf(v, "gpio.backend", g.Backend, GPIOBackends())
 
 	lines := map[string]string{} // line key -> path of first user
 	useLine := func(p string, l LineSpec) {
@@ -249,7 +249,7 @@ func (v *validator) gpio(g *GPIO) {
 		if v.line(p, b.LineSpec, true) {
 			useLine(p, b.LineSpec)
 		}
-		v.oneOf(p+".bias", string(b.Bias), BiasAsIs, BiasDisabled, BiasPullUp, BiasPullDown)
+		oneOf(v, p+".bias", b.Bias, Biases())
 		if b.Debounce < 0 || b.Debounce > MaxDebounce {
 			v.errorf(p+".debounce", "must be between 0s and %s", MaxDebounce)
 		}
@@ -364,6 +364,15 @@ func (v *validator) intRange(p string, n, lo, hi int) {
 	if n < lo || n > hi {
 		v.errorf(p, "must be between %d and %d, got %d", lo, hi, n)
 	}
+}
+
+// oneOf checks that val is one of the allowed values of its type.
+func oneOf[T ~string](v *validator, p string, val T, allowed []T) {
+	names := make([]any, len(allowed))
+	for i, a := range allowed {
+		names[i] = a
+	}
+	v.oneOf(p, string(val), names...)
 }
 
 func (v *validator) oneOf(p, val string, allowed ...any) {

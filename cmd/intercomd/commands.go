@@ -10,6 +10,7 @@ import (
 	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/internal/hwconfig"
 	"github.com/intercomd/intercomd/usersig"
 	"github.com/intercomd/intercomd/web"
 )
@@ -85,12 +86,18 @@ func runRelayOff(_ context.Context, args []string, env *cmdEnv) error {
 	if err != nil {
 		return err
 	}
-	backend, sim := gpioBackend(cfg.GPIO)
+	backend, sim, err := gpioBackend(cfg.GPIO)
+	if err != nil {
+		return fmt.Errorf("relay-off: %w", err)
+	}
 	if sim != nil {
 		fmt.Fprintln(env.stdout, "relay-off: no GPIO chip; nothing to do")
 		return nil
 	}
-	g := gpioConfig(cfg.GPIO)
+	g, err := hwconfig.GPIO(cfg.GPIO)
+	if err != nil {
+		return fmt.Errorf("relay-off: %w", err)
+	}
 	for _, rc := range []gpio.RelayConfig{g.Relay, g.Bell} {
 		if !rc.Configured() {
 			continue

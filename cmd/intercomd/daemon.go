@@ -364,6 +364,7 @@ func (d *daemon) button(ctx context.Context, ev gpio.ButtonEvent) {
 		return
 	}
 	if _, ok := in.(calling.Call); ok {
+		d.ringBell()
 		users := d.doorbellTargets()
 		if len(users) == 0 {
 			d.log.Warn("doorbell pressed but nobody to ring: set calling.doorbell in the config or sign in a phone")
@@ -377,6 +378,13 @@ func (d *daemon) button(ctx context.Context, ev gpio.ButtonEvent) {
 			d.log.Warn("button action failed", "err", err)
 		}
 	}()
+}
+
+// ringBell pulses the bell output, when there is one, for a doorbell press.
+func (d *daemon) ringBell() {
+	if err := d.panel.Bell().Pulse(0); err != nil && !errors.Is(err, gpio.ErrNotConfigured) {
+		d.log.Warn("bell", "err", err)
+	}
 }
 
 // buttonAction is the default mapping of one button.

@@ -365,3 +365,16 @@ func TestLimitProcs(t *testing.T) {
 		t.Fatalf("by default: %d processors, want 1", n)
 	}
 }
+
+// Each doorbell press pulses the bell for gpio.bell.pulse, whether or not
+// anybody is signed in to ring.
+func TestDaemonDoorbellRingsBell(t *testing.T) {
+	d := startDaemon(t, "gpio:\n  backend: sim\n  relay: {line: GPIO22, pulse: 500ms}\n  bell: {line: GPIO23, pulse: 300ms}\n")
+	alice, _ := d.phone(t, "alice")
+	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	d.stdout.waitFor(t, "[bell: ON]", 5*time.Second)
+	d.stdout.waitFor(t, "[bell: off]", 5*time.Second)
+	if strings.Contains(d.stdout.String(), "[relay: ON]") {
+		t.Errorf("a doorbell press energised the door relay:\n%s", d.stdout.String())
+	}
+}

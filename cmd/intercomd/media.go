@@ -11,10 +11,10 @@ import (
 
 	"github.com/intercomd/intercomd/agent"
 	"github.com/intercomd/intercomd/calling"
-	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/hw/audio"
 	"github.com/intercomd/intercomd/hw/audio/audiotest"
 	"github.com/intercomd/intercomd/hw/camera"
+	"github.com/intercomd/intercomd/internal/hwconfig"
 	"github.com/intercomd/intercomd/media"
 )
 
@@ -53,9 +53,9 @@ func (d *daemon) openCamera(ctx context.Context) (*camera.Pipeline, error) {
 	c := d.cfg.Camera
 	var cc camera.Config
 	for _, dev := range c.Devices {
-		src := camera.Source{Name: dev.Name, Device: dev.Device, Width: dev.Width, Height: dev.Height, FrameRate: float64(dev.FPS), PixelFormat: camera.PixelFormat(dev.Format), PatternNoise: dev.PatternNoise}
-		if dev.Device == config.TestPatternDevice {
-			src.Device = camera.TestPatternDevice
+		src, err := hwconfig.CameraSource(dev)
+		if err != nil {
+			return nil, err
 		}
 		cc.Sources = append(cc.Sources, src)
 	}
@@ -111,18 +111,14 @@ func (d *daemon) openAudio(ctx context.Context) (*audio.Engine, error) {
 	if ac.Capture == "" {
 		ac.Capture = "default"
 	}
-	switch a.Backend {
-	case config.AudioNull:
-		ac.Backend = audio.BackendNull
-	case config.AudioALSA:
-		ac.Backend = audio.BackendALSA
-	default:
-		ac.Backend = audio.BackendALSA
-		ac.NullFallback = true
-		if !hasSoundCard() {
-			d.log.Warn("no sound card: audio goes to the null device (calls carry silence from here)")
-			ac.Backend = audio.BackendNull
-		}
+	card := hasSoundCard()
+	var err error
+	ac.Backend, ac.NullFallback, err = hwconfig.AudioBackend(a.Backend, card)
+	if err != nil {
+		return nil, err
+	}
+	if ac.NullFallback && !card {
+		d.log.Warn("no sound card: audio goes to the null device (calls carry silence from here)")
 	}
 	// A test tone replaces the microphone: there is no echo to remove.
 	ac.EchoCancel, ac.EchoTail, ac.EchoDelay = a.EchoCancel && a.TestTone == 0, a.EchoTail, a.EchoDelay

@@ -11,49 +11,34 @@ import (
 
 	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/internal/hwconfig"
 )
-
-// gpioConfig maps the YAML GPIO section onto the panel's configuration.
-func gpioConfig(c config.GPIO) gpio.Config {
-	var g gpio.Config
-	off := func(o int) int { return max(o, 0) } // -1: located by name
-	for _, b := range c.Buttons {
-		bias, _ := gpio.ParseBias(string(b.Bias))
-		g.Buttons = append(g.Buttons, gpio.ButtonConfig{
-			Name: b.Name, Line: b.Line, Chip: b.Chip, Offset: off(b.Offset), ActiveLow: b.ActiveLow,
-			Bias: bias, Debounce: b.Debounce, LongPress: b.LongPress,
-		})
-	}
-	for _, l := range c.LEDs {
-		g.LEDs = append(g.LEDs, gpio.LEDConfig{Name: l.Name, Line: l.Line, Chip: l.Chip, Offset: off(l.Offset), ActiveLow: l.ActiveLow})
-	}
-	if c.Relay.Configured() {
-		g.Relay = gpio.RelayConfig{Line: c.Relay.Line, Chip: c.Relay.Chip, Offset: off(c.Relay.Offset), ActiveLow: c.Relay.ActiveLow, Pulse: c.Relay.Pulse, Max: c.Relay.Max}
-	}
-	if c.Bell.Configured() {
-		g.Bell = gpio.RelayConfig{Line: c.Bell.Line, Chip: c.Bell.Chip, Offset: off(c.Bell.Offset), ActiveLow: c.Bell.ActiveLow, Pulse: c.Bell.Pulse}
-	}
-	return g
-}
 
 // gpioBackend picks the backend: the GPIO character device when the config
 // says chip, or says auto and the machine has one; the simulator otherwise.
-func gpioBackend(c config.GPIO) (gpio.Backend, *gpio.Sim) {
-	switch c.Backend {
-	case config.GPIOChip:
-		return gpio.Chip{}, nil
-	case config.GPIOAuto, "":
-		if chips, _ := filepath.Glob("/dev/gpiochip*"); len(chips) > 0 {
-			return gpio.Chip{}, nil
-		}
+func gpioBackend(c config.GPIO) (gpio.Backend, *gpio.Sim, error) {
+	chips, _ := filepath.Glob("/dev/gpiochip*")
+	chip, err := hwconfig.UseChip(c.Backend, len(chips) > 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if chip {
+		return gpio.Chip{}, nil, nil
 	}
 	sim := gpio.NewSim()
-	return sim, sim
+	return sim, sim, nil
 }
 
 func (d *daemon) openPanel() error {
-	backend, sim := gpioBackend(d.cfg.GPIO)
-	panel, err := gpio.Open(gpioConfig(d.cfg.GPIO), backend, d.log.With("component", "gpio"))
+	backend, sim, err := gpioBackend(d.cfg.GPIO)
+	if err != nil {
+		return fmt.Errorf("gpio: %w", err)
+	}
+	gc, err := hwconfig.GPIO(d.cfg.GPIO)
+	if err != nil {
+		return fmt.Errorf("gpio: %w", err)
+	}
+	panel, err := gpio.Open(gc, backend, d.log.With("component", "gpio"))
 	if err != nil {
 		return fmt.Errorf("gpio: %w", err)
 	}

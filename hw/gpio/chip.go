@@ -81,17 +81,9 @@ func (c Chip) OpenInput(cfg InputConfig, h EdgeHandler) (InputLine, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []gpiocdev.LineReqOption{gpiocdev.WithConsumer(c.consumer()), gpiocdev.WithBothEdges}
-	if cfg.ActiveLow {
-		opts = append(opts, gpiocdev.AsActiveLow)
-	}
-	switch cfg.Bias {
-	case BiasPullUp:
-		opts = append(opts, gpiocdev.WithPullUp)
-	case BiasPullDown:
-		opts = append(opts, gpiocdev.WithPullDown)
-	case BiasDisabled:
-		opts = append(opts, gpiocdev.WithBiasDisabled)
+	opts, err := inputOptions(c.consumer(), cfg)
+	if err != nil {
+		return nil, err
 	}
 
 	handler := func(le gpiocdev.LineEvent) { h(edgeFromEvent(le)) }
@@ -116,6 +108,41 @@ func (c Chip) OpenInput(cfg InputConfig, h EdgeHandler) (InputLine, error) {
 		return nil, fmt.Errorf("request line %d on %s: %w", off, chip, err)
 	}
 	return &chipInput{line: line}, nil
+}
+
+// inputOptions are the line request options of an input: both edges, and
+// the inversion and bias cfg asks for.
+func inputOptions(consumer string, cfg InputConfig) ([]gpiocdev.LineReqOption, error) {
+	opts := []gpiocdev.LineReqOption{gpiocdev.WithConsumer(consumer), gpiocdev.WithBothEdges}
+	if cfg.ActiveLow {
+		opts = append(opts, gpiocdev.AsActiveLow)
+	}
+	switch cfg.Bias {
+	case BiasAsIs:
+	case BiasPullUp:
+		opts = append(opts, gpiocdev.WithPullUp)
+	case BiasPullDown:
+		opts = append(opts, gpiocdev.WithPullDown)
+	case BiasDisabled:
+		opts = append(opts, gpiocdev.WithBiasDisabled)
+	default:
+		return nil, fmt.Errorf("%s: unknown bias %d", cfg.Name, int(cfg.Bias))
+	}
+	return opts, nil
+}
+
+// outputOptions are the line request options of an output driven to
+// initial (a logical level: inverted when cfg is active low).
+func outputOptions(consumer string, cfg OutputConfig, initial bool) []gpiocdev.LineReqOption {
+	v := 0
+	if initial {
+		v = 1
+	}
+	opts := []gpiocdev.LineReqOption{gpiocdev.WithConsumer(consumer)}
+	if cfg.ActiveLow {
+		opts = append(opts, gpiocdev.AsActiveLow)
+	}
+	return append(opts, gpiocdev.AsOutput(v))
 }
 
 // edgeFromEvent converts a kernel event. The kernel stamps events with
@@ -161,16 +188,7 @@ func (c Chip) OpenOutput(cfg OutputConfig, initial bool) (OutputLine, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := 0
-	if initial {
-		v = 1
-	}
-	opts := []gpiocdev.LineReqOption{gpiocdev.WithConsumer(c.consumer())}
-	if cfg.ActiveLow {
-		opts = append(opts, gpiocdev.AsActiveLow)
-	}
-	opts = append(opts, gpiocdev.AsOutput(v))
-	l, err := gpiocdev.RequestLine(chip, off, opts...)
+	l, err := gpiocdev.RequestLine(chip, off, outputOptions(c.consumer(), cfg, initial)...)
 	if err != nil {
 		return nil, fmt.Errorf("request line %d on %s: %w", off, chip, err)
 	}

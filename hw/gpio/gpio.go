@@ -120,7 +120,11 @@ const (
 	BiasDisabled
 )
 
-// String returns the configuration spelling of b.
+// Biases lists every Bias value.
+func Biases() []Bias { return []Bias{BiasAsIs, BiasPullUp, BiasPullDown, BiasDisabled} }
+
+// String returns the configuration spelling of b, the same as the
+// configuration file's gpio.buttons[].bias.
 func (b Bias) String() string {
 	switch b {
 	case BiasAsIs:
@@ -130,22 +134,22 @@ func (b Bias) String() string {
 	case BiasPullDown:
 		return "pull-down"
 	case BiasDisabled:
-		return "disable"
+		return "disabled"
 	}
 	return fmt.Sprintf("Bias(%d)", int(b))
 }
 
-// ParseBias parses "pull-up", "pull-down", "disable" or "as-is" (or "").
+// ParseBias parses "pull-up", "pull-down", "disabled" or "as-is" (or "").
 func ParseBias(s string) (Bias, error) {
 	if s == "" {
 		return BiasAsIs, nil
 	}
-	for b := BiasAsIs; b <= BiasDisabled; b++ {
+	for _, b := range Biases() {
 		if s == b.String() {
 			return b, nil
 		}
 	}
-	return BiasAsIs, fmt.Errorf("unknown bias %q (want pull-up, pull-down, disable or as-is)", s)
+	return BiasAsIs, fmt.Errorf("unknown bias %q (want pull-up, pull-down, disabled or as-is)", s)
 }
 
 // MarshalText implements encoding.TextMarshaler.

@@ -109,17 +109,18 @@ func (c Config) Validate() error {
 // with, and the UDP mux to close with it (nil without UDPPort). Codecs are
 // registered before the interceptors, so the SDP carries nack, nack pli and
 // transport-cc.
+// opusCapability is the audio codec every track and the media engine use:
+// Opus at 48 kHz, stereo as RFC 7587 requires to be signalled.
+func opusCapability() webrtc.RTPCodecCapability {
+	return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtpLine}
+}
+
 func buildAPI(c Config, n transport.Net, box *getterBox) (*webrtc.API, ice.UDPMux, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterCodec(camera.CodecParameters(PayloadTypeH264), webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, nil, fmt.Errorf("register h264: %w", err)
 	}
-	opus := webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtpLine,
-		},
-		PayloadType: PayloadTypeOpus,
-	}
+	opus := webrtc.RTPCodecParameters{RTPCodecCapability: opusCapability(), PayloadType: PayloadTypeOpus}
 	if err := me.RegisterCodec(opus, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, nil, fmt.Errorf("register opus: %w", err)
 	}

@@ -129,9 +129,7 @@ func New(opts Options) (*Media, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: %w", err)
 	}
-	mic, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtpLine,
-	}, "audio", "intercomd")
+	mic, err := webrtc.NewTrackLocalStaticSample(opusCapability(), "audio", "intercomd")
 	if err != nil {
 		if mux != nil {
 			_ = mux.Close()

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/hw/camera"
 )
 
 // peer is one PeerConnection of a call, with the party at its other end.
@@ -177,44 +178,19 @@ func (m *Media) addLocalTracks(p *peer, hub bool) error {
 	return nil
 }
 
-// drainRTCP reads a sender's RTCP until it stops; onPLI, if set, is called
-// (from the reader) for every PLI or FIR.
-func (m *Media) drainRTCP(s *webrtc.RTPSender, onPLI func()) {
+// drainRTCP reads the RTCP of a sender or a receiver until it stops, on a
+// goroutine Close joins; onPLI, if set, is called (from the reader) for
+// every PLI or FIR. A receiver's RTCP matters to nobody here, but pion's
+// interceptors only see what is read: the party's sender reports reach the
+// receiver-report interceptor this way, so the receiver reports this side
+// sends carry the LSR and DLSR from which the party computes its round-trip
+// time (and the stats interceptor sees the party's sender reports).
+func (m *Media) drainRTCP(r camera.RTCPReader, onPLI func()) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		for {
-			pkts, _, err := s.ReadRTCP()
-			if err != nil {
-				return
-			}
-			if onPLI == nil {
-				continue
-			}
-			for _, pkt := range pkts {
-				switch pkt.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					onPLI()
-				}
-			}
-		}
-	}()
-}
-
-// drainReceiverRTCP reads the RTCP of a receiver until it stops. Its
-// content matters to nobody here, but pion's interceptors only see what is
-// read: the party's sender reports reach the receiver-report interceptor
-// this way, so the receiver reports this side sends carry the LSR and DLSR
-// from which the party computes its round-trip time (and the stats
-// interceptor sees the party's sender reports).
-func (m *Media) drainReceiverRTCP(rcv *webrtc.RTPReceiver) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		for {
-			if _, _, err := rcv.ReadRTCP(); err != nil {
-				return
-			}
+		if err := camera.ReadRTCP(r, onPLI); err != nil {
+			m.log.Debug("rtcp reader ended", "err", err)
 		}
 	}()
 }
@@ -226,9 +202,7 @@ func (m *Media) ensureForward(c *call, user string) {
 	}
 	f := &forward{}
 	var err error
-	f.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtpLine,
-	}, "audio-"+user, fwdPrefix+user)
+	f.audio, err = webrtc.NewTrackLocalStaticRTP(opusCapability(), "audio-"+user, fwdPrefix+user)
 	if err != nil {
 		m.log.Warn("forward track", "user", user, "err", err)
 		return
@@ -614,7 +588,7 @@ func (m *Media) remoteTrack(p *peer, tr *webrtc.TrackRemote, rcv *webrtc.RTPRece
 	if p.closed {
 		return
 	}
-	m.drainReceiverRTCP(rcv)
+	m.drainRTCP(rcv, nil)
 	user, forwarded := p.user, false
 	if sid := tr.StreamID(); strings.HasPrefix(sid, fwdPrefix) && !c.isHub {
 		user, forwarded = strings.TrimPrefix(sid, fwdPrefix), true

@@ -3,12 +3,12 @@ package media
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/hw/audio"
 	"github.com/intercomd/intercomd/hw/audio/audiotest"
 	"github.com/intercomd/intercomd/hw/audio/jitter"
 	"github.com/intercomd/intercomd/hw/audio/opus"
@@ -17,10 +17,9 @@ import (
 // Soft audio stream format: 48 kHz mono, 20 ms Opus frames, as the device's
 // engine.
 const (
-	softRate     = 48000
-	softFrame    = 20 * time.Millisecond
-	softSamples  = softRate / 50
-	levelSamples = softRate * 300 / 1000
+	softRate    = 48000
+	softFrame   = 20 * time.Millisecond
+	softSamples = softRate / 50
 )
 
 // MicSource replaces a microphone: Read fills p entirely. It is called on the
@@ -165,7 +164,7 @@ func (s *SoftAudio) run() {
 	mic := make([]int16, softSamples)
 	pcm := make([]int16, softSamples)
 	pkt := make([]byte, opus.MaxPacketSize)
-	var micMeter levelMeter
+	var micMeter audio.Meter
 	start := time.Now()
 	n := 0
 	t := time.NewTimer(softFrame)
@@ -188,7 +187,7 @@ func (s *SoftAudio) run() {
 }
 
 // frame processes one 20 ms frame: microphone to Opus, parties to OnParty.
-func (s *SoftAudio) frame(mic, pcm []int16, pkt []byte, m *levelMeter) {
+func (s *SoftAudio) frame(mic, pcm []int16, pkt []byte, m *audio.Meter) {
 	s.frames.Add(1)
 	if s.cfg.Mic != nil {
 		s.cfg.Mic.Read(mic)
@@ -198,8 +197,8 @@ func (s *SoftAudio) frame(mic, pcm []int16, pkt []byte, m *levelMeter) {
 	if s.muted.Load() {
 		clear(mic)
 	}
-	if m.add(mic) {
-		s.micLevel.Store(int32(m.level))
+	if m.Add(mic) {
+		s.micLevel.Store(int32(m.Level()))
 	}
 	s.mu.Lock()
 	out := s.out
@@ -235,7 +234,7 @@ type softParty struct {
 	// engine goroutine only
 	dec   *opus.Decoder
 	pkt   []byte
-	meter levelMeter
+	meter audio.Meter
 	freed bool
 }
 
@@ -274,33 +273,7 @@ func (p *softParty) render(pcm []int16) {
 	if err != nil {
 		clear(pcm)
 	}
-	if p.meter.add(pcm) {
-		p.level.Store(int32(p.meter.level))
+	if p.meter.Add(pcm) {
+		p.level.Store(int32(p.meter.Level()))
 	}
-}
-
-// levelMeter turns samples into a level 0..100 over 300 ms windows: -60 dBFS
-// RMS and below is 0, full scale 100 (as the device's engine).
-type levelMeter struct {
-	sumSq float64
-	n     int
-	level int
-}
-
-func (m *levelMeter) add(p []int16) bool {
-	for _, s := range p {
-		v := float64(s)
-		m.sumSq += v * v
-	}
-	m.n += len(p)
-	if m.n < levelSamples {
-		return false
-	}
-	rms := math.Sqrt(m.sumSq/float64(m.n)) / 32768
-	m.sumSq, m.n = 0, 0
-	m.level = 0
-	if rms > 0 {
-		m.level = max(0, min(100, int(math.Round((20*math.Log10(rms)+60)*100/60))))
-	}
-	return true
 }

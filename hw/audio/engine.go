@@ -113,7 +113,7 @@ type Engine struct {
 	gen      toneGen
 	toneSeen int64
 	lim      limiter
-	micMeter meter
+	micMeter Meter
 	ts       uint32
 	ticks    int
 	echo     *aec.Canceller // nil without echo cancellation
@@ -539,7 +539,7 @@ func (e *Engine) pause(ctx context.Context, watchdog *time.Timer) error {
 	watchdog.Stop()
 	e.capRing.discard()
 	e.playRing.discard()
-	e.micMeter = meter{}
+	e.micMeter = Meter{}
 	e.micLevel.Store(0)
 	if e.echo != nil {
 		// The echo path may change while paused (another speaker volume,
@@ -588,8 +588,8 @@ func (e *Engine) process() {
 	if e.cfg.CaptureSink != nil {
 		e.cfg.CaptureSink.Write(mic)
 	}
-	if e.micMeter.add(mic) {
-		e.micLevel.Store(int32(e.micMeter.level))
+	if e.micMeter.Add(mic) {
+		e.micLevel.Store(int32(e.micMeter.Level()))
 	}
 	if fn := e.onEncoded.Load(); fn != nil {
 		n, err := e.enc.Encode(mic, e.pktBuf)

@@ -2,9 +2,11 @@ package audio
 
 import "math"
 
-// meter turns samples into a voice level 0..100 over windows of levelWindow
-// samples: -60 dBFS RMS and below is 0, full scale is 100.
-type meter struct {
+// Meter turns samples into a voice level 0..100 over windows of 300 ms at
+// SampleRate: -60 dBFS RMS and below is 0, full scale is 100. The device's
+// engine and the softphone meter with it, so their levels compare. The zero
+// value is ready; a Meter is not safe for concurrent use.
+type Meter struct {
 	sumSq float64
 	n     int
 	level int
@@ -12,8 +14,9 @@ type meter struct {
 
 const levelWindow = SampleRate * 300 / 1000
 
-// add accounts samples and reports whether a window completed.
-func (m *meter) add(p []int16) bool {
+// Add accounts samples and reports whether a window completed, after which
+// Level is that window's level.
+func (m *Meter) Add(p []int16) bool {
 	for _, s := range p {
 		v := float64(s)
 		m.sumSq += v * v
@@ -26,6 +29,9 @@ func (m *meter) add(p []int16) bool {
 	m.sumSq, m.n = 0, 0
 	return true
 }
+
+// Level is the level of the last completed window.
+func (m *Meter) Level() int { return m.level }
 
 // levelOf maps an RMS in units of full scale to 0..100.
 func levelOf(rms float64) int {

@@ -26,7 +26,7 @@ type Party struct {
 	pcm     []int16 // decoded samples not yet played: pcm[:pcmLen]
 	pcmLen  int
 	lastDur int // samples per channel of the last packet
-	meter   meter
+	meter   Meter
 }
 
 // PartyStats reports a party's receive path.
@@ -121,8 +121,8 @@ func (p *Party) render(out []int16) {
 	}
 	copy(out, p.pcm[:len(out)])
 	p.pcmLen = copy(p.pcm, p.pcm[len(out):p.pcmLen])
-	if p.meter.add(out) {
-		p.level.Store(int32(p.meter.level))
+	if p.meter.Add(out) {
+		p.level.Store(int32(p.meter.Level()))
 	}
 }
 

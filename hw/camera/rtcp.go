@@ -23,18 +23,32 @@ type RTCPReader interface {
 // goroutine the media layer owns and joins after closing the PeerConnection; or use
 // HandleRTCP.
 func (p *Pipeline) DrainRTCP(sender RTCPReader) error {
+	return ReadRTCP(sender, p.ForceKeyFrame)
+}
+
+// ReadRTCP reads r's RTCP until r stops, calling onKeyFrame (when not nil)
+// for every picture loss indication (PLI) and full intra request (FIR). It
+// returns nil when r ended normally (io.EOF or a closed pipe) and the read
+// error otherwise. Every sender's and receiver's RTCP must be read, also
+// when nobody needs it: pion's interceptors see only what is read, and RTCP
+// nobody reads stalls them. *webrtc.RTPSender and *webrtc.RTPReceiver are
+// RTCPReaders.
+func ReadRTCP(r RTCPReader, onKeyFrame func()) error {
 	for {
-		pkts, _, err := sender.ReadRTCP()
+		pkts, _, err := r.ReadRTCP()
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
 				return nil
 			}
 			return fmt.Errorf("read rtcp: %w", err)
 		}
+		if onKeyFrame == nil {
+			continue
+		}
 		for _, pkt := range pkts {
 			switch pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				p.ForceKeyFrame()
+				onKeyFrame()
 			}
 		}
 	}

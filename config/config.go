@@ -82,7 +82,8 @@ type Device struct {
 	// Name is the human-readable name shown to phones.
 	Name string `yaml:"name"`
 	// StateDir holds state created at run time: the token secret, the
-	// self-signed TLS certificate. Must be absolute.
+	// device's certificate authority and HTTPS certificate. Must be
+	// absolute.
 	StateDir string `yaml:"state_dir"`
 }
 
@@ -212,7 +213,8 @@ type Doorbell struct {
 type HTTP struct {
 	Listen string `yaml:"listen"`
 	// CertFile and KeyFile are the server certificate; both or neither.
-	// Neither means a self-signed certificate kept in the state directory.
+	// Neither means a certificate from the device's own certificate
+	// authority, kept in the state directory (package web/devca).
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// Metrics serves /metrics in the Prometheus text format on this port:

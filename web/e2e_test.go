@@ -90,6 +90,7 @@ func buildDaemon(t testing.TB) string {
 type device struct {
 	t      testing.TB
 	url    string // https://127.0.0.1:port/
+	config string // its configuration file
 	stdin  io.WriteCloser
 	client *http.Client
 
@@ -166,7 +167,7 @@ func startDevice(t testing.TB, bin string) *device {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &device{t: t, stdin: stdin, heard: map[string]int{}, client: &http.Client{
+	d := &device{t: t, config: cfg, stdin: stdin, heard: map[string]int{}, client: &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 	}}

@@ -1,76 +1,158 @@
 package web
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
-	"math/big"
-	"net"
+	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/web/devca"
 )
 
-// Names of the self-signed certificate and its key in the state directory.
-const (
-	SelfSignedCert = "https.crt"
-	SelfSignedKey  = "https.key"
-)
-
-// selfSignedValidity is long: nobody renews a door station's certificate,
-// and phones pin it by fingerprint.
-const selfSignedValidity = 10 * 365 * 24 * time.Hour
-
-// CertFiles returns the certificate and key the HTTPS server uses: the
-// configured pair, or the self-signed pair in stateDir.
-func CertFiles(h config.HTTP, stateDir string) (certFile, keyFile string) {
-	if h.CertFile != "" {
-		return h.CertFile, h.KeyFile
-	}
-	return filepath.Join(stateDir, SelfSignedCert), filepath.Join(stateDir, SelfSignedKey)
+// HTTPS is where the HTTPS server's certificate comes from: the pair
+// configured in http.cert_file and http.key_file (read again when the files
+// change, as `tailscale cert` or certbot renew them), or the device's own
+// certificate authority in the state directory (package devca), which
+// issues and renews the server certificate itself.
+type HTTPS struct {
+	ca   *devca.Server // nil with a configured pair
+	user *fileCert     // nil without
+	log  *slog.Logger
 }
 
-// LoadCertificate returns the HTTPS server's certificate: the configured
-// pair (which must load), or the self-signed pair in stateDir, made on first
-// use (ECDSA P-256, valid for the host name, localhost, 127.0.0.1, ::1 and
-// the machine's addresses at the time). created reports that a new one was
-// made; the caller logs its fingerprint.
-func LoadCertificate(h config.HTTP, stateDir string) (cert tls.Certificate, created bool, err error) {
-	certFile, keyFile := CertFiles(h, stateDir)
+// NewHTTPS loads the certificate the HTTPS server serves for h: the
+// configured pair, which must load, or the device CA's in stateDir, made on
+// first use (replacing the self-signed certificate of earlier versions).
+// log (nil discards) receives renewals.
+func NewHTTPS(h config.HTTP, stateDir string, log *slog.Logger) (*HTTPS, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &HTTPS{log: log}
 	if h.CertFile != "" {
-		cert, err = tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return cert, false, fmt.Errorf("https certificate %s: %w", certFile, err)
+		s.user = &fileCert{certFile: h.CertFile, keyFile: h.KeyFile}
+		s.user.stamp, _ = s.user.stat()
+		if err := s.user.reload(); err != nil {
+			return nil, err
 		}
-		return cert, false, nil
+		return s, nil
 	}
-	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
-	if err == nil {
-		return cert, false, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return cert, false, fmt.Errorf("self-signed certificate %s: %w", certFile, err)
-	}
-	if err := WriteSelfSigned(certFile, keyFile, time.Now()); err != nil {
-		return cert, false, err
-	}
-	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
+	ca, err := devca.NewServer(stateDir, devca.Options{Log: log})
 	if err != nil {
-		return cert, false, fmt.Errorf("self-signed certificate %s: %w", certFile, err)
+		return nil, err
 	}
-	return cert, true, nil
+	s.ca = ca
+	return s, nil
+}
+
+// Root returns the device CA's root certificate, nil when the HTTPS server
+// serves a configured certificate.
+func (s *HTTPS) Root() *x509.Certificate {
+	if s.ca == nil {
+		return nil
+	}
+	return s.ca.CA.Cert
+}
+
+// Certificate returns the certificate served now.
+func (s *HTTPS) Certificate() *tls.Certificate {
+	if s.ca != nil {
+		return s.ca.Certificate()
+	}
+	return s.user.cert.Load()
+}
+
+// TLSConfig is the server's TLS configuration, serving the current
+// certificate.
+func (s *HTTPS) TLSConfig() *tls.Config {
+	c := TLSConfig(tls.Certificate{})
+	c.Certificates = nil
+	c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.Certificate(), nil }
+	return c
+}
+
+// Run calls Check every devca.CheckEvery until stop is closed.
+func (s *HTTPS) Run(stop <-chan struct{}) {
+	t := time.NewTicker(devca.CheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			s.Check(now)
+		}
+	}
+}
+
+// Check renews the device CA's certificate when it is due (see
+// devca.Server.Refresh), or reads the configured pair again when its files
+// have changed. Errors are logged; the current certificate stays served.
+func (s *HTTPS) Check(now time.Time) {
+	if s.ca != nil {
+		if _, err := s.ca.Refresh(now); err != nil {
+			s.log.Error("https certificate renewal failed; serving the current one", "err", err)
+		}
+		return
+	}
+	changed, err := s.user.changed()
+	if !changed {
+		return
+	}
+	if err == nil {
+		err = s.user.reload()
+	}
+	if err != nil {
+		// Logged once for each change of the files.
+		s.log.Error("https certificate changed but does not load; serving the previous one", "file", s.user.certFile, "err", err)
+		return
+	}
+	s.log.Info("https certificate reloaded", "file", s.user.certFile, "expires", s.user.cert.Load().Leaf.NotAfter.UTC().Format(time.DateOnly))
+}
+
+// fileCert is a configured certificate and key.
+type fileCert struct {
+	certFile, keyFile string
+	stamp             string // the files' sizes and modification times when loaded
+	cert              atomic.Pointer[tls.Certificate]
+}
+
+func (f *fileCert) stat() (string, error) {
+	var stamp string
+	for _, name := range []string{f.certFile, f.keyFile} {
+		st, err := os.Stat(name)
+		if err != nil {
+			return "error " + err.Error(), err
+		}
+		stamp += fmt.Sprintf("%d/%d ", st.Size(), st.ModTime().UnixNano())
+	}
+	return stamp, nil
+}
+
+// changed reports whether the files changed since the last call (or load),
+// and an error when they cannot be read now.
+func (f *fileCert) changed() (bool, error) {
+	stamp, err := f.stat()
+	if stamp == f.stamp {
+		return false, nil
+	}
+	f.stamp = stamp
+	return true, err
+}
+
+func (f *fileCert) reload() error {
+	cert, err := tls.LoadX509KeyPair(f.certFile, f.keyFile)
+	if err != nil {
+		return fmt.Errorf("https certificate %s: %w", f.certFile, err)
+	}
+	f.cert.Store(&cert)
+	return nil
 }
 
 // TLSConfig is the server's TLS configuration around cert: TLS 1.2 and up,
@@ -83,135 +165,9 @@ func TLSConfig(cert tls.Certificate) *tls.Config {
 	}
 }
 
-// WriteSelfSigned makes a self-signed ECDSA P-256 certificate valid from
-// now (less a day, for clocks a little behind) and writes it and its key,
-// the key readable by the owner only. Existing files are replaced.
-func WriteSelfSigned(certFile, keyFile string, now time.Time) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return fmt.Errorf("generate key: %w", err)
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return fmt.Errorf("certificate serial: %w", err)
-	}
-	host, _ := os.Hostname()
-	dns, ips := certNames(host, localAddrs())
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "intercomd " + host, Organization: []string{"intercomd"}},
-		NotBefore:             now.Add(-24 * time.Hour),
-		NotAfter:              now.Add(selfSignedValidity),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		DNSNames:              dns,
-		IPAddresses:           ips,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return fmt.Errorf("create certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("encode key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(certFile), 0o700); err != nil {
-		return fmt.Errorf("certificate directory: %w", err)
-	}
-	if err := writeAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return err
-	}
-	return writeAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-}
-
-// certNames lists the names a self-signed certificate is valid for.
-func certNames(host string, addrs []net.IP) (dns []string, ips []net.IP) {
-	dns = []string{"localhost"}
-	if host != "" && host != "localhost" {
-		dns = append(dns, host)
-		if !strings.Contains(host, ".") {
-			dns = append(dns, host+".local")
-		}
-	}
-	ips = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	for _, a := range addrs {
-		if !a.IsLoopback() && !a.IsLinkLocalUnicast() {
-			ips = append(ips, a)
-		}
-	}
-	return dns, ips
-}
-
-func localAddrs() []net.IP {
-	as, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var ips []net.IP
-	for _, a := range as {
-		if n, ok := a.(*net.IPNet); ok {
-			ips = append(ips, n.IP)
-		}
-	}
-	return ips
-}
-
-func writeAtomic(name string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name))
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-// Fingerprint returns the SHA-256 fingerprint of the first certificate in
-// the PEM file certFile, as colon-separated upper-case hex bytes (the form
-// browsers show), for checking a self-signed certificate on first visit.
-func Fingerprint(certFile string) (string, error) {
-	b, err := os.ReadFile(certFile)
-	if err != nil {
-		return "", fmt.Errorf("fingerprint: %w", err)
-	}
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return "", fmt.Errorf("fingerprint: no certificate in %s", certFile)
-		}
-		if blk.Type == "CERTIFICATE" {
-			return FingerprintDER(blk.Bytes), nil
-		}
-	}
-}
-
-// FingerprintDER returns the SHA-256 fingerprint of a DER certificate.
-func FingerprintDER(der []byte) string {
-	sum := sha256.Sum256(der)
-	var sb strings.Builder
-	for i, c := range sum {
-		if i > 0 {
-			sb.WriteByte(':')
-		}
-		fmt.Fprintf(&sb, "%02X", c)
-	}
-	return sb.String()
-}
+// Fingerprint returns the SHA-256 fingerprint of a DER certificate, as
+// colon-separated upper-case hex bytes (the form browsers show).
+func Fingerprint(der []byte) string { return devca.Fingerprint(der) }
 
 // SignInLink is the address that signs a phone in with token: the app's
 // origin (https://door.local:8443) with the token in the fragment, which

@@ -12,9 +12,11 @@
 // matches its sources. Browser tests: `go test ./web -run TestBrowser`
 // (Debian's chromium, node; see e2e_test.go). App serves it with /config.json, which tells the page where to
 // connect and whom it can call; the daemon mounts MQTT over WebSocket at /mqtt
-// itself. TLS serves everything over HTTPS with a configured certificate or a
-// self-signed one kept in the state directory (browsers grant camera and
-// microphone only to secure origins).
+// itself. HTTPS serves everything with a configured certificate or one from
+// the device's own certificate authority (package devca; browsers grant
+// camera and microphone, and register service workers, only on origins they
+// trust), and Listener serves the install page of that authority's root
+// (/install, /ca.crt, /ca.mobileconfig) over plain HTTP on the same port.
 //
 // App is safe for concurrent use: it serves a snapshot of the configuration,
 // replaced whole by SetConfig after a reload. The package keeps no global
@@ -26,6 +28,7 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/x509"
 	"embed"
 	"encoding/json"
 	"io"
@@ -116,6 +119,9 @@ type App struct {
 	client atomic.Pointer[ClientConfig]
 	log    *slog.Logger
 
+	root509 atomic.Pointer[x509.Certificate] // the device CA's root; see SetRoot
+	install installPages
+
 	gzOnce sync.Once
 	gz     map[string][]byte // gzipped text files, made on first use
 }
@@ -154,6 +160,9 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch name {
 	case "config.json":
 		a.serveConfig(w)
+		return
+	case "install", "ca.crt", "ca.mobileconfig", "install.html":
+		a.serveInstall(w, r, strings.TrimSuffix(name, ".html"))
 		return
 	case "":
 		name = "index.html"

@@ -3,20 +3,13 @@ package web_test
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/web"
@@ -168,98 +161,6 @@ func TestClientConfig(t *testing.T) {
 	}
 	if got := web.NewClientConfig(ext).MQTTURL; got != "wss://mqtt.example.org:8084/mqtt" {
 		t.Errorf("external broker: mqtt_url = %q", got)
-	}
-}
-
-func TestSelfSignedCertificate(t *testing.T) {
-	dir := t.TempDir()
-	cert, created, err := web.LoadCertificate(config.HTTP{}, dir)
-	if err != nil || !created {
-		t.Fatalf("first load: created=%v err=%v", created, err)
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
-		t.Errorf("key is %T, want ECDSA P-256", leaf.PublicKey)
-	}
-	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
-		if err := leaf.VerifyHostname(name); err != nil {
-			t.Errorf("not valid for %s: %v", name, err)
-		}
-	}
-	if leaf.NotAfter.Before(time.Now().Add(5 * 365 * 24 * time.Hour)) {
-		t.Errorf("expires %v: too soon for a door station", leaf.NotAfter)
-	}
-	certFile, keyFile := web.CertFiles(config.HTTP{}, dir)
-	st, err := os.Stat(keyFile)
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode %v, %v; want 0600", st.Mode().Perm(), err)
-	}
-	fp, err := web.Fingerprint(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(fp) != 32*3-1 || fp != web.FingerprintDER(leaf.Raw) {
-		t.Errorf("fingerprint %q", fp)
-	}
-
-	// Kept across restarts.
-	again, created, err := web.LoadCertificate(config.HTTP{}, dir)
-	if err != nil || created || !bytes.Equal(again.Certificate[0], cert.Certificate[0]) {
-		t.Fatalf("second load: created=%v err=%v, same=%v", created, err, bytes.Equal(again.Certificate[0], cert.Certificate[0]))
-	}
-
-	// A real handshake presents the certificate whose fingerprint was printed.
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", web.TLSConfig(cert))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			_ = c.(*tls.Conn).Handshake()
-			c.Close()
-		}
-	}()
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
-	if err != nil {
-		t.Fatalf("handshake with the self-signed certificate trusted: %v", err)
-	}
-	defer conn.Close()
-	if got := web.FingerprintDER(conn.ConnectionState().PeerCertificates[0].Raw); got != fp {
-		t.Errorf("served certificate %s, printed %s", got, fp)
-	}
-	if conn.ConnectionState().NegotiatedProtocol != "" && conn.ConnectionState().NegotiatedProtocol != "http/1.1" {
-		t.Errorf("ALPN %q: the WebSocket upgrade needs HTTP/1.1", conn.ConnectionState().NegotiatedProtocol)
-	}
-}
-
-func TestConfiguredCertificate(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	if err := web.WriteSelfSigned(certFile, keyFile, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	state := t.TempDir()
-	h := config.HTTP{CertFile: certFile, KeyFile: keyFile}
-	if _, created, err := web.LoadCertificate(h, state); err != nil || created {
-		t.Fatalf("configured pair: created=%v err=%v", created, err)
-	}
-	if _, err := os.Stat(filepath.Join(state, web.SelfSignedCert)); !os.IsNotExist(err) {
-		t.Errorf("a self-signed certificate was made although one is configured")
-	}
-	// A configured pair that does not load is an error, never replaced.
-	h.KeyFile = filepath.Join(dir, "missing.pem")
-	if _, _, err := web.LoadCertificate(h, state); err == nil || !strings.Contains(err.Error(), certFile) {
-		t.Errorf("missing key: err = %v, want one naming %s", err, certFile)
-	}
-	if _, err := web.Fingerprint(filepath.Join(dir, "missing.pem")); err == nil {
-		t.Errorf("fingerprint of a missing file: no error")
 	}
 }
 

@@ -41,7 +41,7 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 	user := fs.String("user", "", "user ID to issue the token for (letters, digits, - and _)")
 	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
 	stateDir := fs.String("state-dir", "", "override device.state_dir")
-	origin := fs.String("origin", "", "also print a sign-in link for the phone app at this address, e.g. https://door.local:8443")
+	origin := fs.String("origin", "", "also print a sign-in link for the phone app at this address, e.g. https://door.local:8443, and its QR code")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,7 +71,9 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 	}
 	fmt.Fprintln(env.stdout, tok)
 	if *origin != "" {
-		fmt.Fprintln(env.stdout, web.SignInLink(*origin, tok))
+		link := web.SignInLink(*origin, tok)
+		fmt.Fprintln(env.stdout, link)
+		return printQR(env.stdout, link)
 	}
 	return nil
 }

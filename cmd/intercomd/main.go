@@ -56,7 +56,7 @@ func commands() map[string]command {
 		"phone":        {"a command-line softphone: call, answer, reject, hang up", runPhone},
 		"relay-off":    {"de-energise the door relay and exit (for ExecStopPost)", runRelayOff},
 		"version":      {"print the version", runVersion},
-		"cert":         {"print the HTTPS certificate's SHA-256 fingerprint", runCert},
+		"cert":         {"print the device CA's fingerprint and a QR code of the page phones trust it from", runCert},
 	}
 }
 

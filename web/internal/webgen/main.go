@@ -41,7 +41,7 @@ func main() {
 }
 
 // static files copied from src/ as they are.
-var static = []string{"index.html", "style.css", "manifest.webmanifest"}
+var static = []string{"index.html", "install.html", "style.css", "manifest.webmanifest"}
 
 func build(web, out string) error {
 	web, err := filepath.Abs(web)

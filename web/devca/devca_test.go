@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -296,5 +297,32 @@ func TestMobileConfig(t *testing.T) {
 	// The same root gives the same profile: iOS replaces it, not adds one.
 	if b2, _ := devca.MobileConfig(ca.Cert, "Front door"); !bytes.Equal(b, b2) {
 		t.Errorf("profile differs between downloads")
+	}
+}
+
+// Root writing into the service user's state directory (`sudo intercomd
+// cert` before the first start) leaves files that user owns.
+func TestFilesOwnedLikeTheStateDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another user")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devca.NewServer(dir, devca.Options{Names: func() devca.Names { return devca.NamesFor("door", nil) }, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{devca.RootCert, devca.RootKey, devca.ServerCert, devca.ServerKey} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sys := st.Sys().(*syscall.Stat_t); sys.Uid != 65534 || sys.Gid != 65534 {
+			t.Errorf("%s owned by %d:%d, want the directory's 65534:65534", f, sys.Uid, sys.Gid)
+		}
 	}
 }

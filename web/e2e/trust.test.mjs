@@ -14,6 +14,8 @@ import { APP, token } from "./helpers.mjs";
 const args = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  // The device's name (<host>.local, as a phone finds it by mDNS) on loopback.
+  "--host-resolver-rules=MAP * 127.0.0.1",
 ];
 
 async function open(home) {
@@ -68,6 +70,14 @@ test("trusting only the device's root: app, service worker, installable", async 
     await page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 15000 });
     const inst = await cdp.send("Page.getInstallabilityErrors");
     assert.deepEqual(inst.installabilityErrors, [], "installability errors");
+
+    // The name, under the root's name constraints, as well as the address.
+    const byName = new URL(APP);
+    const host = os.hostname().toLowerCase();
+    byName.hostname = host.includes(".") ? host : `${host}.local`;
+    const named = await b.ctx.newPage();
+    const r2 = await named.goto(new URL("config.json", byName).href);
+    assert.equal(r2.status(), 200, `${byName.hostname}: ${r2.status()}`);
   } finally {
     await b.close();
   }

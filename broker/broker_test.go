@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/intercomd/intercomd/broker"
+	"github.com/intercomd/intercomd/internal/leaktest"
 	"github.com/intercomd/intercomd/internal/mqtttest"
 	"github.com/intercomd/intercomd/mqttsig"
 	"github.com/intercomd/intercomd/usersig"
@@ -22,26 +22,8 @@ import (
 
 var groups = map[string][]string{"family": {"alice", "bob"}}
 
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		for runtime.NumGoroutine() > before {
-			select {
-			case <-ctx.Done():
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				t.Errorf("goroutines leaked: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	})
-}
-
 func TestAuthentication(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{
 		Groups: groups,
 		CheckCredentials: func(user string, password []byte) bool {
@@ -110,7 +92,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestLastWillMustBeAllowed(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{Groups: groups})
 	for _, tt := range []struct {
 		topic  string
@@ -134,7 +116,7 @@ func TestLastWillMustBeAllowed(t *testing.T) {
 }
 
 func TestRetainOnlyOnPresence(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{Groups: groups})
 	ctx, cancel := context.WithTimeout(context.Background(), mqtttest.Timeout)
 	defer cancel()
@@ -176,7 +158,7 @@ func TestRetainOnlyOnPresence(t *testing.T) {
 }
 
 func TestWebSocketHandler(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{Groups: groups})
 	// Refused over WebSocket as over TCP.
 	o := env.RawOptions("alice", "v1.alice.1.AAAA", "alice-ws")
@@ -211,7 +193,7 @@ func TestWebSocketHandler(t *testing.T) {
 }
 
 func TestStoppedBrokerRefusesWebSocket(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	secret, _ := usersig.NewSecret()
 	b, err := broker.New(broker.Options{Secret: secret})
 	if err != nil {
@@ -285,7 +267,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestDeniedPublishDisconnects(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{Groups: groups})
 	lost := make(chan error, 1)
 	o := env.RawOptions("alice", env.Token("alice"), "alice-raw")
@@ -313,7 +295,7 @@ func TestDeniedPublishDisconnects(t *testing.T) {
 // A connection that never sends CONNECT, over TCP or WebSocket, must not
 // keep Close from returning.
 func TestCloseWithSilentConnections(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	secret, _ := usersig.NewSecret()
 	b, err := broker.New(broker.Options{Secret: secret, Addr: "127.0.0.1:0"})
 	if err != nil {

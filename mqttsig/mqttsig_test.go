@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/intercomd/intercomd/internal/leaktest"
 	"github.com/intercomd/intercomd/internal/mqtttest"
 	"github.com/intercomd/intercomd/mqttsig"
 )
@@ -25,32 +25,12 @@ var (
 // brokers runs f against the embedded broker and against Mosquitto.
 func brokers(t *testing.T, f func(t *testing.T, env *mqtttest.Env)) {
 	t.Run("embedded", func(t *testing.T) {
-		checkGoroutines(t)
+		leaktest.Check(t)
 		f(t, mqtttest.StartEmbedded(t, mqtttest.Options{Groups: testGroups}))
 	})
 	t.Run("mosquitto", func(t *testing.T) {
-		checkGoroutines(t)
+		leaktest.Check(t)
 		f(t, mqtttest.StartMosquitto(t, testUsers, testGroups))
-	})
-}
-
-// checkGoroutines fails the test if goroutines it started outlive it. It
-// must be called before anything registers a cleanup.
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		for runtime.NumGoroutine() > before {
-			select {
-			case <-ctx.Done():
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				t.Errorf("goroutines leaked: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
 	})
 }
 
@@ -540,7 +520,7 @@ func TestDialValidation(t *testing.T) {
 }
 
 func TestSendWhileNeverConnected(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	ctx := testCtx(t)
 	c, err := mqttsig.Dial(ctx, mqttsig.Options{
 		Brokers:       []string{"tcp://127.0.0.1:1"}, // nothing listens on port 1

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/intercomd/intercomd/internal/leaktest"
 	"github.com/intercomd/intercomd/internal/mqtttest"
 	"github.com/intercomd/intercomd/mqttsig"
 )
@@ -17,7 +18,7 @@ import (
 // wss:// verified against a CA file, and a listener that requires a client
 // certificate.
 func TestTLS(t *testing.T) {
-	checkGoroutines(t)
+	leaktest.Check(t)
 	env, tl := mqtttest.StartMosquittoTLS(t, testUsers, testGroups)
 	for _, c := range []struct {
 		name, url  string

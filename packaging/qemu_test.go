@@ -7,7 +7,6 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/intercomd/intercomd/internal/mqtttest"
 )
 
 // target is one cross architecture and how qemu-user runs its binaries.
@@ -186,15 +187,7 @@ gpio:
 	d.stop(t)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return mqtttest.FreePort(t) }
 
 // daemon is a running intercomd whose log is collected.
 type daemon struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/endpoint"
 	"github.com/intercomd/intercomd/hw/audio/audiotest"
+	"github.com/intercomd/intercomd/hw/gpio/gpiotest"
 	"github.com/intercomd/intercomd/media"
 	"github.com/intercomd/intercomd/mqttsig"
 	"github.com/intercomd/intercomd/usersig"
@@ -30,19 +31,7 @@ const (
 	lineRelay  = 22
 )
 
-func piSim(t *testing.T) *gpiosim.Chip {
-	t.Helper()
-	opts := make([]gpiosim.NewBankOption, 0, 58)
-	for i := range 58 {
-		opts = append(opts, gpiosim.WithNamedLine(i, fmt.Sprintf("GPIO%d", i)))
-	}
-	s, err := gpiosim.NewSim(gpiosim.WithBank(gpiosim.NewBank("pinctrl-bcm2711", 58, opts...)))
-	if err != nil {
-		t.Fatalf("gpio-sim is not available: %v", err)
-	}
-	t.Cleanup(s.Close)
-	return &s.Chips[0]
-}
+func piSim(t *testing.T) *gpiosim.Chip { return gpiotest.PiHeader(t) }
 
 func level(t *testing.T, c *gpiosim.Chip, off int) int {
 	t.Helper()

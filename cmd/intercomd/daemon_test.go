@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/endpoint"
 	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/internal/mqtttest"
 	"github.com/intercomd/intercomd/media"
 	"github.com/intercomd/intercomd/mqttsig"
 	"github.com/intercomd/intercomd/usersig"
@@ -54,15 +54,7 @@ func (s *syncBuffer) waitFor(t *testing.T, sub string, d time.Duration) {
 	t.Fatalf("never saw %q in:\n%s", sub, s.String())
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return mqtttest.FreePort(t) }
 
 type daemonUnderTest struct {
 	dir     string

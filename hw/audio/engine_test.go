@@ -18,25 +18,7 @@ import (
 
 // encodeTone returns n 20 ms Opus packets of a sine at freq Hz.
 func encodeTone(t testing.TB, freq float64, n int) [][]byte {
-	t.Helper()
-	enc, err := opus.NewEncoder(opus.EncoderConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer enc.Close()
-	tone := audiotest.Tone{Freq: freq, Amp: 0.3}
-	pcm := make([]int16, audio.FrameSamples)
-	out := make([][]byte, n)
-	for i := range out {
-		tone.Read(pcm)
-		buf := make([]byte, opus.MaxPacketSize)
-		m, err := enc.Encode(pcm, buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = buf[:m]
-	}
-	return out
+	return audio.TonePackets(t, freq, n, false)
 }
 
 // startNull starts an engine on the null backend and closes it at cleanup,

@@ -23,6 +23,7 @@ import (
 	"github.com/warthog618/go-gpiosim"
 
 	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/hw/gpio/gpiotest"
 )
 
 // Offsets on the simulated header; gpio-sim offsets equal the GPIO numbers.
@@ -37,19 +38,7 @@ const (
 const childEnv = "INTERCOMD_GPIO_KILL_CHILD"
 
 // newPiSim creates the simulated header, removed when the test ends.
-func newPiSim(t *testing.T) *gpiosim.Chip {
-	t.Helper()
-	opts := make([]gpiosim.NewBankOption, 0, 58)
-	for i := range 58 {
-		opts = append(opts, gpiosim.WithNamedLine(i, fmt.Sprintf("GPIO%d", i)))
-	}
-	s, err := gpiosim.NewSim(gpiosim.WithBank(gpiosim.NewBank("pinctrl-bcm2711", 58, opts...)))
-	if err != nil {
-		t.Fatalf("gpio-sim is not available (needs root, configfs and the gpio-sim module): %v", err)
-	}
-	t.Cleanup(s.Close)
-	return &s.Chips[0]
-}
+func newPiSim(t *testing.T) *gpiosim.Chip { return gpiotest.PiHeader(t) }
 
 func kernelPanel(t *testing.T, cfg gpio.Config) *gpio.Panel {
 	t.Helper()
@@ -437,4 +426,39 @@ func killChild(t *testing.T) {
 	fmt.Println("energised")
 	time.Sleep(50 * time.Second)
 	t.Fatal("child: not killed")
+}
+
+// TestKernelInputConfigReachesTheLine: every bias and inversion a button
+// can be configured with is what the kernel reports for the requested line.
+func TestKernelInputConfigReachesTheLine(t *testing.T) {
+	sim := newPiSim(t)
+	want := map[gpio.Bias]gpiocdev.LineBias{
+		gpio.BiasAsIs:     gpiocdev.LineBiasUnknown,
+		gpio.BiasPullUp:   gpiocdev.LineBiasPullUp,
+		gpio.BiasPullDown: gpiocdev.LineBiasPullDown,
+		gpio.BiasDisabled: gpiocdev.LineBiasDisabled,
+	}
+	for _, bias := range gpio.Biases() {
+		for _, low := range []bool{false, true} {
+			p := kernelPanel(t, gpio.Config{Buttons: []gpio.ButtonConfig{
+				{Name: "call", Line: "GPIO17", ActiveLow: low, Bias: bias},
+			}})
+			c, err := gpiocdev.NewChip(sim.DevPath())
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := c.LineInfo(17)
+			c.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !info.Used || info.Config.Bias != want[bias] || info.Config.ActiveLow != low ||
+				info.Config.EdgeDetection != gpiocdev.LineEdgeBoth {
+				t.Errorf("bias %s, active_low %v: the kernel reports %+v", bias, low, info)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }

@@ -55,9 +55,9 @@ func startMosquitto(t testing.TB, users map[string]string, groups map[string][]s
 	// Another process may take a port between picking and binding it:
 	// pick new ports and try again.
 	for attempt := 1; ; attempt++ {
-		m.port, m.wsPort = freePort(t), freePort(t)
+		m.port, m.wsPort = FreePort(t), FreePort(t)
 		if tl != nil {
-			tl.port, tl.mutualPort, tl.wssPort = freePort(t), freePort(t), freePort(t)
+			tl.port, tl.mutualPort, tl.wssPort = FreePort(t), FreePort(t), FreePort(t)
 		}
 		err := m.launch()
 		if err == nil {

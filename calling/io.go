@@ -221,15 +221,12 @@ const (
 	ToneRingback      // I am calling
 )
 
+// String returns "none", "ringtone" or "ringback".
 func (t Tone) String() string {
-	switch t {
-	case ToneRingtone:
-		return "ringtone"
-	case ToneRingback:
-		return "ringback"
-	default:
-		return "none"
+	if t > ToneNone && t <= ToneRingback {
+		return [...]string{ToneRingtone: "ringtone", ToneRingback: "ringback"}[t]
 	}
+	return "none"
 }
 
 type (

@@ -128,28 +128,19 @@ func (m *Machine) Hub() string {
 
 // Parties returns the remote parties of the current call that are present
 // (media joined), sorted.
-func (m *Machine) Parties() []string {
-	if m.call == nil {
-		return nil
-	}
-	var us []string
-	for u, p := range m.call.parties {
-		if p.state == partyPresent {
-			us = append(us, u)
-		}
-	}
-	sort.Strings(us)
-	return us
-}
+func (m *Machine) Parties() []string { return m.partiesIn(partyPresent) }
 
 // Pending returns the invitees of the current call that have not answered.
-func (m *Machine) Pending() []string {
+func (m *Machine) Pending() []string { return m.partiesIn(partyPending) }
+
+// partiesIn returns the parties of the current call in state st, sorted.
+func (m *Machine) partiesIn(st partyState) []string {
 	if m.call == nil {
 		return nil
 	}
 	var us []string
 	for u, p := range m.call.parties {
-		if p.state == partyPending {
+		if p.state == st {
 			us = append(us, u)
 		}
 	}

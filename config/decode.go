@@ -190,16 +190,10 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		val := n.Content[i+1]
-		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" {
-			d.errorf(k.Line, path, "keys must be plain strings, got %s", describe(k))
+		p, ok := d.key(k, path, seen)
+		if !ok {
 			continue
 		}
-		p := joinKey(path, k.Value)
-		if prev, dup := seen[k.Value]; dup {
-			d.errorf(k.Line, p, "duplicate key (first set at line %d)", prev)
-			continue
-		}
-		seen[k.Value] = k.Line
 		f, ok := fields[k.Value]
 		if !ok {
 			d.errorf(k.Line, p, "unknown key%s", suggest(k.Value, fields))
@@ -233,6 +227,22 @@ func (d *decoder) sequence(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(s)
 }
 
+// key checks key k of the mapping at path: a plain string, not seen before
+// (seen maps keys to their lines). It returns the key's path.
+func (d *decoder) key(k *yaml.Node, path string, seen map[string]int) (string, bool) {
+	if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || isNull(k) {
+		d.errorf(k.Line, path, "keys must be plain strings, got %s", describe(k))
+		return "", false
+	}
+	p := joinKey(path, k.Value)
+	if prev, dup := seen[k.Value]; dup {
+		d.errorf(k.Line, p, "duplicate key (first set at line %d)", prev)
+		return "", false
+	}
+	seen[k.Value] = k.Line
+	return p, true
+}
+
 // dict decodes a YAML mapping into a map with string keys.
 func (d *decoder) dict(n *yaml.Node, v reflect.Value, path string) {
 	m := reflect.MakeMap(v.Type())
@@ -250,16 +260,10 @@ func (d *decoder) dict(n *yaml.Node, v reflect.Value, path string) {
 		if !ok {
 			continue
 		}
-		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || isNull(k) {
-			d.errorf(k.Line, path, "keys must be plain strings, got %s", describe(k))
+		p, ok := d.key(k, path, seen)
+		if !ok {
 			continue
 		}
-		p := joinKey(path, k.Value)
-		if prev, dup := seen[k.Value]; dup {
-			d.errorf(k.Line, p, "duplicate key (first set at line %d)", prev)
-			continue
-		}
-		seen[k.Value] = k.Line
 		d.src.lines[p] = k.Line
 		e := reflect.New(v.Type().Elem()).Elem()
 		d.value(n.Content[i+1], e, p)

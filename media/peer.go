@@ -44,6 +44,16 @@ type peer struct {
 	lastDownFrom webrtc.PeerConnectionState
 }
 
+// stopTimers stops the peer's ICE timers: it is connected again, or closed.
+func (p *peer) stopTimers() {
+	for _, t := range []**time.Timer{&p.downTimer, &p.retryTimer} {
+		if *t != nil {
+			(*t).Stop()
+			*t = nil
+		}
+	}
+}
+
 func (m *Media) newPeer(c *call, user string) (*peer, error) {
 	pc, err := m.api.NewPeerConnection(webrtc.Configuration{ICEServers: m.opts.ICEServers})
 	if err != nil {
@@ -451,14 +461,7 @@ func (m *Media) stateChanged(p *peer) {
 	st := p.pc.ConnectionState()
 	switch st {
 	case webrtc.PeerConnectionStateConnected:
-		if p.downTimer != nil {
-			p.downTimer.Stop()
-			p.downTimer = nil
-		}
-		if p.retryTimer != nil {
-			p.retryTimer.Stop()
-			p.retryTimer = nil
-		}
+		p.stopTimers()
 		if !p.connected {
 			p.connected = true
 			m.log.Info("peer connected", "call", c.id, "user", p.user)
@@ -566,14 +569,7 @@ func (m *Media) closePeer(c *call, user string) {
 		return
 	}
 	p.closed = true
-	if p.downTimer != nil {
-		p.downTimer.Stop()
-		p.downTimer = nil
-	}
-	if p.retryTimer != nil {
-		p.retryTimer.Stop()
-		p.retryTimer = nil
-	}
+	p.stopTimers()
 	delete(c.peers, user)
 	if err := p.pc.Close(); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
 		m.log.Debug("close peer connection", "user", user, "err", err)

@@ -1,14 +1,12 @@
 package web
 
 import (
-	"bytes"
 	"crypto/x509"
-	"html/template"
+	"html"
 	"io/fs"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/intercomd/intercomd/web/devca"
 )
@@ -21,23 +19,9 @@ import (
 // yet can be told nothing over HTTPS without a warning first. Nothing there
 // is secret: the root's private key never leaves the device.
 
-// installPage is what the template of the install page is given.
-type installPage struct {
-	Device      string
-	Fingerprint string // empty with a configured certificate
-	AppURL      string
-}
-
 // SetRoot sets the root certificate the install page serves (nil when the
 // HTTPS server has a configured certificate, which phones trust already).
 func (a *App) SetRoot(root *x509.Certificate) { a.root509.Store(root) }
-
-// installPages holds the install page's template, parsed on first use.
-type installPages struct {
-	once sync.Once
-	tmpl *template.Template
-	err  error
-}
 
 func (a *App) serveInstall(w http.ResponseWriter, r *http.Request, name string) {
 	root := a.root509.Load()
@@ -68,31 +52,33 @@ func (a *App) serveInstall(w http.ResponseWriter, r *http.Request, name string) 
 		writeBody(w, r, b)
 		return
 	}
-	in := &a.install
-	in.once.Do(func() {
-		var src []byte
-		if src, in.err = fs.ReadFile(a.root, "install.html"); in.err == nil {
-			in.tmpl, in.err = template.New("install").Parse(string(src))
-		}
-	})
-	if in.err != nil {
-		a.log.Error("install page", "err", in.err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	p := installPage{Device: a.client.Load().Device.Name, AppURL: "https://" + r.Host + "/"}
-	if root != nil {
-		p.Fingerprint = devca.Fingerprint(root.Raw)
-	}
-	var b bytes.Buffer
-	if err := in.tmpl.Execute(&b, p); err != nil {
+	src, err := fs.ReadFile(a.root, "install.html")
+	if err != nil {
 		a.log.Error("install page", "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	// The page has a part for the device CA and one for a configured
+	// certificate; placeholders for the rest. (Not html/template: its
+	// reflection keeps every method of every type in the binary, 3 MB.)
+	drop, fp := "own-cert", ""
+	if root != nil {
+		fp = devca.Fingerprint(root.Raw)
+	} else {
+		drop = "device-ca"
+	}
+	page := string(src)
+	if i, j := strings.Index(page, "<!--"+drop+"-->"), strings.Index(page, "<!--/"+drop+"-->"); i >= 0 && j > i {
+		page = page[:i] + page[j+len("<!--/"+drop+"-->"):]
+	}
+	page = strings.NewReplacer(
+		"@DEVICE@", html.EscapeString(a.client.Load().Device.Name),
+		"@FINGERPRINT@", fp,
+		"@APP_URL@", html.EscapeString("https://"+r.Host+"/"),
+	).Replace(page)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-	writeBody(w, r, b.Bytes())
+	writeBody(w, r, []byte(page))
 }
 
 func writeBody(w http.ResponseWriter, r *http.Request, b []byte) {

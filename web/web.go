@@ -120,7 +120,6 @@ type App struct {
 	log    *slog.Logger
 
 	root509 atomic.Pointer[x509.Certificate] // the device CA's root; see SetRoot
-	install installPages
 
 	gzOnce sync.Once
 	gz     map[string][]byte // gzipped text files, made on first use

@@ -102,6 +102,21 @@ func rtpKey(b []byte) (uint64, bool) {
 // a gap over 100 ms; after a burst of loss the receiver's PLI brings a key
 // frame and the picture back within 2 s (the periodic key frame interval is
 // far longer, so only the PLI can).
+// callAlice has dev (the door) call soft (alice, who answers at once) and
+// waits until both see the other enter.
+func callAlice(ctx context.Context, dev, soft *party, typ calling.CallType) {
+	dev.call(ctx, typ, "alice")
+	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
+	soft.wait(ctx, 0, "door entering", isEnter("door"))
+}
+
+// audioPair is the door and alice on the two sides of nw, without cameras.
+func audioPair(t *testing.T, env *mqtttest.Env, nw *netem, cfg media.Config) (dev, soft *party) {
+	dev = newParty(t, env, "door", partyOpts{tone: 440, net: nw.nets[0], cfg: cfg})
+	soft = newParty(t, env, "alice", partyOpts{tone: 880, autoAnswer: true, net: nw.nets[1], cfg: cfg})
+	return dev, soft
+}
+
 func TestLossAndDelay(t *testing.T) {
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
 	nw := newNetem(t, 50*time.Millisecond, "10.9.0.2", "10.9.0.3")
@@ -111,9 +126,7 @@ func TestLossAndDelay(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	dev.call(ctx, calling.Video, "alice")
-	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
-	soft.wait(ctx, 0, "door entering", isEnter("door"))
+	callAlice(ctx, dev, soft, calling.Video)
 	soft.hear(ctx, "door")
 
 	nw.lossPerMil.Store(50)
@@ -177,14 +190,10 @@ func TestLinkCut(t *testing.T) {
 	nw := newNetem(t, 5*time.Millisecond, "10.9.0.2", "10.9.0.3")
 	cfg := media.Config{ICEDisconnectedTimeout: 2 * time.Second, ICEFailedTimeout: 6 * time.Second,
 		ICEKeepalive: 500 * time.Millisecond, ICERestartTimeout: 20 * time.Second, StatsInterval: time.Second}
-	dev := newParty(t, env, "door", partyOpts{tone: 440, net: nw.nets[0], cfg: cfg})
-	soft := newParty(t, env, "alice", partyOpts{tone: 880, autoAnswer: true, net: nw.nets[1], cfg: cfg})
-
+	dev, soft := audioPair(t, env, nw, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	dev.call(ctx, calling.Audio, "alice")
-	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
-	soft.wait(ctx, 0, "door entering", isEnter("door"))
+	callAlice(ctx, dev, soft, calling.Audio)
 	soft.hear(ctx, "door")
 
 	devMark, softMark := dev.eventCount(), soft.eventCount()
@@ -242,14 +251,10 @@ func TestLinkLost(t *testing.T) {
 	nw := newNetem(t, 5*time.Millisecond, "10.9.0.2", "10.9.0.3")
 	cfg := media.Config{ICEDisconnectedTimeout: time.Second, ICEFailedTimeout: 3 * time.Second,
 		ICEKeepalive: 300 * time.Millisecond, ICERestartTimeout: 5 * time.Second}
-	dev := newParty(t, env, "door", partyOpts{tone: 440, net: nw.nets[0], cfg: cfg})
-	soft := newParty(t, env, "alice", partyOpts{tone: 880, autoAnswer: true, net: nw.nets[1], cfg: cfg})
-
+	dev, soft := audioPair(t, env, nw, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	dev.call(ctx, calling.Audio, "alice")
-	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
-	soft.wait(ctx, 0, "door entering", isEnter("door"))
+	callAlice(ctx, dev, soft, calling.Audio)
 	cut := time.Now()
 	nw.cut.Store(true)
 	i := dev.wait(ctx, 0, "call end", isCallEnd)
@@ -273,9 +278,7 @@ func TestRoundTripTime(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	dev.call(ctx, calling.Video, "alice")
-	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
-	soft.wait(ctx, 0, "door entering", isEnter("door"))
+	callAlice(ctx, dev, soft, calling.Video)
 	for _, p := range []*party{dev, soft} {
 		var st []media.PeerStats
 		for len(st) == 0 || st[0].RTT == 0 {

@@ -43,17 +43,24 @@ func testCtx(t *testing.T) context.Context {
 // next returns the next inbound message that is not a presence update.
 func next(ctx context.Context, t *testing.T, c *mqttsig.Client) mqttsig.Inbound {
 	t.Helper()
+	return receive(ctx, t, c, "message", func(in mqttsig.Inbound) bool { return in.Kind != mqttsig.Presence })
+}
+
+// receive returns the next inbound message for which want is true,
+// skipping others; it fails t when the channel closes or ctx ends.
+func receive(ctx context.Context, t *testing.T, c *mqttsig.Client, what string, want func(mqttsig.Inbound) bool) mqttsig.Inbound {
+	t.Helper()
 	for {
 		select {
 		case in, ok := <-c.Inbound():
 			if !ok {
 				t.Fatalf("%s: inbound channel closed", c.User())
 			}
-			if in.Kind != mqttsig.Presence {
+			if want(in) {
 				return in
 			}
 		case <-ctx.Done():
-			t.Fatalf("%s: no message: %v", c.User(), ctx.Err())
+			t.Fatalf("%s: no %s: %v", c.User(), what, ctx.Err())
 		}
 	}
 }
@@ -64,26 +71,19 @@ func next(ctx context.Context, t *testing.T, c *mqttsig.Client) mqttsig.Inbound 
 // with its publication.
 func waitPresence(ctx context.Context, t *testing.T, c *mqttsig.Client, user, state string, retained bool) (mqttsig.Inbound, mqttsig.PresenceInfo) {
 	t.Helper()
-	for {
-		select {
-		case in, ok := <-c.Inbound():
-			if !ok {
-				t.Fatalf("%s: inbound channel closed", c.User())
-			}
-			if in.Kind != mqttsig.Presence || in.From != user {
-				continue
-			}
-			p, err := mqttsig.ParsePresence(in.Payload)
-			if err != nil {
-				t.Fatalf("presence of %s: %v (payload %q)", user, err, in.Payload)
-			}
-			if p.State == state && (in.Retained || !retained) {
-				return in, p
-			}
-		case <-ctx.Done():
-			t.Fatalf("%s: no %s presence of %s (retained %v): %v", c.User(), state, user, retained, ctx.Err())
+	var p mqttsig.PresenceInfo
+	in := receive(ctx, t, c, fmt.Sprintf("%s presence of %s (retained %v)", state, user, retained), func(in mqttsig.Inbound) bool {
+		if in.Kind != mqttsig.Presence || in.From != user {
+			return false
 		}
-	}
+		var err error
+		p, err = mqttsig.ParsePresence(in.Payload)
+		if err != nil {
+			t.Fatalf("presence of %s: %v (payload %q)", user, err, in.Payload)
+		}
+		return p.State == state && (in.Retained || !retained)
+	})
+	return in, p
 }
 
 // receiveUntil collects non-presence messages until one carries marker.

@@ -207,8 +207,10 @@ func TestTwoPartiesAreMixed(t *testing.T) {
 	}
 }
 
-func TestPartyCloseRemovesItFromTheMix(t *testing.T) {
-	ctx := testCtx(t)
+// playTone starts a null engine recording its speaker, with one party "a"
+// fed a 440 Hz tone.
+func playTone(t *testing.T) (*audio.Engine, *audio.Party, *audiotest.Recorder) {
+	t.Helper()
 	rec := audiotest.NewRecorder(audio.SampleRate * 5)
 	e := startNull(t, audio.Config{Sink: rec})
 	a, err := e.AddParty("a")
@@ -217,6 +219,12 @@ func TestPartyCloseRemovesItFromTheMix(t *testing.T) {
 	}
 	f := &feeder{parties: []*audio.Party{a}, packets: [][][]byte{encodeTone(t, 440, 50)}}
 	e.OnEncoded(f.tick)
+	return e, a, rec
+}
+
+func TestPartyCloseRemovesItFromTheMix(t *testing.T) {
+	ctx := testCtx(t)
+	_, a, rec := playTone(t)
 	got, err := rec.Wait(ctx, audio.SampleRate/2)
 	if err != nil {
 		t.Fatal(err)
@@ -357,14 +365,7 @@ func TestMuteSilencesTheCapturedStream(t *testing.T) {
 
 func TestVolumeScales(t *testing.T) {
 	ctx := testCtx(t)
-	rec := audiotest.NewRecorder(audio.SampleRate * 5)
-	e := startNull(t, audio.Config{Sink: rec})
-	a, err := e.AddParty("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &feeder{parties: []*audio.Party{a}, packets: [][][]byte{encodeTone(t, 440, 50)}}
-	e.OnEncoded(f.tick)
+	e, _, rec := playTone(t)
 	rec.Wait(ctx, audio.SampleRate/2)
 	full, err := rec.Wait(ctx, audio.SampleRate/2)
 	if err != nil {

@@ -35,11 +35,7 @@ func encodeTone(t testing.TB, freq float64, frames int) [][]byte {
 func TestRoundTripKeepsFrequency(t *testing.T) {
 	t.Logf("linked %s", Version())
 	pkts := encodeTone(t, 440, 50)
-	dec, err := NewDecoder(48000, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
+	dec := newDecoder(t)
 	var out []int16
 	pcm := make([]int16, 5760)
 	for _, p := range pkts {
@@ -60,13 +56,20 @@ func TestRoundTripKeepsFrequency(t *testing.T) {
 	}
 }
 
-func TestConcealmentFillsLoss(t *testing.T) {
-	pkts := encodeTone(t, 440, 30)
+// newDecoder returns a 48 kHz mono decoder closed when tb ends.
+func newDecoder(tb testing.TB) *Decoder {
+	tb.Helper()
 	dec, err := NewDecoder(48000, 1)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer dec.Close()
+	tb.Cleanup(func() { dec.Close() })
+	return dec
+}
+
+func TestConcealmentFillsLoss(t *testing.T) {
+	pkts := encodeTone(t, 440, 30)
+	dec := newDecoder(t)
 	pcm := make([]int16, frame)
 	for _, p := range pkts[:20] {
 		if _, err := dec.Decode(p, pcm); err != nil {
@@ -108,11 +111,7 @@ func TestErrors(t *testing.T) {
 	if _, err := enc.Encode(make([]int16, frame), make([]byte, 10)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("encode after close: %v", err)
 	}
-	dec, err := NewDecoder(48000, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
+	dec := newDecoder(t)
 	if _, err := dec.Decode([]byte{0xff, 0xff, 0xff}, make([]int16, frame)); err == nil {
 		t.Fatal("garbage packet decoded")
 	}
@@ -136,11 +135,7 @@ func BenchmarkEncode20ms(b *testing.B) {
 
 func BenchmarkDecode20ms(b *testing.B) {
 	pkts := encodeTone(b, 440, 50)
-	dec, err := NewDecoder(48000, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dec.Close()
+	dec := newDecoder(b)
 	pcm := make([]int16, frame)
 	b.ReportAllocs()
 	i := 0
@@ -154,11 +149,7 @@ func BenchmarkDecode20ms(b *testing.B) {
 
 func BenchmarkConceal20ms(b *testing.B) {
 	pkts := encodeTone(b, 440, 50)
-	dec, err := NewDecoder(48000, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dec.Close()
+	dec := newDecoder(b)
 	pcm := make([]int16, frame)
 	for _, p := range pkts {
 		dec.Decode(p, pcm)

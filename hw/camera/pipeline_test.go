@@ -86,6 +86,19 @@ func TestPatternEncodesAndDecodes(t *testing.T) {
 		len(stamps), rate, float64(len(stamps)-1)/span.Seconds(), span, lat[len(lat)/2], lat[len(lat)-1])
 }
 
+// keyFrameWithin returns how many frames of sink came before a key frame,
+// failing t when none comes within n frames of what asked for one.
+func keyFrameWithin(ctx context.Context, t *testing.T, sink *bindSink, n int, what string) int {
+	t.Helper()
+	for i := range n {
+		if sink.next(ctx, t).key() {
+			return i
+		}
+	}
+	t.Fatalf("no key frame within %d frames of %s", n, what)
+	return -1
+}
+
 // A forced key frame arrives within a few frames; repeated requests are coalesced.
 func TestForceKeyFrame(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -110,16 +123,7 @@ func TestForceKeyFrame(t *testing.T) {
 	}
 	sink.drain()
 	p.ForceKeyFrame()
-	got := -1
-	for i := range 5 {
-		if sink.next(ctx, t).key() {
-			got = i
-			break
-		}
-	}
-	if got < 0 {
-		t.Fatal("no key frame within 5 frames of ForceKeyFrame")
-	}
+	got := keyFrameWithin(ctx, t, sink, 5, "ForceKeyFrame")
 	t.Logf("key frame %d frames after the request", got)
 
 	// A request before every frame for 2 s: at most one key frame per gap.
@@ -166,16 +170,7 @@ func TestViewerJoinedIsNotRateLimited(t *testing.T) {
 		}
 	}
 	p.ViewerJoined()
-	got := -1
-	for i := range 5 {
-		if sink.next(ctx, t).key() {
-			got = i
-			break
-		}
-	}
-	if got < 0 {
-		t.Fatal("no key frame within 5 frames of ViewerJoined")
-	}
+	keyFrameWithin(ctx, t, sink, 5, "ViewerJoined")
 	// The held-back request was served by that key frame.
 	for range 3 {
 		if sink.next(ctx, t).key() {

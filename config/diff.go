@@ -20,11 +20,7 @@ func Reloadable(path string) bool {
 		"calling.doorbell.group",
 		"calling.doorbell.users",
 		"calling.auto_answer",
-		"calling.door_users",
-		"gpio.buttons[*].long_press",
-		"gpio.relay.pulse",
-		"gpio.relay.max",
-		"gpio.bell.pulse":
+		"calling.door_users":
 		return true
 	}
 	return false
@@ -32,9 +28,10 @@ func Reloadable(path string) bool {
 
 // Diff compares two configurations and returns the key paths whose values
 // differ, split into those a running daemon applies live on SIGHUP (log
-// level, invite timeout, ring targets, door users, auto-answer, relay, bell
-// and long-press timings) and those that need a restart (broker, listen
-// addresses, devices, GPIO lines, everything else). Both lists are sorted.
+// level, invite timeout, ring targets, door users, auto-answer) and those
+// that need a restart (broker, listen addresses, devices, GPIO lines and
+// timings, which are read when the panel opens, everything else). Both
+// lists are sorted.
 //
 // Paths are leaves such as "calling.invite_timeout" or
 // "gpio.buttons[0].long_press"; a list of scalars, a map, or a list whose

@@ -27,8 +27,8 @@ func TestDiff(t *testing.T) {
 			c.GPIO.Relay.Pulse = 5 * time.Second
 			c.GPIO.Relay.Max = 10 * time.Second
 			c.GPIO.Bell.Pulse = 2 * time.Second
-		}, []string{"gpio.bell.pulse", "gpio.relay.max", "gpio.relay.pulse"}, nil},
-		{"button long press", func(c *Config) { c.GPIO.Buttons[0].LongPress = 3 * time.Second }, []string{"gpio.buttons[0].long_press"}, nil},
+		}, nil, []string{"gpio.bell.pulse", "gpio.relay.max", "gpio.relay.pulse"}},
+		{"button long press", func(c *Config) { c.GPIO.Buttons[0].LongPress = 3 * time.Second }, nil, []string{"gpio.buttons[0].long_press"}},
 		{"button line", func(c *Config) { c.GPIO.Buttons[0].Line = "GPIO5" }, nil, []string{"gpio.buttons[0].line"}},
 		{"button debounce", func(c *Config) { c.GPIO.Buttons[0].Debounce = 0 }, nil, []string{"gpio.buttons[0].debounce"}},
 		{"relay line", func(c *Config) { c.GPIO.Relay.ActiveLow = true }, nil, []string{"gpio.relay.active_low"}},
@@ -89,7 +89,8 @@ func TestDiffParsedAgainstDefault(t *testing.T) {
 func TestReloadable(t *testing.T) {
 	for p, want := range map[string]bool{
 		"log.level":                   true,
-		"gpio.buttons[12].long_press": true,
+		"calling.door_users":          true,
+		"gpio.buttons[12].long_press": false,
 		"gpio.buttons[0].line":        false,
 		"gpio.buttons":                false,
 		"signaling.groups":            false,

@@ -106,8 +106,7 @@ func TestExampleMarksReloadableKeys(t *testing.T) {
 			t.Errorf("%s is marked (reloadable) in the example but Reloadable says restart", p)
 		}
 	}
-	for _, p := range []string{"log.level", "calling.invite_timeout", "calling.auto_answer", "calling.door_users",
-		"gpio.buttons[0].long_press", "gpio.relay.pulse", "gpio.relay.max", "gpio.bell.pulse"} {
+	for _, p := range []string{"log.level", "calling.invite_timeout", "calling.auto_answer", "calling.door_users"} {
 		if !slices.Contains(marked, p) {
 			t.Errorf("%s is reloadable but not marked so in the example", p)
 		}

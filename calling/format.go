@@ -99,7 +99,7 @@ func Describe(e Effect) string {
 		case SetVideo:
 			return fmt.Sprintf("media video %s %v", d.Call, d.On)
 		case MediaControl:
-			return fmt.Sprintf("media control %d on=%v front=%v user=%s", d.Kind, d.On, d.Front, d.User)
+			return fmt.Sprintf("media control %s on=%v front=%v user=%s", d.Kind, d.On, d.Front, d.User)
 		}
 	}
 	return fmt.Sprintf("%T %+v", e, e)

@@ -147,20 +147,13 @@ const (
 	TimerSwitchAudio           // waiting for the reply to a switch-to-audio request
 )
 
-func (k TimerKind) String() string {
-	switch k {
-	case TimerInvite:
-		return "invite"
-	case TimerRing:
-		return "ring"
-	case TimerConnect:
-		return "connect"
-	case TimerSwitchAudio:
-		return "switch_audio"
-	default:
-		return "unknown"
-	}
-}
+var timerNames = wireNames{TimerInvite: "invite", TimerRing: "ring", TimerConnect: "connect", TimerSwitchAudio: "switch_audio"}
+
+// ParseTimerKind returns the timer kind named s, TimerUnknown if none is.
+func ParseTimerKind(s string) TimerKind { return TimerKind(timerNames.parse(s)) }
+
+// String returns the kind's name, "unknown" for TimerUnknown.
+func (k TimerKind) String() string { return timerNames.name(int(k)) }
 
 // Timer identifies a timer. It carries the identity of what it guards, so a
 // timer that fires after its call or invitation is over is recognised as
@@ -285,6 +278,17 @@ const (
 	ControlHandsFree                // setHandsFree (On)
 	ControlRemoteView               // startRemoteView / stopRemoteView (User, On)
 )
+
+var controlNames = wireNames{
+	ControlCamera: "camera", ControlSwitchCamera: "switch_camera", ControlMicMute: "mic_mute",
+	ControlHandsFree: "hands_free", ControlRemoteView: "remote_view",
+}
+
+// ParseControlKind returns the control named s, ControlUnknown if none is.
+func ParseControlKind(s string) ControlKind { return ControlKind(controlNames.parse(s)) }
+
+// String returns the control's name, "unknown" for ControlUnknown.
+func (k ControlKind) String() string { return controlNames.name(int(k)) }
 
 func (JoinMedia) isMediaEffect()      {}
 func (ConnectPeer) isMediaEffect()    {}

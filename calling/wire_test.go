@@ -239,3 +239,24 @@ func TestWireEnums(t *testing.T) {
 		t.Errorf("door refusal: %+v, %v", m, err)
 	}
 }
+
+// TestNamedKinds: timer and control kinds, named in the web bridge's JSON,
+// parse back from their names; an unknown name is the Unknown zero value.
+func TestNamedKinds(t *testing.T) {
+	for k := TimerKind(1); k.String() != "unknown"; k++ {
+		if ParseTimerKind(k.String()) != k {
+			t.Errorf("timer kind %d: %q does not parse back", k, k)
+		}
+	}
+	for k := ControlKind(1); k.String() != "unknown"; k++ {
+		if ParseControlKind(k.String()) != k {
+			t.Errorf("control kind %d: %q does not parse back", k, k)
+		}
+	}
+	if TimerSwitchAudio.String() != "switch_audio" || ControlRemoteView.String() != "remote_view" {
+		t.Error("a kind's last value has no name")
+	}
+	if ParseTimerKind("nap") != TimerUnknown || ParseControlKind("") != ControlUnknown {
+		t.Error("unknown names do not parse as Unknown")
+	}
+}

@@ -307,38 +307,19 @@ func decodeInput(raw []byte) (calling.Input, error) {
 	}
 }
 
-var controlNames = map[string]calling.ControlKind{
-	"camera":     calling.ControlCamera,
-	"mic_mute":   calling.ControlMicMute,
-	"hands_free": calling.ControlHandsFree,
-}
-
+// controlKind parses the controls the page has: the camera, the
+// microphone's mute and hands-free.
 func controlKind(s string) (calling.ControlKind, error) {
-	if k, ok := controlNames[s]; ok {
+	switch k := calling.ParseControlKind(s); k {
+	case calling.ControlCamera, calling.ControlMicMute, calling.ControlHandsFree:
 		return k, nil
 	}
 	return calling.ControlUnknown, fmt.Errorf("control: unknown control %q", s)
 }
 
-func controlName(k calling.ControlKind) string {
-	for n, v := range controlNames {
-		if v == k {
-			return n
-		}
-	}
-	return "unknown"
-}
-
-var timerKinds = map[string]calling.TimerKind{
-	"invite":       calling.TimerInvite,
-	"ring":         calling.TimerRing,
-	"connect":      calling.TimerConnect,
-	"switch_audio": calling.TimerSwitchAudio,
-}
-
 func (t Timer) decode() (calling.Timer, error) {
-	k, ok := timerKinds[t.Kind]
-	if !ok {
+	k := calling.ParseTimerKind(t.Kind)
+	if k == calling.TimerUnknown {
 		return calling.Timer{}, fmt.Errorf("timer: unknown kind %q", t.Kind)
 	}
 	return calling.Timer{Kind: k, Call: t.Call, Invite: t.Invite, User: t.User}, nil
@@ -400,7 +381,7 @@ func encodeMedia(e calling.MediaEffect) (*MediaEffect, bool) {
 	case calling.SetVideo:
 		return &MediaEffect{Do: "set_video", Call: e.Call, On: e.On}, true
 	case calling.MediaControl:
-		return &MediaEffect{Do: "control", Control: controlName(e.Kind), On: e.On, User: e.User}, true
+		return &MediaEffect{Do: "control", Control: e.Kind.String(), On: e.On, User: e.User}, true
 	default:
 		return nil, false
 	}

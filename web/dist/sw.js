@@ -1,7 +1,7 @@
 // intercomd phone app service worker: caches the app shell so the app opens
 // at once (and installs as an app); /config.json and /mqtt always go to the
 // network. The cache name is the build's content hash.
-const CACHE = "intercomd-1bb9451bece2e96a";
+const CACHE = "intercomd-076ec36a45459d24";
 const SHELL = ["./", "index.html", "style.css", "app.js", "wasm_exec.js", "calling.wasm",
   "manifest.webmanifest", "icon-192.png", "icon-512.png"];
 

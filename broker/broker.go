@@ -84,6 +84,15 @@ type Options struct {
 	Now func() time.Time
 	// MaxPacketSize bounds incoming packets; 0 means DefaultMaxPacketSize.
 	MaxPacketSize uint32
+	// OnMessage, when set, sees every direct and group message the broker
+	// accepts (the daemon follows rings with it to push to closed apps). It
+	// runs on the publisher's goroutine and must not block; payload is its
+	// own copy.
+	OnMessage func(name topic.Name, payload []byte)
+	// Accept, when set, is asked about every verified token at connect:
+	// "" admits it, anything else is the reason to refuse it (a revoked
+	// token).
+	Accept func(token string, c usersig.Claims) string
 }
 
 // Broker is the embedded MQTT broker.
@@ -97,6 +106,9 @@ type Broker struct {
 	groups topic.Groups
 
 	upgrader websocket.Upgrader
+
+	tokMu  sync.Mutex
+	tokens map[*mqtt.Client]string // the token each client connected with
 
 	mu      sync.Mutex
 	started bool
@@ -148,6 +160,8 @@ func New(opts Options) (*Broker, error) {
 		Logger: slog.New(minLevel{h: log.Handler(), min: slog.LevelError}),
 		// $SYS topics are denied to everybody; publish them rarely.
 		SysTopicResendInterval: 3600,
+		// Publish: the device acting for a user (not reachable by clients).
+		InlineClient: true,
 	})
 	b := &Broker{
 		log:    log,
@@ -279,7 +293,33 @@ type hook struct {
 func (h *hook) ID() string { return "intercomd-auth" }
 
 func (h *hook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
+}
+
+// OnDisconnect forgets the client's token.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.b.tokMu.Lock()
+	delete(h.b.tokens, cl)
+	h.b.tokMu.Unlock()
+}
+
+// Disconnect closes, at once, every connection whose user and token match
+// (a revoked or expired token); it returns how many it closed.
+func (b *Broker) Disconnect(match func(user, token string) bool, reason string) int {
+	b.tokMu.Lock()
+	var stop []*mqtt.Client
+	for cl, tok := range b.tokens {
+		if match(string(cl.Properties.Username), tok) {
+			stop = append(stop, cl)
+			delete(b.tokens, cl)
+		}
+	}
+	b.tokMu.Unlock()
+	for _, cl := range stop {
+		b.log.Info("mqtt connection closed", "user", string(cl.Properties.Username), "client", cl.ID, "reason", reason)
+		cl.Stop(errors.New(reason))
+	}
+	return len(stop)
 }
 
 // OnConnectAuthenticate admits a client or logs why not.
@@ -291,6 +331,14 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 			"user", printable(user), "client", printable(cl.ID), "remote", cl.Net.Remote,
 			"listener", cl.Net.Listener, "reason", reason)
 		return false
+	}
+	if claims, err := usersig.Verify(h.b.opts.Secret, string(pk.Connect.Password), h.b.opts.Now()); err == nil && claims.User == user {
+		h.b.tokMu.Lock()
+		if h.b.tokens == nil {
+			h.b.tokens = map[*mqtt.Client]string{}
+		}
+		h.b.tokens[cl] = string(pk.Connect.Password)
+		h.b.tokMu.Unlock()
 	}
 	h.b.log.Info("mqtt client connected", "user", user, "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
 	return true
@@ -308,6 +356,11 @@ func (b *Broker) authenticate(user, clientID string, pk packets.Packet) string {
 		return "no token"
 	}
 	claims, err := usersig.Verify(b.opts.Secret, string(pk.Connect.Password), b.opts.Now())
+	if err == nil && claims.User == user && b.opts.Accept != nil {
+		if reason := b.opts.Accept(string(pk.Connect.Password), claims); reason != "" {
+			return reason
+		}
+	}
 	switch {
 	case err == nil && claims.User != user:
 		if !b.extraCheck(user, pk.Connect.Password) {
@@ -377,7 +430,22 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if pk.FixedHeader.Retain && !h.b.isPresence(pk.TopicName) {
 		pk.FixedHeader.Retain = false
 	}
+	if h.b.opts.OnMessage != nil {
+		if n, err := h.b.layout.Parse(pk.TopicName); err == nil && n.Kind != topic.Presence {
+			h.b.opts.OnMessage(n, bytes.Clone(pk.Payload))
+		}
+	}
 	return pk, nil
+}
+
+// Publish delivers payload to user to's inbox as a message from user from
+// (QoS 1), as though from had published it: the device acts for a user
+// who answered a notification without opening the app.
+func (b *Broker) Publish(to, from string, payload []byte) error {
+	if !usersig.ValidID(to) || !usersig.ValidID(from) {
+		return fmt.Errorf("broker: publish: %w", topic.ErrNotOurs)
+	}
+	return b.srv.Publish(b.layout.Inbox(to, from), payload, false, 1)
 }
 
 // printable shortens and sanitises a client-supplied string for logs.

@@ -23,6 +23,12 @@ type Config struct {
 	// NewID returns a fresh ID for calls and invitations: unique, and valid
 	// for ValidID. The driver supplies a random one; tests a counter.
 	NewID func() string
+	// Pushable, when set, reports users whose phones ring while their app
+	// is offline (the driver pushes to them): an invitation to such a user
+	// is sent and rings until answered or timed out, even while the user's
+	// presence says offline. It must be a pure query of the driver's
+	// state; nil means nobody.
+	Pushable func(user string) bool
 }
 
 // Defaults.
@@ -335,7 +341,7 @@ func (m *Machine) place(in Call) {
 	}
 	var online []string
 	for _, u := range fresh {
-		if m.offline[u] {
+		if m.offline[u] && !m.pushable(u) {
 			m.emit(NoResp{User: u})
 		} else {
 			online = append(online, u)
@@ -958,6 +964,11 @@ func (m *Machine) timer(t Timer) {
 
 // --- presence ---
 
+// pushable reports whether user's phones ring while the user is offline.
+func (m *Machine) pushable(user string) bool {
+	return m.cfg.Pushable != nil && m.cfg.Pushable(user)
+}
+
 func (m *Machine) presence(in Presence) {
 	if in.User == m.cfg.User {
 		return
@@ -972,7 +983,7 @@ func (m *Machine) presence(in Presence) {
 		return
 	}
 	if c.isHub {
-		if p := c.parties[in.User]; p != nil && p.state == partyPending {
+		if p := c.parties[in.User]; p != nil && p.state == partyPending && !m.pushable(in.User) {
 			m.send(in.User, Message{Type: MsgCancel, Call: c.id, Invite: p.invite})
 			m.emit(NoResp{User: in.User})
 			m.removeParty(in.User, MemberNoResp)

@@ -295,3 +295,34 @@ func TestMediaJoinErrorOnHub(t *testing.T) {
 		t.Fatalf("state %s after the hub's media failed to start", m.State())
 	}
 }
+
+// A user whose phone the driver can push to rings while offline: the
+// invitation goes out and stays pending through offline presence, while
+// an offline user without push gets no invitation (NoResp at once).
+func TestWorldPushableOfflineUserRings(t *testing.T) {
+	w := newWorld(t)
+	door := w.add("door", "1", func(c *Config) { c.Pushable = func(u string) bool { return u == "bob" } })
+	bob := w.add("bob", "1")
+	w.step(door, Presence{User: "bob", Online: false})
+	w.step(door, Presence{User: "carol", Online: false})
+	w.step(door, Call{Users: []string{"bob", "carol"}, Type: Video, RingGroup: true})
+	has(t, door, "NoResp carol")
+	if door.m.State() != Dialing {
+		t.Fatalf("door %s, want dialing bob", door.m.State())
+	}
+	w.step(door, Presence{User: "bob", Online: false}) // the app closes again
+	w.deliver()
+	if bob.m.State() != Ringing {
+		t.Fatalf("bob %s, want ringing", bob.m.State())
+	}
+	w.step(bob, Accept{})
+	w.deliver()
+	if door.m.State() != InCall || bob.m.State() != InCall {
+		t.Fatalf("after accept: %s", w.states())
+	}
+	for _, e := range door.events {
+		if e == "NoResp bob" {
+			t.Fatalf("bob was given up while offline: %q", door.events)
+		}
+	}
+}

@@ -64,6 +64,7 @@ type Config struct {
 	Signaling Signaling `yaml:"signaling"`
 	Calling   Calling   `yaml:"calling"`
 	HTTP      HTTP      `yaml:"http"`
+	Push      Push      `yaml:"push"`
 	Media     Media     `yaml:"media"`
 	Camera    Camera    `yaml:"camera"`
 	Audio     Audio     `yaml:"audio"`
@@ -199,7 +200,9 @@ type Calling struct {
 	AutoAnswer bool `yaml:"auto_answer"`
 	// DoorUsers may open the door during an accepted call.
 	DoorUsers []string `yaml:"door_users"`
-	// MultiDevice allows one user to be logged in on several devices.
+	// MultiDevice allows one user to be logged in on several devices: they
+	// all ring, the first to answer takes the call. When false (the
+	// default), a new login signs the user's other devices out.
 	MultiDevice bool `yaml:"multi_device"`
 }
 
@@ -222,6 +225,30 @@ type HTTP struct {
 	// every peer, audio glitches. Off by default: anyone who can reach the
 	// port can read it.
 	Metrics bool `yaml:"metrics"`
+}
+
+// Push rings phones whose app is closed: Web Push to every browser a
+// resident subscribed, and ntfy topics.
+type Push struct {
+	// Contact is the VAPID "sub" the push services may reach the device's
+	// owner at: a mailto: or https: URL. Without it Web Push is off (the
+	// app does not offer it): Apple refuses pushes without a real contact.
+	Contact string `yaml:"contact"`
+	// AppURL is the app's address as phones reach it (for ntfy's click
+	// action), e.g. https://door.local:8443.
+	AppURL string `yaml:"app_url"`
+	// Ntfy lists ntfy topics that a user's rings are published to.
+	Ntfy []Ntfy `yaml:"ntfy"`
+}
+
+// Ntfy is one user's ntfy topic.
+type Ntfy struct {
+	User string `yaml:"user"`
+	// Server is the ntfy server, e.g. https://ntfy.sh.
+	Server string `yaml:"server"`
+	Topic  string `yaml:"topic"`
+	// Token is an access token for a server with access control.
+	Token Secret `yaml:"token"`
 }
 
 // Media configures WebRTC.

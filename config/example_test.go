@@ -70,10 +70,10 @@ func TestExampleCoversEveryKey(t *testing.T) {
 func TestExampleShowsDefaults(t *testing.T) {
 	c := loadExample(t)
 	d := Default()
-	if len(c.Signaling.Directory) == 0 || len(c.Media.TURNServers) == 0 {
-		t.Fatalf("example lost its directory or TURN entries")
+	if len(c.Signaling.Directory) == 0 || len(c.Media.TURNServers) == 0 || len(c.Push.Ntfy) == 0 {
+		t.Fatalf("example lost its directory, TURN or ntfy entries")
 	}
-	c.Signaling.Directory, c.Media.TURNServers = d.Signaling.Directory, d.Media.TURNServers
+	c.Signaling.Directory, c.Media.TURNServers, c.Push.Ntfy = d.Signaling.Directory, d.Media.TURNServers, d.Push.Ntfy
 	if !sameConfig(c, d) {
 		t.Errorf("example values differ from Default():\n%+v\n%+v", c, d)
 		reload, restart := Diff(d, c)

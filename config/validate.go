@@ -77,6 +77,7 @@ func (v *validator) validate(c *Config) {
 	v.calling(c)
 
 	v.listen("http.listen", c.HTTP.Listen, false)
+	v.push(&c.Push)
 	v.certPair("http", c.HTTP.CertFile, c.HTTP.KeyFile)
 
 	v.media(&c.Media)
@@ -460,4 +461,32 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func (v *validator) push(p *Push) {
+	if c := p.Contact; c != "" {
+		switch {
+		case hasScheme(c, "https"):
+		case strings.HasPrefix(c, "mailto:"):
+			_, host, ok := strings.Cut(c, "@")
+			if !ok || host == "" || strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".local") {
+				v.errorf("push.contact", "must be a reachable address (mailto:owner@example.org): push services refuse localhost and .local")
+			}
+		default:
+			v.errorf("push.contact", "must be a mailto: or https: URL")
+		}
+	}
+	if p.AppURL != "" && !hasScheme(p.AppURL, "https", "http") {
+		v.errorf("push.app_url", "must be an https: URL")
+	}
+	for i, n := range p.Ntfy {
+		pre := fmt.Sprintf("push.ntfy[%d]", i)
+		v.userID(pre+".user", n.User)
+		if !hasScheme(n.Server, "https", "http") {
+			v.errorf(pre+".server", "must be an http: or https: URL such as https://ntfy.sh")
+		}
+		if !userIDPattern.MatchString(n.Topic) {
+			v.errorf(pre+".topic", "must be 1 to 64 letters, digits, - or _")
+		}
+	}
 }

@@ -7,6 +7,33 @@ import (
 	"time"
 )
 
+// worker is what the Sender and Ntfy share: the options' defaults, the
+// pool, the back-off and the observer.
+type worker struct {
+	log   *slog.Logger
+	obs   Observer
+	pool  *pool
+	limit *limiter
+}
+
+// newWorker applies the defaults (a 10 s timeout, time.Now, a discarding
+// logger, no observer) and starts the pool.
+func newWorker(timeout *time.Duration, now *func() time.Time, log *slog.Logger, obs Observer, workers, queue int) worker {
+	if *timeout <= 0 {
+		*timeout = 10 * time.Second
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	return worker{log: log, obs: obs, pool: newPool(workers, queue, *timeout), limit: newLimiter(log)}
+}
+
 // pool runs submitted work on a fixed number of goroutines, with a bounded
 // queue: submit never blocks.
 type pool struct {

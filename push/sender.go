@@ -95,39 +95,24 @@ const maxPayload = 3993
 
 // Sender delivers Messages; see the package documentation.
 type Sender struct {
-	opts  SenderOptions
-	log   *slog.Logger
-	obs   Observer
-	pool  *pool
-	limit *limiter
+	opts SenderOptions
+	worker
 }
 
 // NewSender starts the workers of a Sender. Close stops them.
 func NewSender(opts SenderOptions) *Sender {
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Second
-	}
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
 	if opts.Queue <= 0 {
 		opts.Queue = 64
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	if opts.Client == nil {
 		opts.Client = newClient(opts.Workers)
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	obs := opts.Observer
-	if obs == nil {
-		obs = nopObserver{}
-	}
-	return &Sender{opts: opts, log: log, obs: obs, pool: newPool(opts.Workers, opts.Queue, opts.Timeout), limit: newLimiter(log)}
+	s := &Sender{worker: newWorker(&opts.Timeout, &opts.Now, opts.Logger, opts.Observer, opts.Workers, opts.Queue)}
+	s.opts = opts
+	return s
 }
 
 // newClient keeps connections to the push services open between rings, so

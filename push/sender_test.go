@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/intercomd/intercomd/push/pushtest"
 )
 
 // recorder counts what the Sender tells its Observer and keeps the
@@ -97,7 +99,11 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
 
 // TestSenderDeliversToPushService sends to two devices of a user through a
 // real push service, which checks the VAPID signature and decrypts the
@@ -105,16 +111,16 @@ func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlo
 // VAPID token's claims (RFC 8292: aud, exp, sub), Urgency and TTL, and that
 // an expired subscription (410) is dropped.
 func TestSenderDeliversToPushService(t *testing.T) {
-	ps := startPushService(t)
+	ps := pushtest.Start(t)
 	keys := testKeys(t)
 	store, err := OpenStore(StoreOptions{Path: filepath.Join(t.TempDir(), "subs.json"), Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	subA, hashA := ps.subscribe(t, keys, "alice", "phone")
-	subB, hashB := ps.subscribe(t, keys, "alice", "tablet")
-	for _, s := range []Subscription{subA, subB} {
-		if err := store.Add(s, time.Now()); err != nil {
+	subs := []pushtest.Sub{ps.Subscribe(t, keys.Public), ps.Subscribe(t, keys.Public)}
+	for i, s := range subs {
+		err := store.Add(Subscription{User: "alice", Device: fmt.Sprint("device", i), Endpoint: s.Endpoint, P256dh: s.Keys.P256dh, Auth: s.Keys.Auth}, time.Now())
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -132,14 +138,14 @@ func TestSenderDeliversToPushService(t *testing.T) {
 	if len(rec.accepted) != 2 {
 		t.Fatalf("accepted %d, failures %v", len(rec.accepted), rec.failures)
 	}
-	for _, h := range []string{hashA, hashB} {
-		got := ps.messages(t, h)
+	for _, sub := range subs {
+		got := ps.Messages(t, sub)
 		if len(got) != 1 || got[0] != payload {
 			t.Fatalf("push service decrypted %q, want [%s]", got, payload)
 		}
 	}
 	for _, h := range capt.auth {
-		checkVAPID(t, h, keys, ps.base)
+		checkVAPID(t, h, keys, ps.Base)
 	}
 
 	reopened, err := OpenStore(StoreOptions{Path: store.opts.Path, Insecure: true})
@@ -304,13 +310,15 @@ func TestStoreRefusesBadSubscriptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := map[string]func(*Subscription){
-		"key not on the curve": func(s *Subscription) { s.P256dh = "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
-		"key not base64":       func(s *Subscription) { s.P256dh = "!!" },
-		"short auth":           func(s *Subscription) { s.Auth = "AAAA" },
-		"http endpoint":        func(s *Subscription) { s.Endpoint = "http://fcm.googleapis.com/x" },
-		"unknown host":         func(s *Subscription) { s.Endpoint = "https://192.168.1.1/x" },
-		"lookalike host":       func(s *Subscription) { s.Endpoint = "https://evilfcm.googleapis.com.example/x" },
-		"bad device":           func(s *Subscription) { s.Device = "a/b" },
+		"key not on the curve": func(s *Subscription) {
+			s.P256dh = "BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+		},
+		"key not base64": func(s *Subscription) { s.P256dh = "!!" },
+		"short auth":     func(s *Subscription) { s.Auth = "AAAA" },
+		"http endpoint":  func(s *Subscription) { s.Endpoint = "http://fcm.googleapis.com/x" },
+		"unknown host":   func(s *Subscription) { s.Endpoint = "https://192.168.1.1/x" },
+		"lookalike host": func(s *Subscription) { s.Endpoint = "https://evilfcm.googleapis.com.example/x" },
+		"bad device":     func(s *Subscription) { s.Device = "a/b" },
 	}
 	for name, mutate := range bad {
 		s := good

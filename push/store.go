@@ -252,3 +252,16 @@ func (s *Store) Len() int {
 	defer s.mu.Unlock()
 	return len(s.subs)
 }
+
+// Users lists the users with at least one subscription.
+func (s *Store) Users() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, o := range s.subs {
+		if !slices.Contains(out, o.User) {
+			out = append(out, o.User)
+		}
+	}
+	return out
+}

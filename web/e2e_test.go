@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,6 +99,23 @@ type device struct {
 	relay  int            // "[relay: ON]" lines seen
 	heard  map[string]int // "[heard: USER ...]" lines seen, by user
 	output bytes.Buffer
+	ntfy   *ntfyTopic // alice's ntfy topic
+}
+
+// ntfyTopic receives the device's ntfy publications for alice and keeps
+// the last one's headers (the browser cannot subscribe to a push service
+// here, so alice rings while her app is closed through ntfy).
+type ntfyTopic struct {
+	mu   sync.Mutex
+	last http.Header
+}
+
+func (n *ntfyTopic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	n.mu.Lock()
+	n.last = r.Header.Clone()
+	n.mu.Unlock()
+	fmt.Fprint(w, `{"id":"x","event":"message"}`)
 }
 
 const deviceConfig = `version: 1
@@ -125,6 +143,11 @@ calling:
     users: [alice, bob]
 http:
   listen: "127.0.0.1:0"
+push:
+  contact: mailto:owner@example.org
+  app_url: https://door.example
+  ntfy:
+    - {user: alice, server: %[3]q, topic: door-alice}
 camera:
   devices:
     - {device: test-pattern, width: 320, height: 240, fps: 15}
@@ -147,7 +170,10 @@ func startDevice(t testing.TB, bin string) *device {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "intercomd.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(deviceConfig, filepath.Join(dir, "state"), tokenSecret)), 0o600); err != nil {
+	topic := &ntfyTopic{}
+	ntfy := httptest.NewServer(topic)
+	t.Cleanup(ntfy.Close)
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(deviceConfig, filepath.Join(dir, "state"), tokenSecret, ntfy.URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", cfg)
@@ -167,7 +193,7 @@ func startDevice(t testing.TB, bin string) *device {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &device{t: t, config: cfg, stdin: stdin, heard: map[string]int{}, client: &http.Client{
+	d := &device{t: t, config: cfg, stdin: stdin, heard: map[string]int{}, ntfy: topic, client: &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 	}}
@@ -276,6 +302,12 @@ func (d *device) control(t testing.TB) string {
 		defer d.mu.Unlock()
 		fmt.Fprintf(w, `{"count":%d}`, d.heard[r.URL.Query().Get("user")])
 	})
+	mux.HandleFunc("GET /ntfy", func(w http.ResponseWriter, r *http.Request) {
+		d.ntfy.mu.Lock()
+		defer d.ntfy.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"title": d.ntfy.last.Get("Title"), "click": d.ntfy.last.Get("Click")})
+	})
 	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		st, err := d.state()
 		if err != nil {
@@ -347,7 +379,7 @@ func TestBrowser(t *testing.T) {
 	} else {
 		env = append(env, "SCREENSHOT_DIR="+t.TempDir())
 	}
-	runNode(t, chromium, d, ctl, 8*time.Minute, env, "e2e/app.test.mjs")
+	runNode(t, chromium, d, ctl, 8*time.Minute, env, "e2e/app.test.mjs", "e2e/push.test.mjs")
 	if st, err := d.state(); err != nil || st != "idle" {
 		t.Errorf("device state after the suite = %q, %v; want idle", st, err)
 	}

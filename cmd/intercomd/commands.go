@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
 	"time"
 
 	"github.com/intercomd/intercomd/config"
@@ -42,16 +43,25 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 	ttl := fs.Duration("ttl", 30*24*time.Hour, "how long the token is valid")
 	stateDir := fs.String("state-dir", "", "override device.state_dir")
 	origin := fs.String("origin", "", "also print a sign-in link for the phone app at this address, e.g. https://door.local:8443, and its QR code")
+	device := fs.String("device", "", "the device the token is for (shown by --list, revoked by --revoke --device), e.g. alice-phone")
+	list := fs.Bool("list", false, "list the issued tokens (user, device, expiry, last seen) instead of issuing one")
+	revoke := fs.Bool("revoke", false, "revoke the tokens of --user's --device, or with no --device every token of --user; the daemon closes their connections at once")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	cfg, err := loadConfig(*path, *stateDir)
+	if err != nil {
+		return err
+	}
+	if *list {
+		return listTokens(cfg, env)
 	}
 	if *user == "" {
 		fs.Usage()
 		return fmt.Errorf("usersig: --user is required")
 	}
-	cfg, err := loadConfig(*path, *stateDir)
-	if err != nil {
-		return err
+	if *revoke {
+		return revokeTokens(cfg, env, *user, *device)
 	}
 	var secret []byte
 	if s := cfg.Signaling.Embedded.TokenSecret; s.IsSet() {
@@ -65,8 +75,16 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 			return fmt.Errorf("usersig: %w", err)
 		}
 	}
-	tok, err := usersig.Sign(secret, *user, time.Now().Add(*ttl))
+	now := time.Now()
+	tok, err := usersig.Sign(secret, *user, now.Add(*ttl))
 	if err != nil {
+		return fmt.Errorf("usersig: %w", err)
+	}
+	reg, err := openRegistry(cfg, env)
+	if err != nil {
+		return err
+	}
+	if err := reg.Add(tok, *user, *device, now, now.Add(*ttl)); err != nil {
 		return fmt.Errorf("usersig: %w", err)
 	}
 	fmt.Fprintln(env.stdout, tok)
@@ -167,4 +185,63 @@ func trimNL(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// openRegistry opens the registry of issued tokens in the state directory.
+func openRegistry(cfg *config.Config, env *cmdEnv) (*usersig.Registry, error) {
+	dir, err := stateDirOf(cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := usersig.OpenRegistry(filepath.Join(dir, "tokens.json"))
+	if err != nil {
+		return nil, fmt.Errorf("usersig: %w", err)
+	}
+	return reg, nil
+}
+
+func listTokens(cfg *config.Config, env *cmdEnv) error {
+	reg, err := openRegistry(cfg, env)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(env.stdout, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tUSER\tDEVICE\tEXPIRES\tLAST SEEN\tSTATE")
+	now := time.Now()
+	for _, t := range reg.List() {
+		state := "valid"
+		switch {
+		case t.Revoked:
+			state = "revoked"
+		case !t.Expires.After(now):
+			state = "expired"
+		}
+		seen := "never"
+		if !t.LastSeen.IsZero() {
+			seen = t.LastSeen.Local().Format(time.DateTime)
+		}
+		dev := t.Device
+		if dev == "" {
+			dev = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID[:12], t.User, dev, t.Expires.Local().Format(time.DateTime), seen, state)
+	}
+	return w.Flush()
+}
+
+func revokeTokens(cfg *config.Config, env *cmdEnv, user, device string) error {
+	reg, err := openRegistry(cfg, env)
+	if err != nil {
+		return err
+	}
+	n, err := reg.Revoke(user, device, time.Now())
+	if err != nil {
+		return fmt.Errorf("usersig: %w", err)
+	}
+	if device == "" {
+		fmt.Fprintf(env.stdout, "revoked every token of %s (%d registered)\n", user, n)
+	} else {
+		fmt.Fprintf(env.stdout, "revoked %d token(s) of %s's device %s\n", n, user, device)
+	}
+	return nil
 }

@@ -126,8 +126,11 @@ type daemon struct {
 	hup     chan os.Signal
 	// onEffect traces the calling effects (benchmarks).
 	onEffect func(calling.Effect)
-	doorAt   atomic.Int64 // unix nanoseconds until which the door is open
-	metrics  *metrics     // nil unless http.metrics
+	doorAt   atomic.Int64      // unix nanoseconds until which the door is open
+	metrics  *metrics          // nil unless http.metrics
+	push     *pusher           // rings to closed apps (push.go)
+	pushKey  string            // the VAPID public key, "" with Web Push off
+	tokens   *usersig.Registry // issued tokens (tokens.go)
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -150,6 +153,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	d.link = make(chan bool, 16)
 	d.refresh = make(chan struct{}, 1)
 	d.heard = map[string]bool{}
+	if err := d.startPush(stateDir); err != nil {
+		return err
+	}
+	defer d.push.close()
 	mopts, err := d.signaling(stateDir)
 	if err != nil {
 		return err
@@ -184,6 +191,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			InviteTimeout: d.cfg.Calling.InviteTimeout,
 			MultiDevice:   d.cfg.Calling.MultiDevice,
 			DoorUsers:     d.cfg.Calling.DoorUsers,
+			Pushable:      d.pushable,
 		},
 		Logger:   log,
 		OnDoor:   d.openDoor,
@@ -371,6 +379,7 @@ func (d *daemon) button(ctx context.Context, ev gpio.ButtonEvent) {
 			return
 		}
 		in = calling.Call{Users: users, Type: d.callType(), RingGroup: true}
+		d.pressedDoorbell()
 	}
 	d.log.Info("button", "name", ev.Button, "gesture", ev.Gesture.String(), "action", fmt.Sprintf("%T", in))
 	go func() {
@@ -422,7 +431,7 @@ func (d *daemon) doorbellTargets() []string {
 		users = append(users, d.cfg.Signaling.Groups[db.Group]...)
 	}
 	if len(users) == 0 {
-		users = d.ep.Online()
+		users = append(d.ep.Online(), d.pushUsers()...)
 	}
 	self := d.cfg.Device.User
 	users = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(users))), func(u string) bool { return u == self })
@@ -564,7 +573,9 @@ func (d *daemon) signaling(stateDir string) (mqttsig.Options, error) {
 	}
 	b, err := broker.New(broker.Options{
 		Addr: addr, Secret: secret, Prefix: s.TopicPrefix, Groups: s.Groups,
-		Logger: d.log.With("component", "broker"),
+		Logger:    d.log.With("component", "broker"),
+		OnMessage: d.onBrokerMessage,
+		Accept:    d.acceptToken,
 		CheckCredentials: func(user string, password []byte) bool {
 			return user == d.cfg.Device.User && string(password) == internal
 		},
@@ -609,10 +620,15 @@ func (d *daemon) serveHTTP() error {
 		fmt.Fprintln(w, st)
 	})
 	if d.cfg.HTTP.Metrics {
-		d.metrics = newMetrics()
+		if d.metrics == nil {
+			d.metrics = newMetrics()
+		}
 		mux.Handle("/metrics", d.metrics.handler())
 	}
 	d.web = d.mountWeb(mux)
+	if err := d.mountAPI(mux); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", d.cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", d.cfg.HTTP.Listen, err)

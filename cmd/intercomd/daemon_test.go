@@ -21,7 +21,6 @@ import (
 	"github.com/intercomd/intercomd/internal/mqtttest"
 	"github.com/intercomd/intercomd/media"
 	"github.com/intercomd/intercomd/mqttsig"
-	"github.com/intercomd/intercomd/usersig"
 )
 
 // syncBuffer is a bytes.Buffer safe for the daemon's writers and the test.
@@ -42,7 +41,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func (s *syncBuffer) waitFor(t *testing.T, sub string, d time.Duration) {
+func (s *syncBuffer) waitFor(t testing.TB, sub string, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -68,7 +67,7 @@ type daemonUnderTest struct {
 
 // startDaemon runs the daemon in-process through dispatch, with a config
 // on free loopback ports, the simulated panel and stdin as its button.
-func startDaemon(t *testing.T, extra string) *daemonUnderTest {
+func startDaemon(t testing.TB, extra string) *daemonUnderTest {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
@@ -100,7 +99,7 @@ calling:
 	d.cancel = cancel
 	env := &cmdEnv{stdin: stdinR, stdout: d.stdout, stderr: d.stderr, getenv: func(k string) string {
 		switch k {
-		case "INTERCOMD_SIM_STDIN", "INTERCOMD_LOOPBACK_MEDIA":
+		case "INTERCOMD_SIM_STDIN", "INTERCOMD_LOOPBACK_MEDIA", "INTERCOMD_PUSH_INSECURE":
 			return "1"
 		}
 		return ""
@@ -126,7 +125,7 @@ calling:
 // arrived. The daemon rings whoever it knows to be online, and learns that
 // from presence a moment after the phone signs in: a press before that
 // rings nobody (and says so), and is repeated.
-func (d *daemonUnderTest) ringDoorbell(t *testing.T, rung func() bool) {
+func (d *daemonUnderTest) ringDoorbell(t testing.TB, rung func() bool) {
 	t.Helper()
 	const nobody = "doorbell pressed but nobody to ring"
 	for try := 0; try < 20; try++ {
@@ -150,14 +149,7 @@ func (d *daemonUnderTest) ringDoorbell(t *testing.T, rung func() bool) {
 // issued from the daemon's own secret.
 func (d *daemonUnderTest) phone(t testing.TB, user string) (*endpoint.Endpoint, <-chan calling.Event) {
 	t.Helper()
-	secret, err := usersig.LoadOrCreateSecret(filepath.Join(d.dir, "state", "token.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := usersig.Sign(secret, user, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := d.token(t, user)
 	soft, err := media.NewSoftAudio(media.SoftAudioConfig{MicTone: 880})
 	if err != nil {
 		t.Fatal(err)

@@ -207,7 +207,7 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
       document.getElementById("incoming-screen").hidden, null, { timeout: 5000 });
     const stopped = Date.now() - answered;
     assert.ok(stopped < 1000, `bob rang on for ${stopped} ms after alice answered`);
-    assert.match(await waitBanner(bob, /another phone/), /Answered on another phone/);
+    assert.match(await waitBanner(bob, /another device/), /Answered on another device/);
     assert.equal(await appState(bob), "idle");
     // bob's preview stops: no video shown, its connection closed.
     await bob.page.waitForFunction(() => globalThis.previewPC.connectionState === "closed" &&

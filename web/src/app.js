@@ -151,6 +151,10 @@ function onEvent(ev) {
       // while the phone rings. The caller sends its camera and microphone;
       // this side sends nothing until Answer.
       if (ev.media === "video" || ev.sponsor === app.cfg.device.user) post({ type: "preview" });
+      if (ringPush.answer && ringPush.answer === ev.call) {
+        ringPush.answer = "";
+        post({ type: "accept" });
+      }
       break;
     case "state_changed":
       if (ev.to === "idle") {
@@ -174,7 +178,7 @@ function onEvent(ev) {
       break;
     case "calling_cancel":
       banner({
-        elsewhere: "Answered on another phone.",
+        elsewhere: "Answered on another device.",
         offline: `${nameOf(ev.sponsor)} went offline.`,
       }[ev.reason] || `${nameOf(ev.sponsor)} cancelled the call.`);
       break;
@@ -715,6 +719,8 @@ function connect(claims) {
       app.linkUp = true;
       if (!app.loggedIn) post({ type: "login" });
       post({ type: "link", up: true });
+      ringPush.linked();
+      tokenRenew.start();
     });
   });
   client.on("error", (err) => {
@@ -974,6 +980,7 @@ async function boot() {
     localStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
     history.replaceState(null, "", location.pathname + location.search);
   }
+  ringPush.fromFragment();
   const token = localStorage.getItem(TOKEN_KEY);
   render();
   if (token) {
@@ -981,6 +988,133 @@ async function boot() {
   }
   loadWasm().catch((err) => banner(`Could not load the app: ${err.message || err}`, "error"));
 }
+
+// ringPush rings this phone when the app is closed: Web Push to the
+// device's service worker (sw.js shows the notification and its Answer and
+// Decline), subscribed on a tap once signed in. Opened by Answer
+// (#answer=<call>), the app asks the device to deliver that call's
+// invitation again once connected, and answers it.
+const ringPush = {
+  answer: "",
+  key: "",
+  deviceID() {
+    let id = localStorage.getItem("intercomd.device");
+    if (!id) {
+      const b = crypto.getRandomValues(new Uint8Array(12));
+      id = btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+      localStorage.setItem("intercomd.device", id);
+    }
+    return id;
+  },
+  fromFragment() {
+    const m = /(?:^|[#&])answer=([A-Za-z0-9_-]{1,64})/.exec(location.hash);
+    if (m) {
+      this.answer = m[1];
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    // Answer tapped while the app was open in the background.
+    if ("serviceWorker" in navigator) {
+      navigator.serviceWorker.addEventListener("message", (e) => {
+        if (!e.data || e.data.type !== "answer") return;
+        if (app.state === "ringing" && app.invited && app.invited.call === e.data.call) {
+          post({ type: "accept" });
+          return;
+        }
+        this.answer = e.data.call;
+        if (app.linkUp) this.reinvite();
+      });
+    }
+  },
+  // reinvite asks the device for the invitation of the call to answer
+  // again (it was sent while this app was closed).
+  reinvite() {
+    this.api("POST", `api/calls/${this.answer}/invite`).then((r) => {
+      if (r.status === 410) {
+        this.answer = "";
+        banner("That call is over.");
+      }
+    }).catch(() => {});
+  },
+  api(method, path, body) {
+    return fetch(path, {
+      method,
+      headers: { "Authorization": `Bearer ${app.token}`, "Content-Type": "application/json" },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+  },
+  // linked: signed in and connected. Hand the token to the service worker
+  // (for Decline), re-send a subscription the phone already allowed, ask
+  // for the call to answer, and offer push where it is not on yet.
+  async linked() {
+    if (this.answer) this.reinvite();
+    if (!("serviceWorker" in navigator) || !("PushManager" in window) || !window.isSecureContext) return;
+    try {
+      const info = await (await fetch("api/push", { cache: "no-store" })).json();
+      if (!info.enabled) return;
+      this.key = info.key;
+      const reg = await navigator.serviceWorker.ready;
+      reg.active && reg.active.postMessage({ type: "token", token: app.token });
+      if (Notification.permission === "granted") {
+        await this.subscribe(reg);
+      } else if (Notification.permission === "default") {
+        const b = $("push-enable");
+        b.hidden = false;
+        b.onclick = () => this.enable().catch((err) => banner(`Notifications: ${err.message || err}`, "error"));
+      }
+    } catch (err) {
+      console.warn("intercomd: push:", err);
+    }
+  },
+  // enable runs on the tap: the browser shows its permission prompt.
+  async enable() {
+    const perm = await Notification.requestPermission();
+    $("push-enable").hidden = true;
+    if (perm !== "granted") {
+      banner("Without notifications this phone rings only while the app is open.");
+      return;
+    }
+    await this.subscribe(await navigator.serviceWorker.ready);
+    banner("This phone now rings even when the app is closed.");
+  },
+  async subscribe(reg) {
+    const raw = atob(this.key.replace(/-/g, "+").replace(/_/g, "/"));
+    const key = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+    let sub = await reg.pushManager.getSubscription();
+    if (sub && sub.options.applicationServerKey &&
+        new Uint8Array(sub.options.applicationServerKey).toString() !== key.toString()) {
+      await sub.unsubscribe(); // made for another device's key
+      sub = null;
+    }
+    sub = sub || await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    const r = await this.api("POST", "api/push/subscriptions", { device: this.deviceID(), subscription: sub.toJSON() });
+    if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || `HTTP ${r.status}`);
+  },
+};
+
+// tokenRenew keeps the sign-in alive: once connected, and every six hours,
+// it asks the device for a fresh token (the device renews one whose life
+// is two-thirds gone, else returns the same), and uses it from then on.
+const tokenRenew = {
+  timer: 0,
+  start() {
+    if (!this.timer) this.timer = setInterval(() => this.renew(), 6 * 3600 * 1000);
+    this.renew();
+  },
+  async renew() {
+    if (!app.token) return;
+    try {
+      const r = await ringPush.api("POST", "api/token");
+      if (!r.ok) return;
+      const { token } = await r.json();
+      if (!token || token === app.token || !parseToken(token)) return;
+      app.token = token;
+      localStorage.setItem(TOKEN_KEY, token);
+      if (app.client) app.client.options.password = token; // for the next reconnect
+      const reg = "serviceWorker" in navigator && await navigator.serviceWorker.getRegistration();
+      if (reg && reg.active) reg.active.postMessage({ type: "token", token });
+    } catch { /* offline: try again later */ }
+  },
+};
 
 // For tests and debugging: read-only views and the raw command path (a
 // command goes through the same machine as a tap would).
@@ -991,6 +1125,9 @@ globalThis.intercomd = {
   get linkUp() { return app.linkUp; },
   get log() { return app.log.slice(); },
   get signalOnly() { return app.signalOnly; },
+  get pushKey() { return ringPush.key; },
+  get token() { return app.token; },
+  renewToken() { return tokenRenew.renew(); },
   peerConnections() { return [...media.peers.values()].map((p) => p.pc).filter(Boolean); },
   do(input) { post(input); },
 };

@@ -31,3 +31,99 @@ self.addEventListener("fetch", (e) => {
     return resp;
   }).catch(() => caches.match(e.request, { ignoreSearch: true })));
 });
+
+// --- Rings while the app is closed (Web Push; payloads in docs/protocol.md) ---
+
+// The app hands its token over (postMessage) so that Decline works without
+// opening the app; it is kept in this origin's cache storage.
+const AUTH = "intercomd-auth";
+self.addEventListener("message", (e) => {
+  if (e.data && e.data.type === "token" && typeof e.data.token === "string") {
+    e.waitUntil(caches.open(AUTH).then((c) => c.put("token", new Response(e.data.token))));
+  }
+});
+
+async function token() {
+  const r = await (await caches.open(AUTH)).match("token");
+  return r ? r.text() : "";
+}
+
+self.addEventListener("push", (e) => {
+  let p = {};
+  try {
+    p = e.data ? e.data.json() : {};
+  } catch {
+    return;
+  }
+  if (!p.call) return;
+  e.waitUntil(showPush(p));
+});
+
+// showPush shows a ring (tag: the call, so the end replaces it), or
+// replaces it with "Missed call from ..." or removes it.
+async function showPush(p) {
+  const tag = `call-${p.call}`;
+  const open = await self.registration.getNotifications({ tag });
+  if (p.type === "ring") {
+    const opts = {
+      tag, renotify: true, requireInteraction: true,
+      body: p.body || "is calling",
+      icon: "icon-192.png", badge: "icon-192.png",
+      vibrate: [400, 200, 400, 200, 400],
+      data: { call: p.call, from: p.from },
+      actions: [{ action: "answer", title: "Answer" }, { action: "decline", title: "Decline" }],
+    };
+    if (p.snapshot) opts.image = p.snapshot;
+    return self.registration.showNotification(p.title || p.name || "Intercom", opts);
+  }
+  if (p.type === "end") {
+    open.forEach((n) => n.close());
+    if (p.reason === "missed") {
+      return self.registration.showNotification(p.title || `Missed call from ${p.name}`, {
+        tag, renotify: false, icon: "icon-192.png", data: { call: p.call, missed: true },
+      });
+    }
+  }
+}
+
+self.addEventListener("notificationclick", (e) => {
+  const n = e.notification;
+  const d = n.data || {};
+  n.close();
+  if (e.action === "decline") {
+    e.waitUntil(decline(d.call));
+    return;
+  }
+  // Answer, or a tap on the ring: open the app straight into the call.
+  // A tap on a missed call just opens the app.
+  const url = new URL(d.missed || !d.call ? "./" : `./#answer=${encodeURIComponent(d.call)}`, self.registration.scope).href;
+  e.waitUntil(openApp(url));
+});
+
+async function openApp(url) {
+  const wins = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  const call = new URL(url).hash.replace(/^#answer=/, "");
+  for (const w of wins) {
+    if (new URL(w.url).origin === location.origin) {
+      await w.focus();
+      if (call) w.postMessage({ type: "answer", call: decodeURIComponent(call) });
+      return;
+    }
+  }
+  return self.clients.openWindow(url);
+}
+
+async function decline(call) {
+  const t = await token();
+  if (!call || !t) return openApp(new URL("./", self.registration.scope).href);
+  const r = await fetch(new URL(`api/calls/${encodeURIComponent(call)}/decline`, self.registration.scope), {
+    method: "POST", headers: { "Authorization": `Bearer ${t}` },
+  }).catch(() => null);
+  if (!r || (!r.ok && r.status !== 410)) {
+    // The device could not be reached or refused: say so rather than
+    // leave the caller believing nothing happened.
+    return self.registration.showNotification("Could not decline", {
+      tag: `call-${call}`, body: "Open the app to answer or decline.", data: { call },
+    });
+  }
+}

@@ -1,0 +1,217 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/intercomd/intercomd/push"
+	"github.com/intercomd/intercomd/usersig"
+)
+
+// ErrNotRinging is what APIOptions.Decline returns when the call does not
+// (or no longer) ring the user: it ended, was answered, or never was theirs.
+var ErrNotRinging = errors.New("the call is not ringing this user")
+
+// maxAPIBody bounds a request body of the API.
+const maxAPIBody = 8 << 10
+
+// APIOptions configures the API.
+type APIOptions struct {
+	// Secret verifies user tokens (usersig).
+	Secret []byte
+	// Accept, when set, refuses a verified token (revoked): it returns ""
+	// to accept or the reason to refuse.
+	Accept func(token string, c usersig.Claims) string
+	// Store keeps push subscriptions; nil: Web Push is off.
+	Store *push.Store
+	// VAPIDKey is the device's VAPID public key (applicationServerKey).
+	VAPIDKey string
+	// Decline declines call for user, as their app would; ErrNotRinging
+	// when it does not ring them.
+	Decline func(call, user string) error
+	// Reinvite delivers the invitation of call to user's devices again
+	// (an app opened by a notification's Answer, after the invitation was
+	// sent); ErrNotRinging when it does not ring them.
+	Reinvite func(call, user string) error
+	// Renew returns a fresh token for the user (and device) of a valid
+	// one, and its expiry.
+	Renew  func(token string, c usersig.Claims) (string, time.Time, error)
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// API serves the authenticated HTTPS actions of the app under /api/ (see
+// docs/protocol.md): push subscriptions and the actions of a notification.
+// Every action carries the user's token as "Authorization: Bearer <token>"
+// and is authorised against that user.
+type API struct {
+	opts APIOptions
+	mux  *http.ServeMux
+}
+
+// NewAPI returns the API; mount it at /api/.
+func NewAPI(opts APIOptions) *API {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{opts: opts, mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /api/push", a.pushInfo)
+	a.mux.HandleFunc("POST /api/token", a.authedToken(a.renew))
+	a.mux.HandleFunc("POST /api/push/subscriptions", a.authed(a.subscribe))
+	a.mux.HandleFunc("DELETE /api/push/subscriptions/{device}", a.authed(a.unsubscribe))
+	a.mux.HandleFunc("POST /api/calls/{call}/decline", a.authed(a.callAction(opts.Decline)))
+	a.mux.HandleFunc("POST /api/calls/{call}/invite", a.authed(a.callAction(opts.Reinvite)))
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	a.mux.ServeHTTP(w, r)
+}
+
+// apiError answers with a JSON {"error": msg}.
+func apiError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// authed verifies the bearer token and passes its user on.
+func (a *API) authed(h func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+	return a.authedToken(func(w http.ResponseWriter, r *http.Request, _ string, c usersig.Claims) { h(w, r, c.User) })
+}
+
+// authedToken verifies the bearer token and passes it and its claims on.
+func (a *API) authedToken(h func(http.ResponseWriter, *http.Request, string, usersig.Claims)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="intercomd"`)
+			apiError(w, http.StatusUnauthorized, "sign in: Authorization: Bearer <token> required")
+			return
+		}
+		tok = strings.TrimSpace(tok)
+		c, err := usersig.Verify(a.opts.Secret, tok, a.opts.Now())
+		if err == nil && a.opts.Accept != nil {
+			if reason := a.opts.Accept(tok, c); reason != "" {
+				err = errors.New(reason)
+			}
+		}
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="intercomd", error="invalid_token"`)
+			apiError(w, http.StatusUnauthorized, "token refused: "+strings.TrimPrefix(err.Error(), "verify token: "))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+		h(w, r, tok, c)
+	}
+}
+
+func (a *API) pushInfo(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"enabled": a.opts.Store != nil, "key": a.opts.VAPIDKey})
+}
+
+// subscribeRequest is the body of POST /api/push/subscriptions: the
+// device's ID (chosen by the app, kept in its storage) and
+// PushSubscription.toJSON().
+type subscribeRequest struct {
+	Device       string `json:"device"`
+	Subscription struct {
+		Endpoint string `json:"endpoint"`
+		Keys     struct {
+			P256dh string `json:"p256dh"`
+			Auth   string `json:"auth"`
+		} `json:"keys"`
+	} `json:"subscription"`
+}
+
+func (a *API) subscribe(w http.ResponseWriter, r *http.Request, user string) {
+	if a.opts.Store == nil {
+		apiError(w, http.StatusServiceUnavailable, "Web Push is off on this device (push.contact is not set)")
+		return
+	}
+	var req subscribeRequest
+	// Unknown fields are allowed: browsers add some (expirationTime).
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		apiError(w, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	err := a.opts.Store.Add(push.Subscription{
+		User: user, Device: req.Device, Endpoint: req.Subscription.Endpoint,
+		P256dh: req.Subscription.Keys.P256dh, Auth: req.Subscription.Keys.Auth,
+	}, a.opts.Now())
+	switch {
+	case errors.Is(err, push.ErrBadSubscription):
+		apiError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, push.ErrStoreFull):
+		apiError(w, http.StatusInsufficientStorage, err.Error())
+	case err != nil:
+		a.opts.Logger.Error("store push subscription", "user", user, "err", err)
+		apiError(w, http.StatusInternalServerError, "could not store the subscription")
+	default:
+		a.opts.Logger.Info("push subscription added", "user", user, "device", req.Device)
+		w.WriteHeader(http.StatusCreated)
+	}
+}
+
+func (a *API) unsubscribe(w http.ResponseWriter, r *http.Request, user string) {
+	if a.opts.Store != nil {
+		if _, err := a.opts.Store.Remove(user, r.PathValue("device")); err != nil {
+			apiError(w, http.StatusInternalServerError, "could not remove the subscription")
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// callAction serves an action of a notification on the call it names,
+// authorised against that call ringing the user.
+func (a *API) callAction(f func(call, user string) error) func(http.ResponseWriter, *http.Request, string) {
+	return func(w http.ResponseWriter, r *http.Request, user string) {
+		if f == nil {
+			apiError(w, http.StatusServiceUnavailable, "actions from a notification need push and the embedded broker")
+			return
+		}
+		err := f(r.PathValue("call"), user)
+		switch {
+		case errors.Is(err, ErrNotRinging):
+			apiError(w, http.StatusGone, "this call is over, or not ringing you")
+		case err != nil:
+			a.opts.Logger.Warn("action from a notification", "user", user, "path", r.URL.Path, "err", err)
+			apiError(w, http.StatusBadGateway, "could not do it: "+err.Error())
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+}
+
+// renew answers {"token": ..., "expires": <unix ms>}: a fresh token for the
+// same user and device once the old one nears its end, else the same.
+func (a *API) renew(w http.ResponseWriter, _ *http.Request, tok string, c usersig.Claims) {
+	if a.opts.Renew == nil {
+		apiError(w, http.StatusServiceUnavailable, "tokens are renewed by the embedded broker's device only")
+		return
+	}
+	fresh, exp, err := a.opts.Renew(tok, c)
+	if errors.Is(err, usersig.ErrTooManyTokens) {
+		apiError(w, http.StatusTooManyRequests, err.Error())
+		return
+	}
+	if err != nil {
+		a.opts.Logger.Error("renew token", "user", c.User, "err", err)
+		apiError(w, http.StatusInternalServerError, "could not renew the token")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"token": fresh, "expires": exp.UnixMilli()})
+}

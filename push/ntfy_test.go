@@ -129,7 +129,7 @@ func TestNotifierEnds(t *testing.T) {
 		}
 	}
 	nf.Observe("alice", "door", calling.Message{Type: calling.MsgAccept, Call: "c1", Invite: "i1"}, nil, time.Now())
-	nf.Observe("bob", "door", calling.Message{Type: calling.MsgReject, Call: "c1", Invite: "i1", Reason: "declined"}, nil, time.Now())
+	nf.Observe("bob", "door", calling.Message{Type: calling.MsgReject, Call: "c1", Invite: "i1", Reason: calling.ReasonDeclined}, nil, time.Now())
 	if ringing("c1", "alice") || ringing("c1", "bob") || !ringing("c1", "carol") {
 		t.Fatal("answer or decline did not end only its user's ring")
 	}

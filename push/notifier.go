@@ -23,8 +23,9 @@ type NotifierOptions struct {
 	Ntfy *Ntfy   // nil: no ntfy
 	// Names maps user IDs to the names shown ("Front door").
 	Names map[string]string
-	// Snapshot returns the path of a call's snapshot for user, or "".
-	Snapshot func(call, user string) string
+	// Snapshot returns the path of the picture of the caller's camera at
+	// ring time (a call from the device itself), or "".
+	Snapshot func(call, from string) string
 	// OnRing is told when a push for a new ring was handed to the channels.
 	OnRing func(user, call string)
 	Now    func() time.Time
@@ -120,7 +121,7 @@ func (n *Notifier) start(from, user string, msg calling.Message, raw []byte, tim
 		Title: name, Body: "is calling",
 	}
 	if n.opts.Snapshot != nil {
-		p.Snapshot = n.opts.Snapshot(msg.Call, user)
+		p.Snapshot = n.opts.Snapshot(msg.Call, from)
 	}
 	n.send(user, p, timeout, since)
 	if n.opts.OnRing != nil {

@@ -37,6 +37,10 @@ type APIOptions struct {
 	// (an app opened by a notification's Answer, after the invitation was
 	// sent); ErrNotRinging when it does not ring them.
 	Reinvite func(call, user string) error
+	// Snapshot returns the JPEG of call's snapshot for user, given the key
+	// of its URL; ErrNotRinging when the call does not ring the user or the
+	// key is wrong.
+	Snapshot func(call, user, key string) ([]byte, error)
 	// Renew returns a fresh token for the user (and device) of a valid
 	// one, and its expiry.
 	Renew  func(token string, c usersig.Claims) (string, time.Time, error)
@@ -64,6 +68,7 @@ func NewAPI(opts APIOptions) *API {
 	a := &API{opts: opts, mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET /api/push", a.pushInfo)
 	a.mux.HandleFunc("POST /api/token", a.authedToken(a.renew))
+	a.mux.HandleFunc("GET /api/calls/{call}/snapshot", a.authed(a.snapshot))
 	a.mux.HandleFunc("POST /api/push/subscriptions", a.authed(a.subscribe))
 	a.mux.HandleFunc("DELETE /api/push/subscriptions/{device}", a.authed(a.unsubscribe))
 	a.mux.HandleFunc("POST /api/calls/{call}/decline", a.authed(a.callAction(opts.Decline)))
@@ -214,4 +219,24 @@ func (a *API) renew(w http.ResponseWriter, _ *http.Request, tok string, c usersi
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"token": fresh, "expires": exp.UnixMilli()})
+}
+
+// snapshot serves the picture of the caller's camera at ring time to a
+// user the call rings, with the unguessable key the push carried.
+func (a *API) snapshot(w http.ResponseWriter, r *http.Request, user string) {
+	if a.opts.Snapshot == nil {
+		apiError(w, http.StatusNotFound, "no snapshot")
+		return
+	}
+	b, err := a.opts.Snapshot(r.PathValue("call"), user, r.URL.Query().Get("k"))
+	if errors.Is(err, ErrNotRinging) {
+		apiError(w, http.StatusGone, "this call is over, or not ringing you")
+		return
+	}
+	if err != nil || len(b) == 0 {
+		apiError(w, http.StatusNotFound, "no snapshot of this call")
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	_, _ = w.Write(b)
 }

@@ -177,6 +177,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	d.push.setCamera(dv.cam)
 	defer func() {
 		if cerr := dv.close(); cerr != nil {
 			log.Warn("close media", "err", cerr)

@@ -31,6 +31,7 @@ type pusher struct {
 	// ring of the device's own that follows within pressWindow is timed
 	// from it.
 	pressed atomic.Int64
+	snaps   snapshots
 	stop    chan struct{} // ends watchTokens
 	done    chan struct{}
 }
@@ -61,7 +62,12 @@ func (d *daemon) startPush(stateDir string) error {
 	for _, e := range d.cfg.Signaling.Directory {
 		names[e.User] = e.Name
 	}
-	opts := push.NotifierOptions{Names: names}
+	opts := push.NotifierOptions{Names: names, Snapshot: func(call, from string) string {
+		if from != d.cfg.Device.User {
+			return "" // the camera is the door's, not another caller's
+		}
+		return p.snaps.take(call)
+	}}
 	if d.cfg.Push.Contact != "" {
 		keys, err := push.LoadOrCreateKeys(filepath.Join(stateDir, "vapid.json"))
 		if err != nil {
@@ -87,7 +93,8 @@ func (d *daemon) startPush(stateDir string) error {
 		for _, n := range d.cfg.Push.Ntfy {
 			targets = append(targets, push.NtfyTarget{User: n.User, Server: n.Server, Topic: n.Topic, Token: n.Token.Reveal()})
 		}
-		p.ntfy = push.NewNtfy(push.NtfyOptions{Targets: targets, AppURL: d.cfg.Push.AppURL, Logger: log, Observer: obs})
+		p.ntfy = push.NewNtfy(push.NtfyOptions{Targets: targets, AppURL: d.cfg.Push.AppURL, Logger: log, Observer: obs,
+			Snapshot: func(call string) []byte { return p.snaps.get(call, "") }})
 		opts.Ntfy = p.ntfy
 	}
 	p.notifier = push.NewNotifier(opts)
@@ -194,7 +201,7 @@ func (d *daemon) mountAPI(mux *http.ServeMux) error {
 	if d.push != nil && d.broker != nil {
 		opts.Store = d.push.store
 		if d.broker != nil {
-			opts.Decline, opts.Reinvite = d.declineFor, d.reinviteFor
+			opts.Decline, opts.Reinvite, opts.Snapshot = d.declineFor, d.reinviteFor, d.snapshotFor
 		}
 	}
 	mux.Handle("/api/", web.NewAPI(opts))

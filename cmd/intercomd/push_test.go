@@ -119,6 +119,20 @@ func TestDaemonPushRingAndDecline(t *testing.T) {
 	if ring.Kind != push.KindRing || ring.From != "door" || ring.Name != "Front door" || ring.Call == "" {
 		t.Fatalf("ring push %+v", ring)
 	}
+	// The picture of the door at ring time, for alice only, with the
+	// push's key.
+	if !strings.HasPrefix(ring.Snapshot, "api/calls/"+ring.Call+"/snapshot?k=") {
+		t.Fatalf("ring push without the door's snapshot: %q", ring.Snapshot)
+	}
+	if code, body := d.api(t, "GET", "/"+ring.Snapshot, tok, nil); code != 200 || !bytes.HasPrefix(body, []byte("\xff\xd8\xff")) {
+		t.Fatalf("snapshot: %d, %d bytes", code, len(body))
+	}
+	if code, _ := d.api(t, "GET", "/"+ring.Snapshot, d.token(t, "bob"), nil); code != 410 {
+		t.Fatalf("bob fetches alice's snapshot: %d", code)
+	}
+	if code, _ := d.api(t, "GET", "/api/calls/"+ring.Call+"/snapshot?k=0000", tok, nil); code != 404 {
+		t.Fatalf("snapshot with a wrong key: %d", code)
+	}
 	if code, body := d.api(t, "POST", "/api/calls/"+ring.Call+"/decline", d.token(t, "bob"), nil); code != 410 {
 		t.Fatalf("bob declines alice's call: %d %s", code, body)
 	}

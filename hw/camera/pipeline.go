@@ -78,6 +78,9 @@ type Pipeline struct {
 	statusMu sync.Mutex
 	status   Status // Source, Enabled, Capturing, Err
 
+	snapMu   sync.Mutex
+	snapWant []chan image.Image // Snapshot calls waiting for the next frame
+
 	// lastSample is the time the previous sample was written. Only the encode
 	// goroutine of the current session touches it; sessions never overlap.
 	lastSample time.Time
@@ -437,13 +440,13 @@ type session struct {
 // from it encodes that frame, on the encoder's goroutine.
 type hookedReader struct {
 	r    video.Reader
-	hook func()
+	hook func(image.Image)
 }
 
 func (h *hookedReader) Read() (image.Image, func(), error) {
 	img, release, err := h.r.Read()
 	if err == nil && h.hook != nil {
-		h.hook()
+		h.hook(img)
 	}
 	return img, release, err
 }
@@ -486,7 +489,10 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 	p.keyFrameWanted.Store(false)
 	p.viewerKeyFrame.Store(false)
 	s.lastKey = time.Now()
-	hr.hook = func() { p.applyRequests(s) }
+	hr.hook = func(img image.Image) {
+		p.snap(img)
+		p.applyRequests(s)
+	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()

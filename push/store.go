@@ -206,9 +206,10 @@ func (s *Store) RemoveEndpoint(endpoint string) (bool, error) {
 	return s.drop(func(o Subscription) bool { return o.Endpoint == endpoint })
 }
 
-// RemoveUser drops every subscription of user (its tokens were revoked).
-func (s *Store) RemoveUser(user string) (bool, error) {
-	return s.drop(func(o Subscription) bool { return o.User == user })
+// RemoveUserBefore drops the subscriptions of user added before t (the
+// user's tokens were revoked at t).
+func (s *Store) RemoveUserBefore(user string, t time.Time) (bool, error) {
+	return s.drop(func(o Subscription) bool { return o.User == user && o.Added.Before(t) })
 }
 
 func (s *Store) drop(match func(Subscription) bool) (bool, error) {

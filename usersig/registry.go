@@ -242,3 +242,14 @@ func (r *Registry) List() []Issued {
 	}
 	return out
 }
+
+// RevokedUsers returns the users whose every token was revoked, and when.
+func (r *Registry) RevokedUsers() map[string]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]time.Time, len(r.f.RevokedUsers))
+	for u, at := range r.f.RevokedUsers {
+		out[u] = at
+	}
+	return out
+}

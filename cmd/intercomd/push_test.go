@@ -254,8 +254,17 @@ func (d *daemonUnderTest) usersigCmd(t *testing.T, args ...string) string {
 // end; revoking the device refuses its token on the API at once and
 // closes the phone's open connection.
 func TestDaemonTokensListRenewRevoke(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, "push:\n  contact: mailto:owner@example.org\n")
 	tok := strings.TrimSpace(d.usersigCmd(t, "--user", "alice", "--device", "alice-phone", "--ttl", "3h"))
+	k, err := push.LoadOrCreateKeys(filepath.Join(t.TempDir(), "k.json")) // any P-256 key will do
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := map[string]any{"device": "p1", "subscription": map[string]any{"endpoint": "http://127.0.0.1:9/push",
+		"keys": map[string]string{"p256dh": k.Public, "auth": "AAAAAAAAAAAAAAAAAAAAAA"}}}
+	if code, body := d.api(t, "POST", "/api/push/subscriptions", tok, sub); code != 201 {
+		t.Fatalf("subscribe: %d %s", code, body)
+	}
 	if code, body := d.api(t, "POST", "/api/token", tok, nil); code != 200 || !strings.Contains(string(body), tok) {
 		t.Fatalf("renewal of a fresh token: %d %s (want the same token back)", code, body)
 	}
@@ -275,6 +284,7 @@ func TestDaemonTokensListRenewRevoke(t *testing.T) {
 	}
 	d.stderr.waitFor(t, `msg="mqtt connection closed" component=broker component=mqtt-broker user=alice`, 5*time.Second)
 	d.stderr.waitFor(t, `reason="the user's tokens were revoked"`, 10*time.Second)
+	d.stderr.waitFor(t, "push subscriptions dropped: the user's tokens were revoked", 5*time.Second)
 	if code, body := d.api(t, "POST", "/api/token", tok, nil); code != 401 || !strings.Contains(string(body), "revoked") {
 		t.Fatalf("a revoked token on the API: %d %s", code, body)
 	}

@@ -45,6 +45,7 @@ func (d *daemon) watchTokens(secret []byte, stop <-chan struct{}) {
 			if err := d.tokens.Reload(); err != nil {
 				d.log.Warn("token registry", "err", err)
 			}
+			d.dropRevokedSubscriptions()
 			now := time.Now()
 			d.broker.Disconnect(func(user, tok string) bool {
 				c, err := usersig.Verify(secret, tok, now)
@@ -80,4 +81,19 @@ func (d *daemon) renewToken(secret []byte, token string, c usersig.Claims) (stri
 	}
 	d.log.Info("token renewed", "user", c.User, "device", device, "expires", exp.Format(time.RFC3339))
 	return fresh, exp, nil
+}
+
+// dropRevokedSubscriptions stops pushing to the phones of users whose
+// tokens were all revoked: their subscriptions from before go.
+func (d *daemon) dropRevokedSubscriptions() {
+	if d.push == nil || d.push.store == nil {
+		return
+	}
+	for user, at := range d.tokens.RevokedUsers() {
+		if dropped, err := d.push.store.RemoveUserBefore(user, at); err != nil {
+			d.log.Warn("drop push subscriptions of a revoked user", "user", user, "err", err)
+		} else if dropped {
+			d.log.Info("push subscriptions dropped: the user's tokens were revoked", "user", user)
+		}
+	}
 }

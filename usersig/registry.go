@@ -59,6 +59,7 @@ type Registry struct {
 	mu    sync.Mutex
 	f     registryFile
 	mod   time.Time
+	size  int64
 	seen  map[string]time.Time // token ID -> last seen
 	dirty bool                 // seen changed since the last Flush
 }
@@ -94,8 +95,8 @@ func (r *Registry) Reload() error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if st.ModTime().Equal(r.mod) {
-		return nil
+	if st.ModTime().Equal(r.mod) && st.Size() == r.size {
+		return nil // (a file system's clock may be coarse: the size tells too)
 	}
 	b, err := os.ReadFile(r.path)
 	if err != nil {
@@ -105,7 +106,7 @@ func (r *Registry) Reload() error {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return fmt.Errorf("token registry %s: %w", r.path, err)
 	}
-	r.f, r.mod = f, st.ModTime()
+	r.f, r.mod, r.size = f, st.ModTime(), st.Size()
 	return nil
 }
 
@@ -117,7 +118,7 @@ func (r *Registry) save() error {
 		return fmt.Errorf("token registry: %w", err)
 	}
 	if st, err := os.Stat(r.path); err == nil {
-		r.mod = st.ModTime()
+		r.mod, r.size = st.ModTime(), st.Size()
 	}
 	return nil
 }

@@ -379,7 +379,7 @@ func TestBrowser(t *testing.T) {
 	} else {
 		env = append(env, "SCREENSHOT_DIR="+t.TempDir())
 	}
-	runNode(t, chromium, d, ctl, 8*time.Minute, env, "e2e/app.test.mjs", "e2e/push.test.mjs")
+	runNode(t, chromium, d, ctl, 8*time.Minute, env, "e2e/app.test.mjs")
 	if st, err := d.state(); err != nil || st != "idle" {
 		t.Errorf("device state after the suite = %q, %v; want idle", st, err)
 	}

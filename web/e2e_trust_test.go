@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// TestBrowserTrustsDeviceCA runs e2e/trust.test.mjs: Chromium trusting only
+// TestBrowserTrustsDeviceCA runs e2e/trust.test.mjs and e2e/push.test.mjs
+// (rings to a closed app, which need a service worker): Chromium trusting only
 // the device's root, put into an NSS database (certutil, libnss3-tools) in
 // a HOME of its own, with no certificate error ignored.
 func TestBrowserTrustsDeviceCA(t *testing.T) {
@@ -68,5 +69,5 @@ func TestBrowserTrustsDeviceCA(t *testing.T) {
 			}
 		}
 	}
-	runNode(t, chromium, d, ctl, 3*time.Minute, []string{"TRUSTED_HOME=" + trusted, "UNTRUSTED_HOME=" + untrusted}, "e2e/trust.test.mjs")
+	runNode(t, chromium, d, ctl, 3*time.Minute, []string{"TRUSTED_HOME=" + trusted, "UNTRUSTED_HOME=" + untrusted}, "e2e/trust.test.mjs", "e2e/push.test.mjs")
 }

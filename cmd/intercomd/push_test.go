@@ -268,6 +268,32 @@ func TestDaemonTokensListRenewRevoke(t *testing.T) {
 	if code, body := d.api(t, "POST", "/api/token", tok, nil); code != 200 || !strings.Contains(string(body), tok) {
 		t.Fatalf("renewal of a fresh token: %d %s (want the same token back)", code, body)
 	}
+	// Near its end (under a third of its life left), it is renewed for the
+	// same device.
+	secret, err := usersig.LoadOrCreateSecret(filepath.Join(d.dir, "state", "token.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	short, _ := usersig.Sign(secret, "alice", now.Add(10*time.Minute))
+	reg, err := usersig.OpenRegistry(filepath.Join(d.dir, "state", "tokens.json"))
+	if err == nil {
+		err = reg.Add(short, "alice", "alice-tablet", now.Add(-2*time.Hour), now.Add(10*time.Minute))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, body := d.api(t, "POST", "/api/token", short, nil)
+	var renewed struct{ Token string }
+	if err := json.Unmarshal(body, &renewed); code != 200 || err != nil || renewed.Token == short || !strings.HasPrefix(renewed.Token, "v1.alice.") {
+		t.Fatalf("renewal near the end: %d %s", code, body)
+	}
+	if c, err := usersig.Verify(secret, renewed.Token, now); err != nil || c.Expires.Before(now.Add(2*time.Hour)) {
+		t.Fatalf("renewed token %v, %v: want the old one's life of 2h10m", c, err)
+	}
+	if code, body := d.api(t, "POST", "/api/token", d.token(t, "alice"), nil); code != 200 || !strings.Contains(string(body), d.token(t, "alice")[:20]) {
+		t.Fatalf("an unregistered token must come back unrenewed: %d %s", code, body)
+	}
 	// The daemon writes the last use down each second.
 	seen := regexp.MustCompile(`alice\s+alice-phone\s+\S+ \S+\s+\d{4}-\d\d-\d\d \S+\s+valid`)
 	for end := time.Now().Add(5 * time.Second); !seen.MatchString(d.usersigCmd(t, "--list")); time.Sleep(50 * time.Millisecond) {

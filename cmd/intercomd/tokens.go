@@ -11,10 +11,6 @@ import (
 // among the open connections, and closes theirs.
 const tokenCheckEvery = time.Second
 
-// defaultTokenLife is the life of a renewed token whose original the
-// registry does not know.
-const defaultTokenLife = 30 * 24 * time.Hour
-
 // acceptToken refuses revoked tokens (the broker at connect, the API on
 // every action) and notes when a token was last used.
 func (d *daemon) acceptToken(token string, c usersig.Claims) string {
@@ -59,15 +55,19 @@ func (d *daemon) watchTokens(secret []byte, stop <-chan struct{}) {
 // with the same life, once a third of the old one's life is left or less
 // (before that it returns the same token): a signed-in app renews without
 // the user doing anything, and one client cannot make the registry grow.
+// A token the registry does not know (issued before it, or elsewhere with
+// the secret) is not renewed: its life is unknown, and a short one must not
+// become a long one.
 func (d *daemon) renewToken(secret []byte, token string, c usersig.Claims) (string, time.Time, error) {
 	if err := d.tokens.Reload(); err != nil {
 		return "", time.Time{}, err
 	}
 	now := time.Now()
-	life, device := defaultTokenLife, ""
-	if e, ok := d.tokens.Lookup(token); ok {
-		life, device = e.Expires.Sub(e.Issued), e.Device
+	e, ok := d.tokens.Lookup(token)
+	if !ok {
+		return token, c.Expires, nil
 	}
+	life, device := e.Expires.Sub(e.Issued), e.Device
 	if c.Expires.Sub(now) > life/3 {
 		return token, c.Expires, nil
 	}

@@ -3,6 +3,8 @@
 // environment: INTERCOMD_URL (the app), INTERCOMD_CONTROL (press the
 // doorbell, relay pulses, device state, tokens), CHROMIUM, SCREENSHOT_DIR.
 import { chromium } from "playwright-core";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 
 export const APP = process.env.INTERCOMD_URL;
@@ -21,6 +23,29 @@ export async function launch() {
       "--ignore-certificate-errors", "--autoplay-policy=no-user-gesture-required",
     ],
   });
+}
+
+// openTrusting opens a phone's browser that trusts the device's root and
+// nothing else: no certificate error ignored, the root in the NSS database
+// of HOME home (web/e2e_trust_test.go puts it there), a persistent profile
+// (incognito windows install no apps), the device's name (<host>.local,
+// as a phone finds it by mDNS) on loopback.
+export async function openTrusting(home) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "intercomd-profile-"));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--host-resolver-rules=MAP * 127.0.0.1",
+      // A camera and microphone to answer with; nothing about certificates.
+      "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+      "--autoplay-policy=no-user-gesture-required",
+    ],
+    env: { ...process.env, HOME: home },
+    viewport: { width: 390, height: 760 },
+  });
+  return { ctx, close: async () => { await ctx.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
 
 export async function control(what, init) {

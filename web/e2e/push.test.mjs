@@ -1,15 +1,12 @@
-// Rings on a closed app: a push delivered to the app's service worker (the
-// DevTools protocol's ServiceWorker.deliverPushMessage, no push service
-// needed) shows a notification with Answer and Decline; the end of the
-// ring replaces it with "Missed call"; and the app opened the way Answer
-// opens it (#answer=<call>) takes the call it was rung for.
-import { test, before, after } from "node:test";
+// Rings on a closed app, in a browser that trusts only the device's root
+// (run by web/e2e_trust_test.go): a push delivered to the app's service
+// worker (the DevTools protocol's ServiceWorker.deliverPushMessage, no push
+// service needed) shows a notification with Answer and Decline; the end of
+// the ring replaces it with "Missed call"; and the app opened the way
+// Answer opens it (#answer=<call>) takes the call it was rung for.
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { launch, phone, press, until, waitState, deviceState, control, APP } from "./helpers.mjs";
-
-let browser;
-before(async () => { browser = await launch(); });
-after(async () => { await browser?.close(); });
+import { openTrusting, press, until, waitState, deviceState, control, token, APP } from "./helpers.mjs";
 
 const notifications = (p) => p.page.evaluate(async () => {
   const reg = await navigator.serviceWorker.ready;
@@ -31,8 +28,11 @@ async function pushTo(p, data) {
 }
 
 test("a pushed ring shows Answer and Decline, its end says missed, and Answer takes the call", async () => {
-  const alice = await phone(browser, "alice");
+  const b = await openTrusting(process.env.TRUSTED_HOME);
+  const alice = { ctx: b.ctx, page: await b.ctx.newPage(), user: "alice" };
   try {
+    await alice.page.goto(`${APP}#token=${encodeURIComponent(await token("alice"))}`);
+    await alice.page.waitForFunction(() => globalThis.intercomd && globalThis.intercomd.linkUp, null, { timeout: 20000 });
     await alice.ctx.grantPermissions(["notifications"], { origin: new URL(APP).origin });
     await alice.page.evaluate(() => navigator.serviceWorker.ready);
     await until("the app to learn the device's push key", () => alice.page.evaluate(() => globalThis.intercomd.pushKey));
@@ -70,6 +70,6 @@ test("a pushed ring shows Answer and Decline, its end says missed, and Answer ta
     await alice.page.click("#hangup");
     await until("the door idle", async () => (await deviceState()) === "idle");
   } finally {
-    await alice.ctx.close();
+    await b.close();
   }
 });

@@ -5,30 +5,8 @@
 // browser without the root refuses the device.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import os from "node:os";
-import path from "node:path";
-import { chromium } from "playwright-core";
-import { APP, token } from "./helpers.mjs";
-
-const args = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  // The device's name (<host>.local, as a phone finds it by mDNS) on loopback.
-  "--host-resolver-rules=MAP * 127.0.0.1",
-];
-
-async function open(home) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "intercomd-profile-"));
-  // A persistent (not off-the-record) profile: incognito windows install no apps.
-  const ctx = await chromium.launchPersistentContext(dir, {
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args,
-    env: { ...process.env, HOME: home },
-    viewport: { width: 390, height: 760 },
-  });
-  return { ctx, close: async () => { await ctx.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
-}
+import { APP, token, openTrusting as open } from "./helpers.mjs";
 
 test("without the root, the device is refused", async () => {
   const b = await open(process.env.UNTRUSTED_HOME);

@@ -35,6 +35,7 @@ type ring struct {
 	call, invite, user, from string
 	raw                      []byte // the invitation as the caller sent it
 	since                    time.Time
+	reported                 bool // an app said it rings
 	timer                    *time.Timer
 }
 
@@ -187,6 +188,21 @@ func (n *Notifier) Ringing(call, user string) (Ring, bool) {
 		}
 	}
 	return Ring{}, false
+}
+
+// AppRinging notes that an app of user rings for call, once per ring; it
+// returns how long after the ring's start, and false when the call does not
+// ring the user or this was said already.
+func (n *Notifier) AppRinging(call, user string) (time.Duration, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, r := range n.rings {
+		if r.call == call && r.user == user && !r.reported {
+			r.reported = true
+			return n.opts.Now().Sub(r.since), true
+		}
+	}
+	return 0, false
 }
 
 // Close forgets every ring.

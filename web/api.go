@@ -41,6 +41,9 @@ type APIOptions struct {
 	// of its URL; ErrNotRinging when the call does not ring the user or the
 	// key is wrong.
 	Snapshot func(call, user, key string) ([]byte, error)
+	// Ringing is told that an app of the user rings for call (ring
+	// latency); ErrNotRinging when it does not ring them.
+	Ringing func(call, user string) error
 	// Renew returns a fresh token for the user (and device) of a valid
 	// one, and its expiry.
 	Renew  func(token string, c usersig.Claims) (string, time.Time, error)
@@ -73,6 +76,7 @@ func NewAPI(opts APIOptions) *API {
 	a.mux.HandleFunc("DELETE /api/push/subscriptions/{device}", a.authed(a.unsubscribe))
 	a.mux.HandleFunc("POST /api/calls/{call}/decline", a.authed(a.callAction(opts.Decline)))
 	a.mux.HandleFunc("POST /api/calls/{call}/invite", a.authed(a.callAction(opts.Reinvite)))
+	a.mux.HandleFunc("POST /api/calls/{call}/ringing", a.authed(a.callAction(opts.Ringing)))
 	return a
 }
 

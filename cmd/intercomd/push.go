@@ -201,7 +201,7 @@ func (d *daemon) mountAPI(mux *http.ServeMux) error {
 	if d.push != nil && d.broker != nil {
 		opts.Store = d.push.store
 		if d.broker != nil {
-			opts.Decline, opts.Reinvite, opts.Snapshot = d.declineFor, d.reinviteFor, d.snapshotFor
+			opts.Decline, opts.Reinvite, opts.Snapshot, opts.Ringing = d.declineFor, d.reinviteFor, d.snapshotFor, d.appRinging
 		}
 	}
 	mux.Handle("/api/", web.NewAPI(opts))
@@ -245,6 +245,19 @@ func (m pushMetrics) Failure(channel, reason string) {
 
 func (m pushMetrics) Accepted(channel string, d time.Duration) {
 	m.set.GetOrCreatePrometheusHistogram(series("intercomd_ring_push_seconds", "channel", channel)).Update(d.Seconds())
+}
+
+// appRinging records, once per ring, the time from the ring's start (the
+// button press) to an app of user ringing, which the app reports.
+func (d *daemon) appRinging(call, user string) error {
+	since, ok := d.push.notifier.AppRinging(call, user)
+	if !ok {
+		return web.ErrNotRinging
+	}
+	if d.metrics != nil {
+		d.metrics.set.GetOrCreatePrometheusHistogram("intercomd_ring_app_seconds").Update(since.Seconds())
+	}
+	return nil
 }
 
 // reinviteFor delivers the invitation of call to user's inbox again, as

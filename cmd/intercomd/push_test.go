@@ -133,6 +133,13 @@ func TestDaemonPushRingAndDecline(t *testing.T) {
 	if code, _ := d.api(t, "GET", "/api/calls/"+ring.Call+"/snapshot?k=0000", tok, nil); code != 404 {
 		t.Fatalf("snapshot with a wrong key: %d", code)
 	}
+	// The app says it rings (the softphone here does not): once per ring.
+	if code, body := d.api(t, "POST", "/api/calls/"+ring.Call+"/ringing", tok, nil); code != 204 {
+		t.Fatalf("ringing: %d %s", code, body)
+	}
+	if code, _ := d.api(t, "POST", "/api/calls/"+ring.Call+"/ringing", tok, nil); code != 410 {
+		t.Fatalf("ringing said twice: %d", code)
+	}
 	if code, body := d.api(t, "POST", "/api/calls/"+ring.Call+"/decline", d.token(t, "bob"), nil); code != 410 {
 		t.Fatalf("bob declines alice's call: %d %s", code, body)
 	}
@@ -165,6 +172,9 @@ func TestDaemonPushRingAndDecline(t *testing.T) {
 	}
 	if v, _ := value(fams, "intercomd_ring_invite_seconds_count"); v < 1 {
 		t.Errorf("no press-to-invite latency in /metrics")
+	}
+	if v, _ := value(fams, "intercomd_ring_app_seconds_count"); v != 1 {
+		t.Errorf("press-to-app-ringing latency count %v, want 1", v)
 	}
 }
 

@@ -151,6 +151,8 @@ function onEvent(ev) {
       // while the phone rings. The caller sends its camera and microphone;
       // this side sends nothing until Answer.
       if (ev.media === "video" || ev.sponsor === app.cfg.device.user) post({ type: "preview" });
+      // Ring latency: the device times press to ringing here.
+      ringPush.api("POST", `api/calls/${encodeURIComponent(ev.call)}/ringing`).catch(() => {});
       if (ringPush.answer && ringPush.answer === ev.call) {
         ringPush.answer = "";
         post({ type: "accept" });

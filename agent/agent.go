@@ -6,8 +6,16 @@
 // events to subscribers.
 //
 // Every other goroutine (paho's handlers, pion's callbacks, GPIO handlers)
-// only posts inputs with Post, Deliver or Presence, which never block: they
+// only posts inputs with Post, Deliver or Apply, which never block: they
 // copy the data into the agent's queue and return.
+//
+// The loop itself never waits on I/O: messages are handed to the Transport
+// by a sender goroutine, in order, and a failed send comes back to the loop
+// as an input (reported as an Error event); media requests are queued to
+// Media. Code that must act on the state of the call (a button, the
+// answering machine of a door station) does so on the loop through Apply
+// and Options.OnEvent, so the call cannot change between reading the state
+// and acting on it.
 package agent
 
 import (
@@ -20,11 +28,14 @@ import (
 	"time"
 
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/internal/clock"
 	"github.com/intercomd/intercomd/internal/ids"
 )
 
-// Transport publishes encoded messages. Implementations must not block for
-// long: the agent's loop calls them.
+// Transport publishes encoded messages. Send and SendGroup may wait for the
+// broker's acknowledgement, but must give up within a bounded time
+// (mqttsig: Options.SendTimeout): the agent's sender goroutine calls them,
+// one message at a time, in the order the machine sent them.
 type Transport interface {
 	Send(to string, payload []byte) error
 	SendGroup(group string, payload []byte) error
@@ -50,8 +61,20 @@ type Options struct {
 	// OnEffect, when set, sees every effect before it is applied, on the
 	// loop (tracing and latency measurement); it must not block.
 	OnEffect func(calling.Effect)
+	// OnEvent, when set, sees every event on the loop, after the step that
+	// emitted it; the inputs it returns are stepped at once, before any
+	// other input. It must not block.
+	OnEvent func(calling.Event) []calling.Input
+	// Clock drives the calling timers; nil is the system clock.
+	Clock clock.Clock
 	// QueueSize bounds the input queue (default 1024).
 	QueueSize int
+	// SendQueue bounds the messages waiting for the Transport (default
+	// 256); a message beyond it fails like a send that failed.
+	SendQueue int
+	// DrainTimeout bounds how long Run, on its way out, keeps handing
+	// queued messages (the final hangup) to the Transport (default 2 s).
+	DrainTimeout time.Duration
 }
 
 // ErrQueueFull is reported when an input is dropped because the loop is
@@ -59,9 +82,16 @@ type Options struct {
 var ErrQueueFull = errors.New("agent input queue full")
 
 type request struct {
-	in   calling.Input
-	fn   func()     // instead of in: run on the loop (Tick)
-	done chan error // commands: the first Error event of the step, or nil
+	in    calling.Input
+	fn    func()                              // instead of in: run on the loop (Tick)
+	apply func(calling.State) []calling.Input // instead of in: inputs chosen on the loop (Apply)
+	done  chan error                          // commands: the first Error event of the step, or nil
+}
+
+// outgoing is a message waiting for the Transport.
+type outgoing struct {
+	send    calling.Send
+	payload []byte
 }
 
 // Agent owns a calling.Machine. Create with New, start with Run.
@@ -70,7 +100,8 @@ type Agent struct {
 	log     *slog.Logger
 	m       *calling.Machine
 	queue   chan request
-	timers  map[calling.Timer]*time.Timer
+	clock   clock.Clock
+	timers  map[calling.Timer]clock.Timer
 	media   Media
 	state   atomic.Int32
 	callID  atomic.Value // string
@@ -78,6 +109,12 @@ type Agent struct {
 
 	mu   sync.Mutex
 	subs map[chan calling.Event]struct{}
+
+	// The sender's queue.
+	smu     sync.Mutex
+	sq      []outgoing
+	swake   chan struct{}
+	sclosed bool
 }
 
 // New returns an Agent; nothing runs until Run.
@@ -87,6 +124,12 @@ func New(opts Options) *Agent {
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 1024
+	}
+	if opts.SendQueue <= 0 {
+		opts.SendQueue = 256
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 2 * time.Second
 	}
 	if opts.Calling.NewID == nil {
 		opts.Calling.NewID = ids.New
@@ -99,8 +142,10 @@ func New(opts Options) *Agent {
 		log:    opts.Logger.With("component", "calling", "user", opts.Calling.User),
 		m:      calling.New(opts.Calling),
 		queue:  make(chan request, opts.QueueSize),
-		timers: map[calling.Timer]*time.Timer{},
+		clock:  clock.Or(opts.Clock),
+		timers: map[calling.Timer]clock.Timer{},
 		subs:   map[chan calling.Event]struct{}{},
+		swake:  make(chan struct{}, 1),
 	}
 	a.media = opts.Media
 	if a.media == nil {
@@ -128,12 +173,23 @@ func (a *Agent) Dropped() int64 { return a.dropped.Load() }
 
 // Post queues an input without blocking; it is dropped (and counted) if the
 // queue is full.
-func (a *Agent) Post(in calling.Input) {
+func (a *Agent) Post(in calling.Input) { a.enqueue(request{in: in}, fmt.Sprintf("%T", in)) }
+
+// Apply queues fn without blocking (dropped and counted if the queue is
+// full, like Post). The loop calls it with the machine's state at that
+// moment and steps the inputs it returns, before any other input: the
+// way to act on the state without the call changing in between. fn must
+// not block.
+func (a *Agent) Apply(fn func(calling.State) []calling.Input) {
+	a.enqueue(request{apply: fn}, "apply")
+}
+
+func (a *Agent) enqueue(r request, what string) {
 	select {
-	case a.queue <- request{in: in}:
+	case a.queue <- r:
 	default:
 		a.dropped.Add(1)
-		a.log.Warn("input dropped: queue full", "input", fmt.Sprintf("%T", in))
+		a.log.Warn("input dropped: queue full", "input", what)
 	}
 }
 
@@ -203,15 +259,42 @@ func (a *Agent) publish(ev calling.Event) {
 
 // Run owns the machine until ctx is done. On the way out it hangs up any
 // call (so the peers see it end), stops every timer and returns ctx's error.
+//
+// Messages still queued for the Transport then go out for at most
+// Options.DrainTimeout; Run returns once the sender is done.
 func (a *Agent) Run(ctx context.Context) error {
-	defer a.stopTimers()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		a.sender()
+	}()
+	defer func() {
+		a.stopTimers()
+		a.smu.Lock()
+		a.sclosed = true
+		a.smu.Unlock()
+		a.wakeSender()
+		drain := a.clock.AfterFunc(a.opts.DrainTimeout, func() {
+			a.smu.Lock()
+			if n := len(a.sq); n > 0 {
+				a.log.Warn("messages not sent: leaving", "count", n)
+			}
+			a.sq = nil
+			a.smu.Unlock()
+		})
+		<-sent
+		drain.Stop()
+	}()
 	for {
 		select {
 		case r := <-a.queue:
 			var err error
-			if r.fn != nil {
+			switch {
+			case r.fn != nil:
 				r.fn()
-			} else {
+			case r.apply != nil:
+				a.stepAll(r.apply(a.m.State()))
+			default:
 				err = a.step(r.in)
 			}
 			if r.done != nil {
@@ -222,6 +305,16 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.step(calling.Hangup{})
 			}
 			return ctx.Err()
+		}
+	}
+}
+
+// stepAll steps inputs chosen on the loop; their errors were reported as
+// Error events.
+func (a *Agent) stepAll(ins []calling.Input) {
+	for _, in := range ins {
+		if in != nil {
+			_ = a.step(in)
 		}
 	}
 }
@@ -237,7 +330,8 @@ func (a *Agent) step(in calling.Input) error {
 		delete(a.timers, t.Timer)
 	}
 	var first error
-	effects := a.m.Step(time.Now(), in)
+	var events []calling.Event
+	effects := a.m.Step(a.clock.Now(), in)
 	for _, e := range effects {
 		if a.opts.OnEffect != nil {
 			a.opts.OnEffect(e)
@@ -254,12 +348,13 @@ func (a *Agent) step(in calling.Input) error {
 			}
 			a.logEvent(e.Event)
 			a.publish(e.Event)
+			events = append(events, e.Event)
 		case calling.StartTimer:
 			if old := a.timers[e.Timer]; old != nil {
 				old.Stop()
 			}
 			t := e.Timer
-			a.timers[t] = time.AfterFunc(e.After, func() { a.Post(calling.TimerFired{Timer: t}) })
+			a.timers[t] = a.clock.AfterFunc(e.After, func() { a.Post(calling.TimerFired{Timer: t}) })
 		case calling.StopTimer:
 			if old := a.timers[e.Timer]; old != nil {
 				old.Stop()
@@ -268,7 +363,7 @@ func (a *Agent) step(in calling.Input) error {
 		case calling.Media:
 			a.media.Do(e.Do)
 		case calling.DoorOpen:
-			a.log.Info("door opened", "by", e.By, "at", time.Now().Format(time.RFC3339))
+			a.log.Info("door opened", "by", e.By, "at", a.clock.Now().Format(time.RFC3339))
 			if a.opts.OnDoor != nil {
 				a.opts.OnDoor(e.By)
 			}
@@ -280,6 +375,11 @@ func (a *Agent) step(in calling.Input) error {
 	}
 	a.state.Store(int32(a.m.State()))
 	a.callID.Store(a.m.CallID())
+	if a.opts.OnEvent != nil {
+		for _, ev := range events {
+			a.stepAll(a.opts.OnEvent(ev))
+		}
+	}
 	return first
 }
 
@@ -296,18 +396,70 @@ func (a *Agent) logEvent(ev calling.Event) {
 	}
 }
 
+// ErrSendQueueFull is the failure of a message dropped because the
+// Transport is not keeping up.
+var ErrSendQueueFull = errors.New("send queue full")
+
+// send encodes s on the loop and queues it for the sender.
 func (a *Agent) send(s calling.Send) {
 	b, err := calling.Encode(s.Msg)
-	if err == nil {
-		if s.Group != "" {
-			err = a.opts.Transport.SendGroup(s.Group, b)
-		} else {
-			err = a.opts.Transport.Send(s.To, b)
-		}
-	}
 	if err != nil {
-		a.log.Warn("send failed", "to", s.To, "group", s.Group, "type", s.Msg.Type.String(), "err", err)
-		a.publish(calling.Error{Err: fmt.Errorf("send %s: %w", s.Msg.Type, err)})
+		a.sendFailed(s, err)
+		return
+	}
+	a.smu.Lock()
+	full := len(a.sq) >= a.opts.SendQueue
+	if !full {
+		a.sq = append(a.sq, outgoing{send: s, payload: b})
+	}
+	a.smu.Unlock()
+	if full {
+		a.sendFailed(s, ErrSendQueueFull)
+		return
+	}
+	a.wakeSender()
+}
+
+// sendFailed runs on the loop: the machine's owner hears of it as an Error
+// event.
+func (a *Agent) sendFailed(s calling.Send, err error) {
+	a.log.Warn("send failed", "to", s.To, "group", s.Group, "type", s.Msg.Type.String(), "err", err)
+	a.publish(calling.Error{Err: fmt.Errorf("send %s: %w", s.Msg.Type, err)})
+}
+
+func (a *Agent) wakeSender() {
+	select {
+	case a.swake <- struct{}{}:
+	default:
+	}
+}
+
+// sender hands queued messages to the Transport in order until Run is
+// leaving and the queue is empty; a failure goes back to the loop.
+func (a *Agent) sender() {
+	for {
+		a.smu.Lock()
+		if len(a.sq) == 0 {
+			closed := a.sclosed
+			a.smu.Unlock()
+			if closed {
+				return
+			}
+			<-a.swake
+			continue
+		}
+		o := a.sq[0]
+		a.sq = a.sq[1:]
+		a.smu.Unlock()
+		var err error
+		if o.send.Group != "" {
+			err = a.opts.Transport.SendGroup(o.send.Group, o.payload)
+		} else {
+			err = a.opts.Transport.Send(o.send.To, o.payload)
+		}
+		if err != nil {
+			a.enqueue(request{fn: func() { a.sendFailed(o.send, err) }}, "send failure")
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/intercomd/intercomd/agent"
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/internal/clock"
 	"github.com/intercomd/intercomd/internal/ids"
 	"github.com/intercomd/intercomd/mqttsig"
 )
@@ -33,9 +34,13 @@ type Options struct {
 	OnDoor func(by string)
 	// OnEffect is passed to the agent (agent.Options.OnEffect).
 	OnEffect func(calling.Effect)
-	// OnLink is called (from the pump goroutine) when the signaling link
-	// goes up or down.
+	// OnEvent is passed to the agent (agent.Options.OnEvent).
+	OnEvent func(calling.Event) []calling.Input
+	// OnLink is called on the agent's loop when the signaling link goes
+	// up or down; it must not block.
 	OnLink func(up bool)
+	// Clock is passed to the agent (agent.Options.Clock).
+	Clock clock.Clock
 }
 
 // Endpoint is a logged-in (or logging-in) calling agent on MQTT.
@@ -78,6 +83,8 @@ func Start(ctx context.Context, opts Options) (*Endpoint, error) {
 		Logger:    opts.Logger,
 		OnDoor:    opts.OnDoor,
 		OnEffect:  opts.OnEffect,
+		OnEvent:   opts.OnEvent,
+		Clock:     opts.Clock,
 		OnDisconnect: func() {
 			e.once.Do(func() { close(e.kicked) })
 		},
@@ -119,7 +126,10 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 		case up := <-e.client.Status():
 			e.Post(calling.LinkChanged{Up: up})
 			if opts.OnLink != nil {
-				opts.OnLink(up)
+				e.Apply(func(calling.State) []calling.Input {
+					opts.OnLink(up)
+					return nil
+				})
 			}
 			if up && !loggedIn {
 				loggedIn = true

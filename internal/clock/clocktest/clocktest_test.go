@@ -76,4 +76,3 @@ func TestWaitFor(t *testing.T) {
 		t.Fatal("WaitFor saw a timer that does not exist")
 	}
 }
-

@@ -32,6 +32,8 @@ type Panel interface {
 	// OpenDoor pulses the door relay for its configured time; ErrNoRelay
 	// when there is none.
 	OpenDoor() error
+	// RingBell pulses the bell, when there is one (nil when there is not).
+	RingBell() error
 }
 
 // ErrNoRelay: the panel has no door relay.
@@ -52,6 +54,14 @@ func (g GPIO) OpenDoor() error {
 	return r.Pulse(0)
 }
 
+// RingBell implements Panel.
+func (g GPIO) RingBell() error {
+	if err := g.Panel.Bell().Pulse(0); err != nil && !errors.Is(err, gpio.ErrNotConfigured) {
+		return err
+	}
+	return nil
+}
+
 // Options configure a Station.
 type Options struct {
 	Panel Panel
@@ -70,6 +80,8 @@ type Options struct {
 	// Apply runs a function on the agent's loop (agent.Agent.Apply): the
 	// door window's end comes back through it.
 	Apply func(func(calling.State) []calling.Input)
+	// OnDoorbell, when set, is told of every call the doorbell places.
+	OnDoorbell func(users []string)
 	// OnShow, when set, sees every pattern shown, with the state it shows
 	// (the simulated panel prints it).
 	OnShow func(calling.State, gpio.Pattern)
@@ -160,12 +172,18 @@ func (st *Station) Button(ev gpio.ButtonEvent) func(calling.State) []calling.Inp
 			return nil
 		}
 		if _, ok := in.(calling.Call); ok {
+			if err := st.opts.Panel.RingBell(); err != nil {
+				st.log.Warn("bell", "err", err)
+			}
 			users := st.doorbellTargets()
 			if len(users) == 0 {
 				st.log.Warn("doorbell pressed but nobody to ring: set calling.doorbell in the config or sign in a phone")
 				return nil
 			}
 			in = calling.Call{Users: users, Type: st.opts.CallType, RingGroup: true}
+			if st.opts.OnDoorbell != nil {
+				st.opts.OnDoorbell(users)
+			}
 		}
 		st.log.Info("button", "name", ev.Button, "gesture", ev.Gesture.String(), "state", s.String(), "action", fmt.Sprintf("%T", in))
 		return []calling.Input{in}

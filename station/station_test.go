@@ -22,7 +22,15 @@ type fakePanel struct {
 	mu     sync.Mutex
 	leds   map[string]gpio.Pattern
 	opened int
+	rung   int
 	err    error
+}
+
+func (p *fakePanel) RingBell() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rung++
+	return nil
 }
 
 func (p *fakePanel) SetLED(name string, pat gpio.Pattern) error {
@@ -130,6 +138,9 @@ func TestButtonRingsTheDoorbellTargets(t *testing.T) {
 	lonely := newStation(p, c, l, func(o *station.Options) { o.Online = nil })
 	if got := lonely.Button(press)(calling.Idle); got != nil {
 		t.Fatalf("press with nobody to ring = %v, want nothing", got)
+	}
+	if p.rung != 3 {
+		t.Fatalf("bell rung %d times for 3 doorbell presses", p.rung)
 	}
 	if got := st.Button(gpio.ButtonEvent{Gesture: gpio.GestureLongPress})(calling.Ringing); fmt.Sprintf("%T", got[0]) != "calling.Reject" {
 		t.Fatalf("long press when ringing = %v", got)

@@ -28,6 +28,7 @@ import (
 	"github.com/intercomd/intercomd/endpoint"
 	"github.com/intercomd/intercomd/hw/gpio"
 	"github.com/intercomd/intercomd/mqttsig"
+	"github.com/intercomd/intercomd/station"
 	"github.com/intercomd/intercomd/usersig"
 	"github.com/intercomd/intercomd/web"
 )
@@ -113,20 +114,18 @@ type daemon struct {
 	level *slog.LevelVar
 	env   *cmdEnv
 
-	panel   *gpio.Panel
-	sim     *gpio.Sim
-	broker  *broker.Broker
-	http    *http.Server
-	web     *web.App
-	heard   map[string]bool // simulated panel: parties heard in this call
-	ep      *endpoint.Endpoint
-	live    atomic.Pointer[endpoint.Endpoint] // ep, for the HTTP handlers' goroutines
-	link    chan bool
-	refresh chan struct{} // the door opened: redraw the LEDs
-	hup     chan os.Signal
+	panel  *gpio.Panel
+	sim    *gpio.Sim
+	broker *broker.Broker
+	http   *http.Server
+	web    *web.App
+	heard  map[string]bool // simulated panel: parties heard in this call
+	st     *station.Station
+	ep     *endpoint.Endpoint
+	live   atomic.Pointer[endpoint.Endpoint] // ep, for the HTTP handlers' goroutines
+	hup    chan os.Signal
 	// onEffect traces the calling effects (benchmarks).
 	onEffect func(calling.Effect)
-	doorAt   atomic.Int64      // unix nanoseconds until which the door is open
 	metrics  *metrics          // nil unless http.metrics
 	push     *pusher           // rings to closed apps (push.go)
 	pushKey  string            // the VAPID public key, "" with Web Push off
@@ -150,8 +149,6 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	d.link = make(chan bool, 16)
-	d.refresh = make(chan struct{}, 1)
 	d.heard = map[string]bool{}
 	if err := d.startPush(stateDir); err != nil {
 		return err
@@ -184,6 +181,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}
 	}()
 
+	d.st = d.newStation()
+	d.st.Show()
+	defer d.st.Stop()
 	ep, err := endpoint.Start(ctx, endpoint.Options{
 		Media: d.mediaFactory(dv),
 		MQTT:  mopts,
@@ -194,17 +194,19 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			DoorUsers:     d.cfg.Calling.DoorUsers,
 			Pushable:      d.pushable,
 		},
-		Logger:   log,
-		OnDoor:   d.openDoor,
+		Logger: log,
+		OnDoor: func(by string) {
+			if d.st.Door(by) && d.metrics != nil {
+				d.metrics.doors.Inc()
+			}
+		},
+		OnEvent:  d.st.Event,
 		OnEffect: d.onEffect,
 		OnLink: func(up bool) {
 			if d.metrics != nil {
 				d.metrics.link.Store(up)
 			}
-			select {
-			case d.link <- up:
-			default:
-			}
+			d.st.Link(up)
 		},
 	})
 	if err != nil {
@@ -256,8 +258,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	return err
 }
 
-// loop maps buttons to calling commands and calling state to the LED, and
-// proves its own liveness to the systemd watchdog.
+// loop hands the buttons to the station on the calling loop, reports the
+// state to systemd, and proves the calling loop's liveness to the systemd
+// watchdog.
 func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 	var watchdog <-chan time.Time
 	if iv, err := sddaemon.SdWatchdogEnabled(false); err == nil && iv > 0 {
@@ -271,26 +274,13 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 	if d.env.getenv("INTERCOMD_FAULT") == "wedge-loop" {
 		wedge = time.After(3 * time.Second)
 	}
-	linkUp := false
-	d.showState(linkUp)
-	doorClosed := time.NewTimer(time.Hour)
-	doorClosed.Stop()
-	defer doorClosed.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-d.refresh:
-			d.showState(linkUp)
-			doorClosed.Reset(time.Until(time.Unix(0, d.doorAt.Load())) + 10*time.Millisecond)
-		case <-doorClosed.C:
-			d.showState(linkUp)
-		case up := <-d.link:
-			linkUp = up
-			d.log.Info("signaling link", "up", up)
-			d.showState(linkUp)
 		case ev := <-d.panel.Events():
-			d.button(ctx, ev)
+			// Read against the state of the call when the agent steps it.
+			d.ep.Apply(d.st.Button(ev))
 		case ev := <-events:
 			d.showHeard(ev)
 			if d.metrics != nil {
@@ -298,11 +288,6 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 			}
 			if sc, ok := ev.(calling.StateChanged); ok {
 				_, _ = sddaemon.SdNotify(false, "STATUS="+sc.To.String())
-				d.showState(linkUp)
-			}
-			if inv, ok := ev.(calling.Invited); ok && d.cfg.Calling.AutoAnswer {
-				d.log.Info("auto-answering", "sponsor", inv.Sponsor)
-				go func() { _ = d.ep.Do(ctx, calling.Accept{}) }()
 			}
 		case <-d.hup:
 			d.reload(ctx)
@@ -353,6 +338,11 @@ func (d *daemon) reload(ctx context.Context) {
 	d.cfg.Calling.AutoAnswer = next.Calling.AutoAnswer
 	d.cfg.Calling.DoorUsers = next.Calling.DoorUsers
 	d.web.SetConfig(d.cfg)
+	settings := d.stationSettings()
+	d.ep.Apply(func(calling.State) []calling.Input {
+		d.st.Configure(settings)
+		return nil
+	})
 	doors := next.Calling.DoorUsers
 	if doors == nil {
 		doors = []string{}
@@ -364,82 +354,49 @@ func (d *daemon) reload(ctx context.Context) {
 	d.log.Info("reload: applied", "keys", live)
 }
 
-// button maps a gesture to a calling command by state: idle rings the
-// doorbell targets; ringing accepts (press) or rejects (long press);
-// dialing cancels; in a call hangs up.
-func (d *daemon) button(ctx context.Context, ev gpio.ButtonEvent) {
-	in := buttonAction(d.ep.State(), ev.Gesture)
-	if in == nil {
-		return
-	}
-	if _, ok := in.(calling.Call); ok {
-		d.ringBell()
-		users := d.doorbellTargets()
-		if len(users) == 0 {
-			d.log.Warn("doorbell pressed but nobody to ring: set calling.doorbell in the config or sign in a phone")
-			return
-		}
-		in = calling.Call{Users: users, Type: d.callType(), RingGroup: true}
-		d.pressedDoorbell()
-	}
-	d.log.Info("button", "name", ev.Button, "gesture", ev.Gesture.String(), "action", fmt.Sprintf("%T", in))
-	go func() {
-		if err := d.ep.Do(ctx, in); err != nil {
-			d.log.Warn("button action failed", "err", err)
-		}
-	}()
-}
-
-// ringBell pulses the bell output, when there is one, for a doorbell press.
-func (d *daemon) ringBell() {
-	if err := d.panel.Bell().Pulse(0); err != nil && !errors.Is(err, gpio.ErrNotConfigured) {
-		d.log.Warn("bell", "err", err)
-	}
-}
-
-// buttonAction is the default mapping of one button.
-func buttonAction(s calling.State, g gpio.Gesture) calling.Input {
-	switch s {
-	case calling.Idle:
-		if g == gpio.GesturePress {
-			return calling.Call{}
-		}
-	case calling.Ringing:
-		if g == gpio.GestureLongPress {
-			return calling.Reject{}
-		}
-		return calling.Accept{}
-	case calling.Dialing, calling.InCall:
-		return calling.Hangup{}
-	}
-	return nil
-}
-
-func (d *daemon) callType() calling.CallType {
+// newStation builds the door station's behaviour on the panel (station).
+func (d *daemon) newStation() *station.Station {
+	typ := calling.Audio
 	if d.cfg.Media.Video {
-		return calling.Video
+		typ = calling.Video
 	}
-	return calling.Audio
+	var leds []string
+	for _, l := range d.cfg.GPIO.LEDs {
+		leds = append(leds, l.Name)
+	}
+	opts := station.Options{
+		Panel: station.GPIO{Panel: d.panel}, LEDs: leds, User: d.cfg.Device.User, CallType: typ,
+		DoorPulse: d.cfg.GPIO.Relay.Pulse,
+		Online: func() []string {
+			var users []string
+			if ep := d.live.Load(); ep != nil {
+				users = ep.Online()
+			}
+			return append(users, d.pushUsers()...)
+		},
+		Apply: func(fn func(calling.State) []calling.Input) {
+			if ep := d.live.Load(); ep != nil {
+				ep.Apply(fn)
+			}
+		},
+		OnDoorbell: func([]string) { d.pressedDoorbell() },
+		Logger:     d.log,
+		Settings:   d.stationSettings(),
+	}
+	if d.sim != nil {
+		opts.OnShow = func(s calling.State, p gpio.Pattern) { fmt.Fprintf(d.env.stdout, "[%s] [LED: %s]\n", s, p) }
+	}
+	return station.New(opts)
 }
 
-// doorbellTargets are the configured doorbell users or group members; with
-// none configured, every user currently online.
-func (d *daemon) doorbellTargets() []string {
-	var users []string
+// stationSettings are the station's settings from the configuration in use.
+func (d *daemon) stationSettings() station.Settings {
 	db := d.cfg.Calling.Doorbell
-	users = append(users, db.Users...)
+	users := slices.Clone(db.Users)
 	if db.Group != "" {
 		users = append(users, d.cfg.Signaling.Groups[db.Group]...)
 	}
-	if len(users) == 0 {
-		users = append(d.ep.Online(), d.pushUsers()...)
-	}
-	self := d.cfg.Device.User
-	users = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(users))), func(u string) bool { return u == self })
-	if len(users) > calling.MaxParties-1 {
-		users = users[:calling.MaxParties-1]
-	}
-	return users
+	return station.Settings{Doorbell: users, AutoAnswer: d.cfg.Calling.AutoAnswer}
 }
 
 // showHeard tells the person at a simulated panel whom the device hears:
@@ -457,67 +414,6 @@ func (d *daemon) showHeard(ev calling.Event) {
 	case calling.CallEnd:
 		clear(d.heard)
 	}
-}
-
-// showState sets every LED from the calling state and the link.
-func (d *daemon) showState(linkUp bool) {
-	pat := ledPattern(d.stateOrIdle(), linkUp, time.Now().UnixNano() < d.doorAt.Load())
-	if d.sim != nil {
-		fmt.Fprintf(d.env.stdout, "[%s] [LED: %s]\n", d.stateOrIdle(), pat)
-	}
-	for _, l := range d.cfg.GPIO.LEDs {
-		if err := d.panel.SetLED(l.Name, pat); err != nil {
-			d.log.Warn("set LED", "name", l.Name, "err", err)
-		}
-	}
-}
-
-func (d *daemon) stateOrIdle() calling.State {
-	if d.ep == nil {
-		return calling.Idle
-	}
-	return d.ep.State()
-}
-
-// ledPattern: off when idle and online, slow blink when the broker is
-// unreachable, fast blink while ringing or dialing, on during a call,
-// heartbeat while the door is open.
-func ledPattern(s calling.State, linkUp, doorOpen bool) gpio.Pattern {
-	switch {
-	case doorOpen:
-		return gpio.PatternHeartbeat
-	case s == calling.Ringing || s == calling.Dialing:
-		return gpio.PatternFastBlink
-	case s == calling.InCall:
-		return gpio.PatternOn
-	case !linkUp:
-		return gpio.PatternSlowBlink
-	default:
-		return gpio.PatternOff
-	}
-}
-
-// openDoor runs on the calling loop for an authorised party of the call.
-func (d *daemon) openDoor(by string) {
-	r := d.panel.Relay()
-	if r == nil {
-		d.log.Warn("door open requested but no relay is configured", "by", by)
-		return
-	}
-	if err := r.Pulse(0); err != nil {
-		d.log.Error("door relay", "by", by, "err", err)
-		return
-	}
-	if d.metrics != nil {
-		d.metrics.doors.Inc()
-	}
-	pulse := d.cfg.GPIO.Relay.Pulse
-	d.doorAt.Store(time.Now().Add(pulse).UnixNano())
-	select {
-	case d.refresh <- struct{}{}:
-	default:
-	}
-	d.log.Info("door open", "by", by, "at", time.Now().Format(time.RFC3339), "for", pulse)
 }
 
 func (d *daemon) stateDir() (string, error) {

@@ -17,7 +17,6 @@ import (
 	"github.com/intercomd/intercomd/agent"
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/endpoint"
-	"github.com/intercomd/intercomd/hw/gpio"
 	"github.com/intercomd/intercomd/internal/mqtttest"
 	"github.com/intercomd/intercomd/media"
 	"github.com/intercomd/intercomd/mqttsig"
@@ -270,40 +269,6 @@ func TestDaemonRefusesDoorForUnlistedUser(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatal("no door result")
-		}
-	}
-}
-
-func TestButtonMapping(t *testing.T) {
-	for _, tc := range []struct {
-		s    calling.State
-		g    gpio.Gesture
-		want string
-	}{
-		{calling.Idle, gpio.GesturePress, "calling.Call"},
-		{calling.Idle, gpio.GestureLongPress, "<nil>"},
-		{calling.Ringing, gpio.GesturePress, "calling.Accept"},
-		{calling.Ringing, gpio.GestureLongPress, "calling.Reject"},
-		{calling.Dialing, gpio.GesturePress, "calling.Hangup"},
-		{calling.InCall, gpio.GesturePress, "calling.Hangup"},
-	} {
-		if got := fmt.Sprintf("%T", buttonAction(tc.s, tc.g)); got != tc.want {
-			t.Errorf("%s + %s = %s, want %s", tc.s, tc.g, got, tc.want)
-		}
-	}
-	for _, tc := range []struct {
-		s          calling.State
-		link, door bool
-		want       gpio.Pattern
-	}{
-		{calling.Idle, true, false, gpio.PatternOff},
-		{calling.Idle, false, false, gpio.PatternSlowBlink},
-		{calling.Ringing, true, false, gpio.PatternFastBlink},
-		{calling.InCall, true, false, gpio.PatternOn},
-		{calling.InCall, true, true, gpio.PatternHeartbeat},
-	} {
-		if got := ledPattern(tc.s, tc.link, tc.door); got != tc.want {
-			t.Errorf("LED for %s link=%v door=%v = %s, want %s", tc.s, tc.link, tc.door, got, tc.want)
 		}
 	}
 }

@@ -62,7 +62,7 @@ func (d *daemon) simTerminal(ctx context.Context) {
 				if !ok {
 					return
 				}
-				// LEDs are shown by pattern (showState), not every blink.
+				// LEDs are shown by pattern (the station), not every blink.
 				if c.Name == gpio.RelayName || c.Name == gpio.BellName {
 					fmt.Fprintf(d.env.stdout, "[%s: %s]\n", c.Name, map[bool]string{true: "ON", false: "off"}[c.Active])
 				}

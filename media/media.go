@@ -83,7 +83,9 @@ type Media struct {
 	calls      map[string]*call
 	parties    map[*partyEntry]struct{}
 	micOn      bool
-	cameraOn   bool
+	cameraOn   bool // as last switched
+	cameraWant bool // as the calls want it
+	cameraBusy bool // a switch is under way off the loop
 	remoteView map[string]bool // remote view wishes, by user (recorded only)
 }
 
@@ -332,8 +334,14 @@ func (m *Media) startMic() {
 	})
 }
 
+// cameraTimeout bounds one switch of the camera (on, off, to another
+// source): opening a V4L2 device and starting the encoder can take seconds.
+const cameraTimeout = 10 * time.Second
+
 // updateCamera switches the camera on while some call sends video, off
-// otherwise.
+// otherwise. The switch runs off the loop, one at a time, and reports back
+// to the loop when done (cameraSwitched): the loop never waits for the
+// device.
 func (m *Media) updateCamera() {
 	if m.opts.Camera == nil {
 		return
@@ -342,15 +350,40 @@ func (m *Media) updateCamera() {
 	for _, c := range m.calls {
 		want = want || c.video
 	}
-	if want == m.cameraOn {
+	m.cameraWant = want
+	if want == m.cameraOn || m.cameraBusy {
 		return
 	}
-	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
-	defer cancel()
-	if err := m.opts.Camera.SetEnabled(ctx, want); err != nil {
-		m.log.Warn("camera switch failed", "on", want, "err", err)
+	m.cameraBusy = true
+	m.offLoop(func(ctx context.Context) func() {
+		err := m.opts.Camera.SetEnabled(ctx, want)
+		return func() { m.cameraSwitched(want, err) }
+	})
+}
+
+// cameraSwitched runs on the loop when a switch is done; the calls may
+// want another by now.
+func (m *Media) cameraSwitched(on bool, err error) {
+	m.cameraBusy = false
+	if err != nil {
+		m.log.Warn("camera switch failed", "on", on, "err", err)
 	}
-	m.cameraOn = want
+	m.cameraOn = on
+	if m.cameraWant != on {
+		m.updateCamera()
+	}
+}
+
+// offLoop runs work on a goroutine of its own under cameraTimeout and
+// queues the function it returns to the loop. Close cancels and joins it.
+func (m *Media) offLoop(work func(ctx context.Context) func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(m.ctx, cameraTimeout)
+		defer cancel()
+		m.enqueue(work(ctx))
+	}()
 }
 
 func (m *Media) leave(id string) {
@@ -404,8 +437,6 @@ func (m *Media) setVideo(id string, on bool) {
 }
 
 func (m *Media) control(e calling.MediaControl) {
-	ctx, cancel := context.WithTimeout(m.ctx, 10*time.Second)
-	defer cancel()
 	switch e.Kind {
 	case calling.ControlCamera:
 		for id := range m.calls {
@@ -420,9 +451,12 @@ func (m *Media) control(e calling.MediaControl) {
 			m.log.Info("camera switch ignored: no such camera", "front", e.Front)
 			return
 		}
-		if err := m.opts.Camera.Switch(ctx, name); err != nil {
-			m.log.Warn("camera switch", "to", name, "err", err)
-		}
+		m.offLoop(func(ctx context.Context) func() {
+			if err := m.opts.Camera.Switch(ctx, name); err != nil {
+				m.log.Warn("camera switch", "to", name, "err", err)
+			}
+			return func() {}
+		})
 	case calling.ControlMicMute:
 		if m.opts.Audio != nil {
 			m.opts.Audio.SetMicMute(e.On)

@@ -539,6 +539,10 @@ func (d *daemon) serveHTTP() error {
 			d.log.Error("http server", "err", err)
 		}
 	}()
-	d.log.Info("https", "listen", ln.Addr().String(), "app", "https://"+ln.Addr().String()+"/")
+	urls := localPhoneURLs(ln.Addr().String())
+	d.log.Info("https", "listen", ln.Addr().String(), "app", strings.Join(urls, " "))
+	if d.broker != nil && len(urls) > 0 {
+		d.log.Info("to sign in a phone, make it a link", "command", "intercomd usersig --user NAME --origin "+strings.TrimSuffix(urls[0], "/"))
+	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,7 +45,8 @@ func (d *daemon) openPanel() error {
 	}
 	d.panel, d.sim = panel, sim
 	if sim != nil {
-		d.log.Info("no GPIO chip: simulated buttons, LEDs and relay (press Enter to press the button, 'l' Enter for a long press)")
+		_, how := stdinButton(d.env.stdin)
+		d.log.Info("no GPIO chip: simulated buttons, LEDs and relay (" + how + ")")
 	}
 	return nil
 }
@@ -69,7 +71,7 @@ func (d *daemon) simTerminal(ctx context.Context) {
 			}
 		}
 	}()
-	if d.env.stdin == nil || d.env.stdin == os.Stdin && !isTerminal(os.Stdin) && d.env.getenv("INTERCOMD_SIM_STDIN") == "" {
+	if ok, _ := stdinButton(d.env.stdin); !ok {
 		return
 	}
 	button := "call"
@@ -90,9 +92,32 @@ func (d *daemon) simTerminal(ctx context.Context) {
 			return
 		}
 	}
+	if ctx.Err() == nil {
+		d.log.Info("stdin closed: the simulated button cannot be pressed any more")
+	}
 }
 
-func isTerminal(f *os.File) bool {
+// stdinButton says whether lines read from stdin can press the simulated
+// button, and how to press it (or why not): any stdin that is not
+// /dev/null can, a pipe, a fifo or a terminal alike.
+func stdinButton(stdin io.Reader) (bool, string) {
+	const line = "write a line to stdin to press the button, 'l' for a long press"
+	f, ok := stdin.(*os.File)
+	switch {
+	case stdin == nil:
+		return false, "no stdin: the simulated button cannot be pressed"
+	case !ok:
+		return true, line
+	}
 	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	if err != nil {
+		return false, "stdin unreadable: the simulated button cannot be pressed"
+	}
+	if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(st, null) {
+		return false, "stdin is " + os.DevNull + ": the simulated button cannot be pressed"
+	}
+	if st.Mode()&os.ModeCharDevice != 0 {
+		return true, "press Enter to press the button, 'l' Enter for a long press"
+	}
+	return true, line
 }

@@ -83,9 +83,9 @@ type Media struct {
 	calls      map[string]*call
 	parties    map[*partyEntry]struct{}
 	micOn      bool
-	cameraOn   bool // as last switched
-	cameraWant bool // as the calls want it
-	cameraBusy bool // a switch is under way off the loop
+	cameraOn   bool            // as last switched
+	cameraWant bool            // as the calls want it
+	cameraBusy bool            // a switch is under way off the loop
 	remoteView map[string]bool // remote view wishes, by user (recorded only)
 }
 

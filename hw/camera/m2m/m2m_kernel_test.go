@@ -1,0 +1,103 @@
+//go:build kernel
+
+package m2m
+
+import (
+	"image"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// vicodecEncoder loads vicodec with the multi-planar interface the Pi's
+// bcm2835-codec has and returns its stateful encoder node.
+func vicodecEncoder(t *testing.T) string {
+	t.Helper()
+	if out, err := exec.Command("modprobe", "vicodec", "multiplanar=1").CombinedOutput(); err != nil {
+		t.Fatalf("modprobe vicodec multiplanar=1: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		nodes, _ := filepath.Glob("/dev/video*")
+		for _, n := range nodes {
+			if _, err := Probe(n, FourCCFWHT); err == nil {
+				return n
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("no FWHT encoder node after loading vicodec")
+	return ""
+}
+
+func testFrame(w, h, n int) *image.YCbCr {
+	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.Y[y*img.YStride+x] = byte(x + y + 4*n)
+		}
+	}
+	for i := range img.Cb {
+		img.Cb[i], img.Cr[i] = byte(i+n), byte(255-i)
+	}
+	return img
+}
+
+func TestCameraM2MVicodec(t *testing.T) {
+	dev := vicodecEncoder(t)
+	cfg := Config{Device: dev, Format: FourCCFWHT, Width: 640, Height: 480, FrameRate: 30,
+		BitRate: 1_000_000, KeyFrameInterval: 10, Timeout: 20 * time.Second}
+	for round := 0; round < 2; round++ { // the second round checks stop and restart
+		enc, err := Open(cfg)
+		if err != nil {
+			t.Fatalf("round %d: open %s: %v", round, dev, err)
+		}
+		t.Logf("round %d: %s (%s), force-key-frame control %v, not applied: %v", round, dev, enc.Card(), enc.HasForceKeyFrameControl(), enc.Unapplied)
+		var keys []int
+		for i := 0; i < 25; i++ {
+			if i == 13 {
+				enc.ForceKeyFrame()
+			}
+			f, err := enc.Encode(testFrame(640, 480, i))
+			if err != nil {
+				t.Fatalf("round %d: frame %d: %v", round, i, err)
+			}
+			if len(f.Data) < 16 {
+				t.Fatalf("round %d: frame %d: %d bytes", round, i, len(f.Data))
+			}
+			if f.KeyFrame {
+				keys = append(keys, i)
+			}
+		}
+		t.Logf("round %d: key frames at %v", round, keys)
+		want := map[int]bool{0: true, 10: true, 13: true}
+		for k := range want {
+			found := false
+			for _, g := range keys {
+				found = found || g == k
+			}
+			if !found {
+				t.Errorf("round %d: no key frame at frame %d (GOP 10, forced at 13): key frames at %v", round, k, keys)
+			}
+		}
+		if err := enc.Close(); err != nil {
+			t.Errorf("round %d: close: %v", round, err)
+		}
+		if _, err := enc.Encode(testFrame(640, 480, 0)); err == nil {
+			t.Errorf("round %d: encode after close succeeded", round)
+		}
+	}
+}
+
+func TestCameraM2MRefusesNonEncoders(t *testing.T) {
+	vicodecEncoder(t)
+	// vivid's webcam is a capture device, not a codec.
+	if _, err := Probe("/dev/video0", FourCCH264); err == nil {
+		t.Error("vivid's /dev/video0 accepted as an H.264 encoder")
+	}
+	if _, err := Probe("/dev/does-not-exist", FourCCH264); !os.IsNotExist(err) {
+		t.Errorf("missing node: %v, want not-exist", err)
+	}
+}

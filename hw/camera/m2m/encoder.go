@@ -205,7 +205,9 @@ func (e *Encoder) setup() error {
 	return e.streamOn()
 }
 
-func putU32(b []byte, v uint32) { b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24) }
+func putU32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
 
 // setControls applies bit rate, key frame interval, profile and level; what the
 // driver does not offer is listed in Unapplied.

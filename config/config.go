@@ -287,7 +287,16 @@ type Camera struct {
 	Bitrate int `yaml:"bitrate"`
 	// KeyframeInterval is the time between forced key frames.
 	KeyframeInterval time.Duration `yaml:"keyframe_interval"`
+	// Encoder is the H.264 encoder: auto (the board's V4L2 encoder when present
+	// and working, else openh264), hardware or openh264.
+	Encoder string `yaml:"encoder"`
+	// EncoderDevice is the hardware encoder's node (such as /dev/video11); ""
+	// finds it.
+	EncoderDevice string `yaml:"encoder_device"`
 }
+
+// CameraEncoders lists every accepted camera.encoder.
+func CameraEncoders() []string { return []string{"auto", "hardware", "openh264"} }
 
 // CameraFormats lists every accepted camera.devices[].format; "" lets the
 // camera choose.
@@ -541,6 +550,7 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	def("camera.fallback_test_pattern", func() { c.Camera.FallbackTestPattern = true })
 	def("camera.bitrate", func() { c.Camera.Bitrate = 1_000_000 })
 	def("camera.keyframe_interval", func() { c.Camera.KeyframeInterval = 2 * time.Second })
+	def("camera.encoder", func() { c.Camera.Encoder = "auto" })
 
 	def("audio.backend", func() { c.Audio.Backend = AudioAuto })
 	def("audio.volume", func() { c.Audio.Volume = 100 })

@@ -225,6 +225,10 @@ func (v *validator) camera(c *Config) {
 	if cam.KeyframeInterval < 100*time.Millisecond || cam.KeyframeInterval > time.Minute {
 		v.errorf("camera.keyframe_interval", "must be between 100ms and 1m0s")
 	}
+	oneOf(v, "camera.encoder", cam.Encoder, CameraEncoders())
+	if cam.EncoderDevice != "" {
+		v.absPath("camera.encoder_device", cam.EncoderDevice, true)
+	}
 }
 
 func (v *validator) gpio(g *GPIO) {

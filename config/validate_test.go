@@ -89,6 +89,8 @@ func TestValidationRules(t *testing.T) {
 		{"camera duplicate name", "camera:\n  devices:\n    - {name: c, device: /dev/video0}\n    - {name: c, device: test-pattern}\n", `f.yaml:5: camera.devices[1].name: "c" is already used by camera.devices[0]`},
 		{"camera no source", "camera:\n  devices: []\n  fallback_test_pattern: false\n", `f.yaml:3: camera.devices: no video source: list a device, enable fallback_test_pattern, or set media.video: false`},
 		{"camera bitrate", "camera:\n  bitrate: 10\n", `f.yaml:3: camera.bitrate: must be between 50000 and 20000000, got 10`},
+		{"camera encoder", "camera:\n  encoder: vaapi\n", `f.yaml:3: camera.encoder: must be one of "auto", "hardware", "openh264", got "vaapi"`},
+		{"camera encoder device", "camera:\n  encoder_device: video11\n", `f.yaml:3: camera.encoder_device: must be an absolute path, got "video11"`},
 		{"camera keyframe interval", "camera:\n  keyframe_interval: 2h\n", `f.yaml:3: camera.keyframe_interval: must be between 100ms and 1m0s`},
 
 		// audio

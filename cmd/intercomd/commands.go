@@ -170,6 +170,18 @@ func runDevices(_ context.Context, args []string, env *cmdEnv) error {
 			fmt.Fprintf(w, "    %s %dx%d %v fps\n", f.PixelFormat, f.Width, f.Height, f.FrameRates)
 		}
 	}
+	fmt.Fprintln(w, "H.264 encoders (camera.encoder: auto takes the first that opens):")
+	for i, e := range camera.Encoders() {
+		mark := " "
+		if i == 0 {
+			mark = "*"
+		}
+		if e.Kind == camera.EncoderHardware {
+			fmt.Fprintf(w, "  %s hardware  %s  %s\n", mark, e.Device, e.Card)
+		} else {
+			fmt.Fprintf(w, "  %s openh264  (software)\n", mark)
+		}
+	}
 	fmt.Fprintln(w, "Sound cards:")
 	cards, err := os.ReadFile("/proc/asound/cards")
 	if err != nil || len(cards) == 0 || string(cards) == "--- no soundcards ---\n" {

@@ -71,6 +71,8 @@ func (d *daemon) openCamera(ctx context.Context) (*camera.Pipeline, error) {
 		cc.Sources = append(cc.Sources, camera.Source{Name: "test-pattern", Device: camera.TestPatternDevice, Width: w, Height: h, FrameRate: fps})
 	}
 	cc.Encoder.BitRate = c.Bitrate
+	cc.Encoder.Kind = camera.EncoderKind(c.Encoder)
+	cc.Encoder.Device = c.EncoderDevice
 	// Capture and encode only during video calls: the media layer switches the
 	// camera on when a call joins and off when the last one leaves.
 	cc.StartOff = true

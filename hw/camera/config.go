@@ -83,8 +83,14 @@ const MaxPatternNoise = 12
 // IsTestPattern reports whether the source is the built-in test pattern.
 func (s Source) IsTestPattern() bool { return s.Device == TestPatternDevice }
 
-// Encoder configures the one H.264 encoder (openh264, constrained baseline).
+// Encoder configures the one H.264 encoder (constrained baseline).
 type Encoder struct {
+	// Kind selects the encoder: EncoderAuto (default), EncoderHardware or
+	// EncoderOpenH264.
+	Kind EncoderKind
+	// Device is the hardware encoder's node; empty finds the first V4L2 H.264
+	// memory-to-memory encoder.
+	Device string
 	// BitRate is the target bit rate in bits per second. Default 1 Mbit/s (openh264's
 	// own default of 100 kbit/s is far too low for 640x480).
 	BitRate int
@@ -146,6 +152,9 @@ func (c Config) WithDefaults() Config {
 			s.FrameRate = DefaultFrameRate
 		}
 	}
+	if c.Encoder.Kind == "" {
+		c.Encoder.Kind = EncoderAuto
+	}
 	if c.Encoder.BitRate == 0 {
 		c.Encoder.BitRate = DefaultBitRate
 	}
@@ -193,6 +202,8 @@ func (c Config) Validate() error {
 		names[s.Name] = true
 	}
 	switch {
+	case !c.Encoder.Kind.valid():
+		return fmt.Errorf("encoder.kind: must be %q, %q or %q, got %q", EncoderAuto, EncoderHardware, EncoderOpenH264, c.Encoder.Kind)
 	case c.Encoder.BitRate < 10_000 || c.Encoder.BitRate > 50_000_000:
 		return fmt.Errorf("encoder.bit_rate: must be between 10000 and 50000000 bit/s, got %d", c.Encoder.BitRate)
 	case c.Encoder.KeyFrameInterval < 0:

@@ -516,8 +516,31 @@ func (p *Pipeline) stopSession(s *session) {
 	p.encRunning.Add(-1)
 }
 
-// newEncoder creates the openh264 encoder for src reading from r.
+// newEncoder creates the encoder Encoder.Kind selects for src reading from r, and
+// logs which.
 func (p *Pipeline) newEncoder(r video.Reader, src Source) (codec.ReadCloser, error) {
+	kind := p.cfg.Encoder.Kind
+	if kind == EncoderHardware || kind == EncoderAuto {
+		enc, name, err := p.newHardwareEncoder(r, src)
+		switch {
+		case err == nil:
+			p.log.Info("h264 encoder", "encoder", "hardware", "device", name, "source", src.Name)
+			return enc, nil
+		case kind == EncoderHardware:
+			return nil, err
+		case name != "":
+			p.log.Warn("hardware encoder does not work: using openh264", "device", name, "err", err)
+		}
+	}
+	enc, err := p.newOpenH264(r, src)
+	if err == nil {
+		p.log.Info("h264 encoder", "encoder", "openh264", "source", src.Name)
+	}
+	return enc, err
+}
+
+// newOpenH264 creates the openh264 encoder for src reading from r.
+func (p *Pipeline) newOpenH264(r video.Reader, src Source) (codec.ReadCloser, error) {
 	params, err := openh264.NewParams()
 	if err != nil {
 		return nil, err

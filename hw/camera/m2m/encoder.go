@@ -133,10 +133,13 @@ func contains(s []uint32, v uint32) bool {
 
 // FindH264 returns the first /dev/video* node that is an H.264 encoder from I420,
 // or "" when there is none.
-func FindH264() (path, card string) {
+func FindH264() (path, card string) { return Find(FourCCH264) }
+
+// Find returns the first /dev/video* node that encodes I420 into format, or "".
+func Find(format uint32) (path, card string) {
 	nodes, _ := filepath.Glob("/dev/video*")
 	for _, n := range nodes {
-		if c, err := Probe(n, FourCCH264); err == nil {
+		if c, err := Probe(n, format); err == nil {
 			return n, c
 		}
 	}

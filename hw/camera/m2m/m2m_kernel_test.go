@@ -1,36 +1,16 @@
 //go:build kernel
 
-package m2m
+package m2m_test
 
 import (
 	"image"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
-)
 
-// vicodecEncoder loads vicodec with the multi-planar interface the Pi's
-// bcm2835-codec has and returns its stateful encoder node.
-func vicodecEncoder(t *testing.T) string {
-	t.Helper()
-	if out, err := exec.Command("modprobe", "vicodec", "multiplanar=1").CombinedOutput(); err != nil {
-		t.Fatalf("modprobe vicodec multiplanar=1: %v\n%s", err, out)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		nodes, _ := filepath.Glob("/dev/video*")
-		for _, n := range nodes {
-			if _, err := Probe(n, FourCCFWHT); err == nil {
-				return n
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("no FWHT encoder node after loading vicodec")
-	return ""
-}
+	"github.com/intercomd/intercomd/hw/camera/m2m"
+	"github.com/intercomd/intercomd/hw/camera/m2m/m2mtest"
+)
 
 func testFrame(w, h, n int) *image.YCbCr {
 	img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
@@ -46,11 +26,11 @@ func testFrame(w, h, n int) *image.YCbCr {
 }
 
 func TestCameraM2MVicodec(t *testing.T) {
-	dev := vicodecEncoder(t)
-	cfg := Config{Device: dev, Format: FourCCFWHT, Width: 640, Height: 480, FrameRate: 30,
+	dev := m2mtest.Vicodec(t)
+	cfg := m2m.Config{Device: dev, Format: m2m.FourCCFWHT, Width: 640, Height: 480, FrameRate: 30,
 		BitRate: 1_000_000, KeyFrameInterval: 10, Timeout: 20 * time.Second}
 	for round := 0; round < 2; round++ { // the second round checks stop and restart
-		enc, err := Open(cfg)
+		enc, err := m2m.Open(cfg)
 		if err != nil {
 			t.Fatalf("round %d: open %s: %v", round, dev, err)
 		}
@@ -92,12 +72,12 @@ func TestCameraM2MVicodec(t *testing.T) {
 }
 
 func TestCameraM2MRefusesNonEncoders(t *testing.T) {
-	vicodecEncoder(t)
+	m2mtest.Vicodec(t)
 	// vivid's webcam is a capture device, not a codec.
-	if _, err := Probe("/dev/video0", FourCCH264); err == nil {
+	if _, err := m2m.Probe("/dev/video0", m2m.FourCCH264); err == nil {
 		t.Error("vivid's /dev/video0 accepted as an H.264 encoder")
 	}
-	if _, err := Probe("/dev/does-not-exist", FourCCH264); !os.IsNotExist(err) {
+	if _, err := m2m.Probe("/dev/does-not-exist", m2m.FourCCH264); !os.IsNotExist(err) {
 		t.Errorf("missing node: %v, want not-exist", err)
 	}
 }

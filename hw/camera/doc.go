@@ -4,8 +4,11 @@
 // # Contract
 //
 // A Pipeline owns one video source at a time — a V4L2 camera through
-// pion/mediadevices, or a built-in moving test pattern — and one openh264 encoder
-// (constrained baseline, FmtpLine, configured bit rate and key frame interval). It
+// pion/mediadevices, or a built-in moving test pattern — and one H.264 encoder
+// (constrained baseline, FmtpLine, configured bit rate and key frame interval):
+// the board's V4L2 memory-to-memory encoder (package m2m: the Pi's bcm2835-codec,
+// /dev/video11) or openh264, as Encoder.Kind says; EncoderAuto probes for the
+// hardware encoder at each session and falls back to openh264, logging why. It
 // writes the encoded access units into one *webrtc.TrackLocalStaticSample, Track(),
 // which the media layer adds to every viewer's PeerConnection; pion fans the packets
 // out. Adding a mediadevices track to N PeerConnections instead would build N encoders.

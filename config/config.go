@@ -69,6 +69,9 @@ type Config struct {
 	Camera    Camera    `yaml:"camera"`
 	Audio     Audio     `yaml:"audio"`
 	GPIO      GPIO      `yaml:"gpio"`
+	// HomeAssistant publishes the door station to Home Assistant through
+	// MQTT discovery.
+	HomeAssistant HomeAssistant `yaml:"homeassistant"`
 
 	// src records where the configuration came from, for error messages.
 	// It is nil for a Config built in code.
@@ -249,6 +252,24 @@ type Ntfy struct {
 	Topic  string `yaml:"topic"`
 	// Token is an access token for a server with access control.
 	Token Secret `yaml:"token"`
+}
+
+// HomeAssistant configures MQTT discovery for Home Assistant.
+type HomeAssistant struct {
+	// Enabled publishes the device; false removes what an earlier run
+	// published (when Broker is set).
+	Enabled bool `yaml:"enabled"`
+	// Broker is the MQTT broker Home Assistant uses: tcp://, ssl://, ws://
+	// or wss://.
+	Broker   string `yaml:"broker"`
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+	// DiscoveryPrefix is Home Assistant's discovery prefix.
+	DiscoveryPrefix string `yaml:"discovery_prefix"`
+	// NodeID names the device in discovery topics; defaults to device.user.
+	NodeID string `yaml:"node_id"`
+	// AppURL is the link shown on the device page (configuration_url).
+	AppURL string `yaml:"app_url"`
 }
 
 // Media configures WebRTC.
@@ -509,6 +530,8 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	def("device.user", func() { c.Device.User = "door" })
 	def("device.name", func() { c.Device.Name = "Front door" })
 	def("device.state_dir", func() { c.Device.StateDir = "/var/lib/intercomd" })
+
+	def("homeassistant.discovery_prefix", func() { c.HomeAssistant.DiscoveryPrefix = "homeassistant" })
 
 	def("log.level", func() { c.Log.Level = LogInfo })
 	def("log.format", func() { c.Log.Format = LogFormatAuto })

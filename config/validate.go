@@ -74,6 +74,7 @@ func (v *validator) validate(c *Config) {
 	v.oneOf("log.format", string(c.Log.Format), LogFormatAuto, LogFormatText, LogFormatJSON)
 
 	v.signaling(&c.Signaling)
+	v.homeAssistant(&c.HomeAssistant)
 	v.calling(c)
 
 	v.listen("http.listen", c.HTTP.Listen, false)
@@ -491,6 +492,26 @@ func (v *validator) push(p *Push) {
 		}
 		if !userIDPattern.MatchString(n.Topic) {
 			v.errorf(pre+".topic", "must be 1 to 64 letters, digits, - or _")
+		}
+	}
+}
+
+func (v *validator) homeAssistant(h *HomeAssistant) {
+	if h.Enabled && h.Broker == "" {
+		v.errorf("homeassistant.broker", "required when homeassistant.enabled is true")
+	}
+	if h.Broker != "" && !hasScheme(h.Broker, "tcp", "ssl", "ws", "wss") {
+		v.errorf("homeassistant.broker", "must be a tcp://, ssl://, ws:// or wss:// URL")
+	}
+	if h.DiscoveryPrefix == "" || strings.ContainsAny(h.DiscoveryPrefix, "#+") {
+		v.errorf("homeassistant.discovery_prefix", "must be a non-empty topic without wildcards")
+	}
+	if h.NodeID != "" && !userIDPattern.MatchString(h.NodeID) {
+		v.errorf("homeassistant.node_id", "must match %s", userIDPattern)
+	}
+	if h.AppURL != "" {
+		if u, err := url.Parse(h.AppURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			v.errorf("homeassistant.app_url", "must be an http:// or https:// URL")
 		}
 	}
 }

@@ -124,6 +124,11 @@ func TestValidationRules(t *testing.T) {
 		{"relay pulse positive", "gpio:\n  relay:\n    pulse: 0s\n", `f.yaml:4: gpio.relay.pulse: must be greater than 0s`},
 		{"relay pulse <= max", "gpio:\n  relay:\n    pulse: 10s\n    max: 5s\n", `f.yaml:4: gpio.relay.pulse: must not exceed gpio.relay.max (5s)`},
 		{"relay max <= 30s", "gpio:\n  relay:\n    pulse: 3s\n    max: 31s\n", `f.yaml:5: gpio.relay.max: must be greater than 0s and at most 30s`},
+		// homeassistant
+		{"ha broker scheme", "homeassistant:\n  broker: http://ha:1883\n", `f.yaml:3: homeassistant.broker: must be a tcp://, ssl://, ws:// or wss:// URL`},
+		{"ha node id", "homeassistant:\n  node_id: front door\n", `f.yaml:3: homeassistant.node_id: must match ^[A-Za-z0-9_-]{1,64}$`},
+		{"ha prefix", "homeassistant:\n  discovery_prefix: \"ha/#\"\n", `f.yaml:3: homeassistant.discovery_prefix: must be a non-empty topic without wildcards`},
+		{"ha enabled without broker", "homeassistant:\n  enabled: true\n", `f.yaml:2: homeassistant.broker: required when homeassistant.enabled is true`},
 		{"bell pulse", "gpio:\n  bell:\n    line: GPIO5\n    pulse: 11s\n", `f.yaml:5: gpio.bell.pulse: must be greater than 0s and at most 10s`},
 	}
 	for _, tt := range tests {

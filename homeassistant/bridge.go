@@ -34,12 +34,13 @@ type BridgeOptions struct {
 
 // Bridge keeps the door station's entities current on one broker.
 type Bridge struct {
-	o      BridgeOptions
-	client paho.Client
-	log    *slog.Logger
-	in     chan func()
-	done   chan struct{}
-	cancel context.CancelFunc
+	o         BridgeOptions
+	client    paho.Client
+	log       *slog.Logger
+	in        chan func()
+	done      chan struct{}
+	cancel    context.CancelFunc
+	closeOnce sync.Once
 
 	// loop's own state.
 	call     string
@@ -173,25 +174,40 @@ func (b *Bridge) publish(topic string, payload []byte, retain bool) bool {
 	return true
 }
 
-// Ring publishes the ring event and, when jpeg is not nil, the snapshot.
-func (b *Bridge) Ring(jpeg []byte) {
+// Ring publishes the ring event. A nil Bridge does nothing, as for every
+// method below.
+func (b *Bridge) Ring() {
+	if b == nil {
+		return
+	}
+	b.post(func() { b.publish(b.o.EventTopic(), EventPayload(EventRing), false) })
+}
+
+// Snapshot publishes the JPEG picture of the last ring (retained).
+func (b *Bridge) Snapshot(jpeg []byte) {
+	if b == nil {
+		return
+	}
 	b.post(func() {
-		if jpeg != nil {
-			b.snapshot = jpeg
-			b.publish(b.o.SnapshotTopic(), jpeg, true)
-		}
-		b.publish(b.o.EventTopic(), EventPayload(EventRing), false)
+		b.snapshot = jpeg
+		b.publish(b.o.SnapshotTopic(), jpeg, true)
 	})
 }
 
 // Outcome publishes the call's outcome: EventAnswered, EventMissed or
 // EventDeclined.
 func (b *Bridge) Outcome(eventType string) {
+	if b == nil {
+		return
+	}
 	b.post(func() { b.publish(b.o.EventTopic(), EventPayload(eventType), false) })
 }
 
 // CallState reports the call sensor's state (one of CallStates).
 func (b *Bridge) CallState(s string) {
+	if b == nil {
+		return
+	}
 	b.post(func() {
 		if s != b.call {
 			b.call = s
@@ -202,6 +218,9 @@ func (b *Bridge) CallState(s string) {
 
 // Link reports whether signaling is connected.
 func (b *Bridge) Link(up bool) {
+	if b == nil {
+		return
+	}
 	b.post(func() {
 		if up != b.link {
 			b.link = up
@@ -212,8 +231,10 @@ func (b *Bridge) Link(up bool) {
 
 // Close says offline and disconnects.
 func (b *Bridge) Close() {
-	var once sync.Once
-	once.Do(func() {
+	if b == nil {
+		return
+	}
+	b.closeOnce.Do(func() {
 		b.cancel()
 		<-b.done
 		if b.o.Enabled && b.client.IsConnected() {

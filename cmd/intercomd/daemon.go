@@ -26,6 +26,8 @@ import (
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/endpoint"
+	"github.com/intercomd/intercomd/homeassistant"
+	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/hw/gpio"
 	"github.com/intercomd/intercomd/mqttsig"
 	"github.com/intercomd/intercomd/station"
@@ -126,10 +128,12 @@ type daemon struct {
 	hup    chan os.Signal
 	// onEffect traces the calling effects (benchmarks).
 	onEffect func(calling.Effect)
-	metrics  *metrics          // nil unless http.metrics
-	push     *pusher           // rings to closed apps (push.go)
-	pushKey  string            // the VAPID public key, "" with Web Push off
-	tokens   *usersig.Registry // issued tokens (tokens.go)
+	metrics  *metrics              // nil unless http.metrics
+	ha       *homeassistant.Bridge // nil unless homeassistant.broker
+	haCam    *camera.Pipeline      // the camera, for the ring snapshot
+	push     *pusher               // rings to closed apps (push.go)
+	pushKey  string                // the VAPID public key, "" with Web Push off
+	tokens   *usersig.Registry     // issued tokens (tokens.go)
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -175,6 +179,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	d.push.setCamera(dv.cam)
+	defer d.startHomeAssistant(ctx, dv.cam)()
 	defer func() {
 		if cerr := dv.close(); cerr != nil {
 			log.Warn("close media", "err", cerr)
@@ -207,6 +212,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 				d.metrics.link.Store(up)
 			}
 			d.st.Link(up)
+			d.ha.Link(up)
 		},
 	})
 	if err != nil {
@@ -224,6 +230,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	events, unsubscribe := ep.Subscribe(256)
 	defer unsubscribe()
+	d.watchHomeAssistant(ctx, ep)
 
 	if d.sim != nil {
 		go d.simTerminal(ctx)

@@ -41,12 +41,8 @@ http: {listen: "127.0.0.1:0"}
 	stderr := &syncBuffer{}
 	level := new(slog.LevelVar)
 	d := &daemon{cfg: cfg, level: level, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-		env: &cmdEnv{stdout: &syncBuffer{}, stderr: stderr, getenv: func(k string) string {
-			if k == "INTERCOMD_LOOPBACK_MEDIA" {
-				return "1"
-			}
-			return ""
-		}},
+		env: &cmdEnv{stdout: &syncBuffer{}, stderr: stderr, getenv: func(string) string { return "" },
+			faults: faults{loopbackMedia: true}},
 		onEffect: func(e calling.Effect) {
 			if s, ok := e.(calling.Send); ok && s.Msg.Type == calling.MsgAccept && s.To != "door" {
 				select {

@@ -278,7 +278,7 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 	// A fault that only tests inject: the loop wedges a while after
 	// READY, so the watchdog must restart the service.
 	var wedge <-chan time.Time
-	if d.env.getenv("INTERCOMD_FAULT") == "wedge-loop" {
+	if d.env.faults.wedgeLoop {
 		wedge = time.After(3 * time.Second)
 	}
 	for {

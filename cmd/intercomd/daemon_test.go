@@ -98,11 +98,11 @@ calling:
 	d.cancel = cancel
 	env := &cmdEnv{stdin: stdinR, stdout: d.stdout, stderr: d.stderr, getenv: func(k string) string {
 		switch k {
-		case "INTERCOMD_SIM_STDIN", "INTERCOMD_LOOPBACK_MEDIA", "INTERCOMD_PUSH_INSECURE":
+		case "INTERCOMD_PUSH_INSECURE":
 			return "1"
 		}
 		return ""
-	}}
+	}, faults: faults{loopbackMedia: true}}
 	go func() { d.done <- dispatch(ctx, []string{"run", "--config", path}, env) }()
 	t.Cleanup(func() {
 		cancel()

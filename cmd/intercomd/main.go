@@ -45,6 +45,15 @@ type cmdEnv struct {
 	// ownProcess: the command has the process to itself (not a test running
 	// it in-process), so it may tune the Go runtime.
 	ownProcess bool
+	// faults are hooks for tests only: set by tests that run the daemon
+	// in-process, or from the environment in a build with the faults tag.
+	faults faults
+}
+
+// faults are the daemon's test fault hooks; all off in production.
+type faults struct {
+	wedgeLoop     bool // the event loop stops serving 3 s after READY (the watchdog test)
+	loopbackMedia bool // media offers loopback candidates only: nothing leaves the machine
 }
 
 func commands() map[string]command {
@@ -61,7 +70,7 @@ func commands() map[string]command {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return dispatch(ctx, args, &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, ownProcess: true})
+	return dispatch(ctx, args, &cmdEnv{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, ownProcess: true, faults: envFaults(os.Getenv)})
 }
 
 // dispatch runs the subcommand named by args[0] ("run" when absent).

@@ -154,7 +154,7 @@ func (d *daemon) mediaFactory(dv *devices) func(post func(calling.Input)) agent.
 		for _, t := range d.cfg.Media.TURNServers {
 			mc.ICEServers = append(mc.ICEServers, webrtc.ICEServer{URLs: []string{t.URL}, Username: t.Username, Credential: t.Credential.Reveal()})
 		}
-		if d.env.getenv("INTERCOMD_LOOPBACK_MEDIA") != "" {
+		if d.env.faults.loopbackMedia {
 			mc.LoopbackOnly = true // tests: nothing leaves the machine
 		}
 		opts := media.Options{Config: mc, Post: post, User: d.cfg.Device.User, Logger: d.log.With("component", "media")}

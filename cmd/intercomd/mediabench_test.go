@@ -297,7 +297,8 @@ func helperEncode(ctx context.Context, t *testing.T, cfg *config.Config) {
 // stdin closes.
 func helperDaemon(ctx context.Context, t *testing.T, cfg *config.Config) {
 	logs := &syncBuffer{}
-	d := &daemon{cfg: cfg, level: new(slog.LevelVar), env: &cmdEnv{stdout: io.Discard, stderr: os.Stderr, getenv: os.Getenv},
+	d := &daemon{cfg: cfg, level: new(slog.LevelVar), env: &cmdEnv{stdout: io.Discard, stderr: os.Stderr, getenv: os.Getenv,
+		faults: faults{loopbackMedia: true}},
 		log: slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, logs), nil))}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -401,7 +402,7 @@ func buildIntercomd(b *testing.B) string {
 	bin := filepath.Join(b.TempDir(), "intercomd")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "go", "build", "-tags", "faults", "-o", bin, ".").CombinedOutput(); err != nil {
 		b.Fatalf("build intercomd: %v\n%s", err, out)
 	}
 	return bin
@@ -451,7 +452,7 @@ type child struct {
 func startChild(b *testing.B, dir benchDirs, path string, args []string, helper string) *child {
 	b.Helper()
 	cmd := exec.Command(path, args...)
-	cmd.Env = append(os.Environ(), "INTERCOMD_LOOPBACK_MEDIA=1", "INTERCOMD_SIM_STDIN=1",
+	cmd.Env = append(os.Environ(), "INTERCOMD_LOOPBACK_MEDIA=1",
 		benchConfigEnv+"="+filepath.Join(dir.path, "intercomd.yaml"))
 	if helper != "" {
 		cmd.Env = append(cmd.Env, benchHelperEnv+"="+helper)

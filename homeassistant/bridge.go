@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -125,17 +126,38 @@ func (b *Bridge) connected() {
 		}
 	})
 	b.announce()
+	b.verify()
+}
+
+// verifyWait is how long discovery may take to come back from the broker.
+const verifyWait = 5 * time.Second
+
+// verify reads the first discovery message back from the broker: MQTT 3.1.1
+// brokers (Mosquitto among them) acknowledge a publication their ACL drops,
+// so only reading it back tells that Home Assistant will not see it.
+func (b *Bridge) verify() {
+	topic := b.o.Discovery()[0].Topic
+	var seen atomic.Bool
+	b.client.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) {
+		if len(m.Payload()) > 0 {
+			seen.Store(true)
+		}
+	})
+	time.AfterFunc(verifyWait, func() {
+		b.post(func() {
+			b.client.Unsubscribe(topic)
+			if !seen.Load() {
+				b.log.Warn("the broker refused Home Assistant discovery topics; the door works, Home Assistant will not see it",
+					"topic", topic, "user", b.o.Username)
+			}
+		})
+	})
 }
 
 // announce publishes discovery, availability and the current state.
 func (b *Bridge) announce() {
-	ok := true
 	for _, m := range b.o.Discovery() {
-		ok = b.publish(m.Topic, m.Payload, true) && ok
-	}
-	if !ok {
-		b.log.Warn("the broker refused Home Assistant discovery topics; the door works, Home Assistant will not see it",
-			"prefix", b.o.Prefix)
+		b.publish(m.Topic, m.Payload, true)
 	}
 	b.publish(b.o.AvailabilityTopic(), []byte(Online), true)
 	b.publishState()

@@ -82,3 +82,25 @@ func TestBridgeOverMosquitto(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgeRefusedDiscovery: a Mosquitto whose ACL drops the discovery
+// topics (here the signaling ACL, which knows nothing of Home Assistant)
+// gives one clear warning.
+func TestBridgeRefusedDiscovery(t *testing.T) {
+	env := mqtttest.StartMosquitto(t, map[string]string{"door": "secret"}, nil)
+	logs := env.Logs
+	o := BridgeOptions{Options: testOptions(), Broker: env.URL(), Username: "door", Password: "secret",
+		ClientID: "door-ha", Enabled: true, Logger: env.Logger()}
+	b, err := Start(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const want = "the broker refused Home Assistant discovery topics"
+	for end := time.Now().Add(verifyWait + 10*time.Second); time.Now().Before(end) && !strings.Contains(logs.String(), want); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), want); n != 1 {
+		t.Fatalf("%d warnings, want 1:\n%s", n, logs.String())
+	}
+}

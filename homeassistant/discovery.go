@@ -162,8 +162,9 @@ func (o Options) Discovery() []Message {
 	for _, e := range o.entities() {
 		f := map[string]any{
 			"unique_id": o.Device.ID + "_" + e.object,
-			"object_id": o.NodeID + "_" + e.object,
-			"device":    dev,
+			// object_id stopped working in Home Assistant 2026.4.
+			"default_entity_id": e.component + "." + o.NodeID + "_" + e.object,
+			"device":            dev,
 			"origin": map[string]any{
 				"name":       "intercomd",
 				"sw_version": o.Device.SWVersion,

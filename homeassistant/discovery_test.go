@@ -14,7 +14,7 @@ import (
 // required keys, the exclusive keys, the allowed device classes, and the
 // keys every entity may carry. A key outside the known set is an error, as
 // Home Assistant's voluptuous schemas reject unknown keys.
-var common = []string{"name", "unique_id", "object_id", "device", "origin", "availability",
+var common = []string{"name", "unique_id", "default_entity_id", "device", "origin", "availability",
 	"availability_mode", "icon", "entity_category", "qos", "enabled_by_default", "json_attributes_topic"}
 
 type component struct {
@@ -84,6 +84,12 @@ func TestDiscoveryFollowsHomeAssistantSchema(t *testing.T) {
 		}
 		if dc, ok := f["device_class"].(string); ok && !slices.Contains(comp.deviceClasses, dc) {
 			t.Errorf("%s: device_class %s not allowed", m.Topic, dc)
+		}
+		if _, ok := f["object_id"]; ok {
+			t.Errorf("%s: object_id stopped working in Home Assistant 2026.4 (default_entity_id replaces it)", m.Topic)
+		}
+		if id, _ := f["default_entity_id"].(string); !strings.HasPrefix(id, parts[1]+".") {
+			t.Errorf("%s: default_entity_id %q must start with %s.", m.Topic, id, parts[1])
 		}
 		uid, _ := f["unique_id"].(string)
 		if uid == "" || uids[uid] {

@@ -62,6 +62,14 @@ type Source struct {
 	// FrameRate in frames per second requested from the camera (VIDIOC_S_PARM) and
 	// given to the encoder's rate control. Default 30.
 	FrameRate float64
+	// Command, when set, makes this a pipe source: the command (such as
+	// RpicamCommand for a Pi camera module) writes H.264 Annex B to its standard
+	// output, and its frames are sent as they are, without decoding or encoding.
+	// Device is then only a label. The stream must be constrained baseline; key
+	// frames come when the command makes them (ForceKeyFrame cannot ask it), with
+	// the latest SPS/PPS put before any that lack them. The command is restarted
+	// every RetryInterval after it ends.
+	Command []string
 	// PixelFormat to capture; empty picks one (see PixelFormat). Ignored by the test
 	// pattern.
 	PixelFormat PixelFormat
@@ -81,7 +89,7 @@ type Source struct {
 const MaxPatternNoise = 12
 
 // IsTestPattern reports whether the source is the built-in test pattern.
-func (s Source) IsTestPattern() bool { return s.Device == TestPatternDevice }
+func (s Source) IsTestPattern() bool { return s.Device == TestPatternDevice && len(s.Command) == 0 }
 
 // Encoder configures the one H.264 encoder (constrained baseline).
 type Encoder struct {

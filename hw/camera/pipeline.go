@@ -7,6 +7,7 @@ import (
 	"image"
 	"io"
 	"log/slog"
+	"os/exec"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -398,6 +399,12 @@ func (p *Pipeline) source(name string) (Source, bool) {
 // probe opens src and closes it again: it tells whether the source is there without
 // capturing or creating an encoder.
 func (p *Pipeline) probe(src Source) error {
+	if len(src.Command) > 0 {
+		if _, err := exec.LookPath(src.Command[0]); err != nil {
+			return fmt.Errorf("pipe source %s: %w", src.Name, err)
+		}
+		return nil
+	}
 	if src.IsTestPattern() {
 		if err := checkPatternSize(src.Width, src.Height); err != nil {
 			return fmt.Errorf("test pattern %s: %w", src.Name, err)
@@ -454,6 +461,14 @@ func (h *hookedReader) Read() (image.Image, func(), error) {
 // startSession opens src, creates its encoder and starts the encode goroutine.
 func (p *Pipeline) startSession(src Source) (*session, error) {
 	var c capture
+	if len(src.Command) > 0 {
+		ps, err := openPipe(src)
+		if err != nil {
+			return nil, fmt.Errorf("pipe source %s: %w", src.Name, err)
+		}
+		p.log.Info("h264 passed through", "source", src.Name, "command", src.Command[0])
+		return p.runSession(src, ps, ps.encoder(), nil), nil
+	}
 	if src.IsTestPattern() {
 		ps, err := newPatternSource(src)
 		if err != nil {
@@ -473,6 +488,12 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 		_ = c.close()
 		return nil, fmt.Errorf("create h264 encoder for %s: %w", src.Name, err)
 	}
+	return p.runSession(src, c, enc, hr), nil
+}
+
+// runSession starts the encode goroutine of a session; hr, when not nil, is the
+// reader of raw frames whose hook takes snapshots and applies requests.
+func (p *Pipeline) runSession(src Source, c capture, enc codec.ReadCloser, hr *hookedReader) *session {
 	p.encStarted.Add(1)
 	n := p.encRunning.Add(1)
 	for {
@@ -482,16 +503,20 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 		}
 	}
 	s := &session{src: src, cap: c, enc: enc, done: make(chan struct{})}
-	s.keyCtl, _ = enc.Controller().(codec.KeyFrameController)
-	s.rateCtl, _ = enc.Controller().(codec.BitRateController)
+	if ctl := enc.Controller(); ctl != nil {
+		s.keyCtl, _ = ctl.(codec.KeyFrameController)
+		s.rateCtl, _ = ctl.(codec.BitRateController)
+	}
 	s.bitRate = p.bitRate.Load()
 	// A new encoder starts with a key frame: that serves pending requests.
 	p.keyFrameWanted.Store(false)
 	p.viewerKeyFrame.Store(false)
 	s.lastKey = time.Now()
-	hr.hook = func(img image.Image) {
-		p.snap(img)
-		p.applyRequests(s)
+	if hr != nil {
+		hr.hook = func(img image.Image) {
+			p.snap(img)
+			p.applyRequests(s)
+		}
 	}
 	p.wg.Add(1)
 	go func() {
@@ -499,7 +524,7 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 		defer close(s.done)
 		s.err = p.encode(s)
 	}()
-	return s, nil
+	return s
 }
 
 // stopSession closes the source (which makes a pending read return), waits for the

@@ -185,12 +185,15 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			log.Warn("close media", "err", cerr)
 		}
 	}()
+	if err := d.openMedia(dv); err != nil {
+		return err
+	}
 
 	d.st = d.newStation()
 	d.st.Show()
 	defer d.st.Stop()
 	ep, err := endpoint.Start(ctx, endpoint.Options{
-		Media: d.mediaFactory(dv),
+		Media: dv.mediaFactory,
 		MQTT:  mopts,
 		Calling: calling.Config{
 			User:          d.cfg.Device.User,
@@ -223,10 +226,6 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.metrics != nil {
 		d.metrics.ep.Store(ep)
 		d.metrics.dv.Store(dv)
-	}
-	if dv.newErr != nil {
-		ep.Close(context.Background())
-		return fmt.Errorf("media: %w", dv.newErr)
 	}
 	events, unsubscribe := ep.Subscribe(256)
 	defer unsubscribe()

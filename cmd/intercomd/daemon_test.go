@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -326,4 +327,39 @@ func TestDaemonDoorbellRingsBell(t *testing.T) {
 	if strings.Contains(d.stdout.String(), "[relay: ON]") {
 		t.Errorf("a doorbell press energised the door relay:\n%s", d.stdout.String())
 	}
+}
+
+// Media is built before signaling opens: a media error stops start-up with
+// a message naming it, and the daemon never says it is ready.
+func TestDaemonMediaErrorStopsStartup(t *testing.T) {
+	busy, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.LocalAddr().(*net.UDPAddr).Port
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`version: 1
+device: {user: door, state_dir: %s}
+signaling: {embedded: {listen: "127.0.0.1:0"}}
+http: {listen: "127.0.0.1:0"}
+gpio: {backend: sim}
+media: {udp_port: %d}
+`, filepath.Join(dir, "state"), port)
+	path := filepath.Join(dir, "intercomd.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	env := &cmdEnv{stdout: io.Discard, stderr: stderr, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	err = dispatch(ctx, []string{"run", "--config", path}, env)
+	if err == nil || !strings.Contains(err.Error(), "media") {
+		t.Fatalf("run returned %v, want a media error", err)
+	}
+	if strings.Contains(stderr.String(), "intercomd ready") {
+		t.Fatalf("the daemon said it was ready with broken media:\n%s", stderr)
+	}
+	t.Logf("run: %v", err)
 }

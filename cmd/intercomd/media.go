@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
 
@@ -21,10 +22,10 @@ import (
 // devices is the device's own media: the camera pipeline, the audio
 // engine and the WebRTC layer built on them.
 type devices struct {
-	cam    *camera.Pipeline
-	audio  *audio.Engine
-	media  *media.Media
-	newErr error
+	cam   *camera.Pipeline
+	audio *audio.Engine
+	media *media.Media
+	bound atomic.Pointer[func(calling.Input)] // the agent's Post
 }
 
 // openDevices opens the camera and the sound card. Optional hardware that
@@ -140,37 +141,50 @@ func (d *daemon) openAudio(ctx context.Context) (*audio.Engine, error) {
 	return eng, nil
 }
 
-// mediaFactory builds the WebRTC layer for the endpoint.
-func (d *daemon) mediaFactory(dv *devices) func(post func(calling.Input)) agent.Media {
-	return func(post func(calling.Input)) agent.Media {
-		mc := media.Config{
-			UDPPort:           d.cfg.Media.UDPPort,
-			ICERestartTimeout: d.cfg.Media.ICERestartTimeout,
-			DisableVideo:      !d.cfg.Media.Video,
-		}
-		for _, s := range d.cfg.Media.STUNServers {
-			mc.ICEServers = append(mc.ICEServers, webrtc.ICEServer{URLs: []string{s}})
-		}
-		for _, t := range d.cfg.Media.TURNServers {
-			mc.ICEServers = append(mc.ICEServers, webrtc.ICEServer{URLs: []string{t.URL}, Username: t.Username, Credential: t.Credential.Reveal()})
-		}
-		if d.env.faults.loopbackMedia {
-			mc.LoopbackOnly = true // tests: nothing leaves the machine
-		}
-		opts := media.Options{Config: mc, Post: post, User: d.cfg.Device.User, Logger: d.log.With("component", "media")}
-		if dv.audio != nil {
-			opts.Audio = media.EngineAudio{Engine: dv.audio}
-		}
-		if dv.cam != nil {
-			opts.Camera = dv.cam
-		}
-		m, err := media.New(opts)
-		if err != nil {
-			dv.newErr = err
-			return &agent.SignalMedia{Post: post}
-		}
-		dv.media = m
-		return m
+// openMedia builds the WebRTC layer on the devices, before the endpoint
+// exists: a media error stops start-up before signaling opens. What media
+// posts goes to the agent the endpoint binds with mediaFactory.
+func (d *daemon) openMedia(dv *devices) error {
+	mc := media.Config{
+		UDPPort:           d.cfg.Media.UDPPort,
+		ICERestartTimeout: d.cfg.Media.ICERestartTimeout,
+		DisableVideo:      !d.cfg.Media.Video,
+	}
+	for _, s := range d.cfg.Media.STUNServers {
+		mc.ICEServers = append(mc.ICEServers, webrtc.ICEServer{URLs: []string{s}})
+	}
+	for _, t := range d.cfg.Media.TURNServers {
+		mc.ICEServers = append(mc.ICEServers, webrtc.ICEServer{URLs: []string{t.URL}, Username: t.Username, Credential: t.Credential.Reveal()})
+	}
+	if d.env.faults.loopbackMedia {
+		mc.LoopbackOnly = true // tests: nothing leaves the machine
+	}
+	opts := media.Options{Config: mc, Post: dv.post, User: d.cfg.Device.User, Logger: d.log.With("component", "media")}
+	if dv.audio != nil {
+		opts.Audio = media.EngineAudio{Engine: dv.audio}
+	}
+	if dv.cam != nil {
+		opts.Camera = dv.cam
+	}
+	m, err := media.New(opts)
+	if err != nil {
+		return err // "media: ..."
+	}
+	dv.media = m
+	return nil
+}
+
+// mediaFactory hands the endpoint the media built by openMedia, binding
+// its posts to the endpoint's agent (before the agent runs).
+func (dv *devices) mediaFactory(post func(calling.Input)) agent.Media {
+	dv.bound.Store(&post)
+	return dv.media
+}
+
+// post forwards media's inputs to the agent once bound.
+func (dv *devices) post(in calling.Input) {
+	if p := dv.bound.Load(); p != nil {
+		(*p)(in)
 	}
 }
 

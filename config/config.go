@@ -298,6 +298,10 @@ type TURNServer struct {
 // test-pattern source.
 const TestPatternDevice = "test-pattern"
 
+// RpicamDevice is the CameraDevice.Device value naming a Pi camera module,
+// read as H.264 from rpicam-vid (libcamera) over a pipe.
+const RpicamDevice = "rpicam"
+
 // Camera configures video capture and encoding.
 type Camera struct {
 	// Devices are tried in order; the first that opens is used.
@@ -334,6 +338,10 @@ type CameraDevice struct {
 	// Format is the V4L2 pixel format wanted: I420, NV12, NV21, YUYV, UYVY
 	// or MJPEG; "" lets the camera choose.
 	Format string `yaml:"format"`
+	// Command, when set, is a program writing H.264 (Annex B, constrained
+	// baseline) to its standard output, passed through without re-encoding;
+	// Device is then only a label.
+	Command []string `yaml:"command"`
 	// PatternNoise adds sensor-like noise of up to ± this many luma steps
 	// to the test pattern (0..12), so that it loads the encoder and the
 	// network like a camera does; test-pattern only.

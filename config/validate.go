@@ -203,7 +203,12 @@ func (v *validator) camera(c *Config) {
 		} else {
 			names[d.Name] = i
 		}
-		if d.Device != TestPatternDevice {
+		switch {
+		case len(d.Command) > 0:
+			if d.Command[0] == "" {
+				v.errorf(p+".command", "the program must not be empty")
+			}
+		case d.Device != TestPatternDevice && d.Device != RpicamDevice:
 			v.absPath(p+".device", d.Device, true)
 		}
 		v.intRange(p+".width", d.Width, 16, MaxVideoWidth)

@@ -86,6 +86,7 @@ func TestValidationRules(t *testing.T) {
 		{"pattern noise on a camera", "camera:\n  devices:\n    - {name: c, device: /dev/video0, pattern_noise: 4}\n", `f.yaml:4: camera.devices[0].pattern_noise: only for device test-pattern`},
 		{"pattern noise range", "camera:\n  devices:\n    - {name: c, device: test-pattern, pattern_noise: 13}\n", `f.yaml:4: camera.devices[0].pattern_noise: must be between 0 and 12, got 13`},
 		{"camera device path", "camera:\n  devices:\n    - {name: c, device: video0}\n", `f.yaml:4: camera.devices[0].device: must be an absolute path, got "video0"`},
+		{"camera command", "camera:\n  devices:\n    - {name: c, device: pipe, command: [\"\"]}\n", `f.yaml:4: camera.devices[0].command: the program must not be empty`},
 		{"camera duplicate name", "camera:\n  devices:\n    - {name: c, device: /dev/video0}\n    - {name: c, device: test-pattern}\n", `f.yaml:5: camera.devices[1].name: "c" is already used by camera.devices[0]`},
 		{"camera no source", "camera:\n  devices: []\n  fallback_test_pattern: false\n", `f.yaml:3: camera.devices: no video source: list a device, enable fallback_test_pattern, or set media.video: false`},
 		{"camera bitrate", "camera:\n  bitrate: 10\n", `f.yaml:3: camera.bitrate: must be between 50000 and 20000000, got 10`},

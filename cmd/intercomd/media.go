@@ -12,6 +12,7 @@ import (
 
 	"github.com/intercomd/intercomd/agent"
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/hw/audio"
 	"github.com/intercomd/intercomd/hw/audio/audiotest"
 	"github.com/intercomd/intercomd/hw/camera"
@@ -80,6 +81,13 @@ func (d *daemon) openCamera(ctx context.Context) (*camera.Pipeline, error) {
 	if len(cc.Sources) > 0 && c.KeyframeInterval > 0 {
 		// The encoder counts frames.
 		cc.Encoder.KeyFrameInterval = max(1, int(c.KeyframeInterval.Seconds()*cc.Sources[0].FrameRate))
+	}
+	for i, dev := range c.Devices {
+		if s := &cc.Sources[i]; dev.Device == config.RpicamDevice && len(dev.Command) == 0 {
+			// rpicam-vid's own encoder runs at the configured rate and key frame interval.
+			intra := max(1, int(c.KeyframeInterval.Seconds()*s.FrameRate))
+			s.Command = camera.RpicamCommand(s.Width, s.Height, s.FrameRate, c.Bitrate, intra)
+		}
 	}
 	p, err := camera.New(cc, d.log.With("component", "camera"))
 	if err != nil {

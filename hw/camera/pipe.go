@@ -22,7 +22,7 @@ func RpicamCommand(width, height int, fps float64, bitRate, intra int) []string 
 		"--profile", "baseline", "--level", "3.1", "--flush",
 		"--width", fmt.Sprint(width), "--height", fmt.Sprint(height),
 		"--framerate", fmt.Sprint(fps), "--bitrate", fmt.Sprint(bitRate),
-		"--intra", fmt.Sprint(intra), "-o", "-"}
+		"--intra", fmt.Sprint(max(intra, 1)), "-o", "-"}
 }
 
 // pipeSource runs a command that writes an H.264 Annex B stream to its standard

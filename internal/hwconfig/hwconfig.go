@@ -68,8 +68,13 @@ func CameraSource(d config.CameraDevice) (camera.Source, error) {
 		Name: d.Name, Device: d.Device, Width: d.Width, Height: d.Height,
 		FrameRate: float64(d.FPS), PatternNoise: d.PatternNoise,
 	}
-	if d.Device == config.TestPatternDevice {
+	switch {
+	case len(d.Command) > 0:
+		src.Command = append([]string(nil), d.Command...)
+	case d.Device == config.TestPatternDevice:
 		src.Device = camera.TestPatternDevice
+	case d.Device == config.RpicamDevice:
+		src.Command = camera.RpicamCommand(d.Width, d.Height, float64(d.FPS), camera.DefaultBitRate, 2*d.FPS)
 	}
 	switch f := camera.PixelFormat(d.Format); f {
 	case camera.PixelFormatAuto, camera.PixelFormatI420, camera.PixelFormatNV12, camera.PixelFormatNV21,

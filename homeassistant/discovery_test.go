@@ -12,8 +12,9 @@ import (
 // binary_sensor.py, the shared entity and device schemas in schemas.py and
 // abbreviations.py) and its documentation pages for each component: the
 // required keys, the exclusive keys, the allowed device classes, and the
-// keys every entity may carry. A key outside the known set is an error, as
-// Home Assistant's voluptuous schemas reject unknown keys.
+// keys every entity may carry. A key outside the known set is an error:
+// Home Assistant's discovery schemas drop unknown keys (vol.REMOVE_EXTRA),
+// so a misspelt key would silently do nothing there.
 var common = []string{"name", "unique_id", "default_entity_id", "device", "origin", "availability",
 	"availability_mode", "icon", "entity_category", "qos", "enabled_by_default", "json_attributes_topic"}
 

@@ -250,8 +250,13 @@ func (d *daemon) run(ctx context.Context) (err error) {
 
 	err = d.loop(ctx, events)
 
-	// Shutdown, in reverse order, under one deadline.
+	// Shutdown, in reverse order, under one deadline; the door first:
+	// whatever else hangs on the way out, the relay is off (and off again
+	// when the panel closes).
 	_, _ = sddaemon.SdNotify(false, sddaemon.SdNotifyStopping)
+	if herr := d.panel.Halt(); herr != nil {
+		log.Error("halt panel", "err", herr)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if cerr := ep.Close(sctx); cerr != nil {

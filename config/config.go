@@ -325,7 +325,9 @@ func CameraEncoders() []string { return []string{"auto", "hardware", "openh264"}
 
 // CameraFormats lists every accepted camera.devices[].format; "" lets the
 // camera choose.
-func CameraFormats() []string { return []string{"", "I420", "NV12", "NV21", "YUYV", "UYVY", "MJPEG"} }
+func CameraFormats() []string {
+	return []string{"", "I420", "NV12", "NV21", "YUYV", "UYVY", "MJPEG", "H264"}
+}
 
 // CameraDevice is one candidate video source.
 type CameraDevice struct {
@@ -336,7 +338,8 @@ type CameraDevice struct {
 	Height int    `yaml:"height"`
 	FPS    int    `yaml:"fps"`
 	// Format is the V4L2 pixel format wanted: I420, NV12, NV21, YUYV, UYVY
-	// or MJPEG; "" lets the camera choose.
+	// or MJPEG, or H264 to pass a camera's own H.264 through (constrained
+	// baseline); "" lets the camera choose.
 	Format string `yaml:"format"`
 	// Command, when set, is a program writing H.264 (Annex B, constrained
 	// baseline) to its standard output, passed through without re-encoding;

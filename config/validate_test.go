@@ -82,7 +82,7 @@ func TestValidationRules(t *testing.T) {
 		{"camera height sane", "camera:\n  devices:\n    - name: c\n      device: /dev/video0\n      height: 100000\n", `f.yaml:6: camera.devices[0].height: must be between 16 and 4096, got 100000`},
 		{"camera fps positive", "camera:\n  devices:\n    - name: c\n      device: /dev/video0\n      fps: -1\n", `f.yaml:6: camera.devices[0].fps: must be between 1 and 120, got -1`},
 		{"camera odd size", "camera:\n  devices:\n    - {name: c, device: /dev/video0, width: 641}\n", `f.yaml:4: camera.devices[0]: width and height must be even (4:2:0 video)`},
-		{"camera format", "camera:\n  devices:\n    - {name: c, device: /dev/video0, format: H264}\n", `f.yaml:4: camera.devices[0].format: must be one of "", "I420", "NV12", "NV21", "YUYV", "UYVY", "MJPEG", got "H264"`},
+		{"camera format", "camera:\n  devices:\n    - {name: c, device: /dev/video0, format: H265}\n", `f.yaml:4: camera.devices[0].format: must be one of "", "I420", "NV12", "NV21", "YUYV", "UYVY", "MJPEG", "H264", got "H265"`},
 		{"pattern noise on a camera", "camera:\n  devices:\n    - {name: c, device: /dev/video0, pattern_noise: 4}\n", `f.yaml:4: camera.devices[0].pattern_noise: only for device test-pattern`},
 		{"pattern noise range", "camera:\n  devices:\n    - {name: c, device: test-pattern, pattern_noise: 13}\n", `f.yaml:4: camera.devices[0].pattern_noise: must be between 0 and 12, got 13`},
 		{"camera device path", "camera:\n  devices:\n    - {name: c, device: video0}\n", `f.yaml:4: camera.devices[0].device: must be an absolute path, got "video0"`},

@@ -15,8 +15,8 @@ const TestPatternDevice = "testpattern"
 // UYVY, then MJPEG, which is decoded in Go and costly on a small board).
 type PixelFormat string
 
-// Pixel formats the V4L2 driver can capture. There is no H.264 passthrough: a camera
-// that only delivers H.264 cannot be used.
+// Pixel formats a camera can be captured in. H264 is passed through as the camera
+// encoded it (read with package m2m's Capture); the others are encoded here.
 const (
 	PixelFormatAuto  PixelFormat = ""
 	PixelFormatI420  PixelFormat = "I420"
@@ -25,6 +25,9 @@ const (
 	PixelFormatYUYV  PixelFormat = "YUYV"
 	PixelFormatUYVY  PixelFormat = "UYVY"
 	PixelFormatMJPEG PixelFormat = "MJPEG"
+	// PixelFormatH264 passes a camera's own H.264 through, unencoded; never picked
+	// by PixelFormatAuto.
+	PixelFormatH264 PixelFormat = "H264"
 )
 
 // formatPreference orders the capture formats from cheapest to most costly to convert to
@@ -36,7 +39,7 @@ func formatPreference() []PixelFormat {
 }
 
 func (f PixelFormat) valid() bool {
-	if f == PixelFormatAuto {
+	if f == PixelFormatAuto || f == PixelFormatH264 {
 		return true
 	}
 	for _, g := range formatPreference() {

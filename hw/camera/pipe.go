@@ -34,7 +34,7 @@ type pipeSource struct {
 	cancel context.CancelFunc
 	r      *bufio.Reader
 	au     auSplitter
-	params []byte // the latest SPS and PPS, prepended to key frames that lack them
+	params paramCache
 
 	closeOnce sync.Once
 	waitErr   error
@@ -98,24 +98,36 @@ func (s *pipeSource) next() ([]byte, error) {
 			}
 			return nil, err
 		}
-		types := nalTypes(au)
-		hasSPS, hasIDR, hasSlice := false, false, false
-		for _, t := range types {
-			hasSPS = hasSPS || t == 7
-			hasIDR = hasIDR || t == 5
-			hasSlice = hasSlice || t == 5 || t == 1
+		if au = s.params.frame(au); au != nil {
+			return au, nil
 		}
-		if hasSPS {
-			s.params = paramSets(au)
-		}
-		if !hasSlice {
-			continue
-		}
-		if hasIDR && !hasSPS && s.params != nil {
-			au = append(append([]byte(nil), s.params...), au...)
-		}
-		return au, nil
 	}
+}
+
+// paramCache keeps the latest SPS and PPS of a passed-through stream and puts them
+// before key frames that come without them, so a late joiner can decode from any
+// key frame.
+type paramCache struct{ params []byte }
+
+// frame returns au ready to send, or nil when it holds no slice (parameter sets
+// alone, which are kept for the next key frame).
+func (c *paramCache) frame(au []byte) []byte {
+	hasSPS, hasIDR, hasSlice := false, false, false
+	for _, t := range nalTypes(au) {
+		hasSPS = hasSPS || t == 7
+		hasIDR = hasIDR || t == 5
+		hasSlice = hasSlice || t == 5 || t == 1
+	}
+	if hasSPS {
+		c.params = paramSets(au)
+	}
+	switch {
+	case !hasSlice:
+		return nil
+	case hasIDR && !hasSPS && c.params != nil:
+		return append(append([]byte(nil), c.params...), au...)
+	}
+	return au
 }
 
 // paramSets returns the SPS and PPS NAL units of an Annex B access unit.

@@ -411,6 +411,13 @@ func (p *Pipeline) probe(src Source) error {
 		}
 		return nil
 	}
+	if src.PixelFormat == PixelFormatH264 {
+		hs, err := openH264Camera(src)
+		if err != nil {
+			return err
+		}
+		return hs.close()
+	}
 	c, err := openV4L2(src)
 	if err != nil {
 		return err
@@ -468,6 +475,14 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 		}
 		p.log.Info("h264 passed through", "source", src.Name, "command", src.Command[0])
 		return p.runSession(src, ps, ps.encoder(), nil), nil
+	}
+	if src.PixelFormat == PixelFormatH264 {
+		hs, err := openH264Camera(src)
+		if err != nil {
+			return nil, err
+		}
+		p.log.Info("h264 passed through", "source", src.Name, "device", src.Device)
+		return p.runSession(src, hs, h264Encoder{hs}, nil), nil
 	}
 	if src.IsTestPattern() {
 		ps, err := newPatternSource(src)

@@ -416,7 +416,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no device", Config{Sources: []Source{{Name: "x"}}}, "sources[0].device"},
 		{"odd size", Config{Sources: []Source{{Device: "/dev/video0", Width: 641, Height: 480}}}, "even"},
 		{"duplicate", Config{Sources: []Source{ok, ok}}, "sources[1].name"},
-		{"format", Config{Sources: []Source{{Device: "/dev/video0", PixelFormat: "H264"}}}, "pixel_format"},
+		{"format", Config{Sources: []Source{{Device: "/dev/video0", PixelFormat: "H265"}}}, "pixel_format"},
 		{"rate", Config{Sources: []Source{{Device: "/dev/video0", FrameRate: -1}}}, "frame_rate"},
 		{"bitrate", Config{Sources: []Source{ok}, Encoder: Encoder{BitRate: 5}}, "encoder.bit_rate"},
 	} {

@@ -78,7 +78,7 @@ func CameraSource(d config.CameraDevice) (camera.Source, error) {
 	}
 	switch f := camera.PixelFormat(d.Format); f {
 	case camera.PixelFormatAuto, camera.PixelFormatI420, camera.PixelFormatNV12, camera.PixelFormatNV21,
-		camera.PixelFormatYUYV, camera.PixelFormatUYVY, camera.PixelFormatMJPEG:
+		camera.PixelFormatYUYV, camera.PixelFormatUYVY, camera.PixelFormatMJPEG, camera.PixelFormatH264:
 		src.PixelFormat = f
 	default:
 		return camera.Source{}, fmt.Errorf("camera device %s: unknown format %q", d.Device, d.Format)

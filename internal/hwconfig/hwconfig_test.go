@@ -145,7 +145,7 @@ func TestCameraFormats(t *testing.T) {
 	if err != nil || !src.IsTestPattern() {
 		t.Errorf("test pattern device: %+v, %v", src, err)
 	}
-	if _, err := hwconfig.CameraSource(config.CameraDevice{Device: "/dev/video0", Format: "H264"}); err == nil {
+	if _, err := hwconfig.CameraSource(config.CameraDevice{Device: "/dev/video0", Format: "H265"}); err == nil {
 		t.Error("an unknown format was accepted")
 	}
 }

@@ -112,3 +112,35 @@ func TestCameraH264Passthrough(t *testing.T) {
 		t.Errorf("EncodersRunning = %d", n)
 	}
 }
+
+// A camera that says it sends H.264 and sends garbage: nothing reaches the viewers,
+// the status says why, and the pipeline keeps retrying.
+func TestCameraH264Garbage(t *testing.T) {
+	if out, err := exec.Command("modprobe", "v4l2loopback", "video_nr=7", "max_buffers=4").CombinedOutput(); err != nil {
+		t.Fatalf("modprobe v4l2loopback: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	garbage := make([][]byte, 8)
+	for i := range garbage {
+		garbage[i] = bytes.Repeat([]byte{0xa5, byte(i), 0x3c, 0x7e}, 2000)
+	}
+	feedLoopback(ctx, t, garbage)
+	src := Source{Name: "uvc", Device: loopbackDevice, Width: 640, Height: 480, FrameRate: 30, PixelFormat: PixelFormatH264}
+	p := startPipeline(ctx, t, Config{Sources: []Source{src}, RetryInterval: 200 * time.Millisecond}, nil)
+	sink := newBindSink(t, p, "v")
+	for {
+		st := p.Status()
+		if st.Err != nil && bytes.Contains([]byte(st.Err.Error()), []byte("no H.264")) && st.EncodersStarted >= 2 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("status never reported the garbage (last %+v)", p.Status())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if n := sink.drain(); n != 0 {
+		t.Errorf("%d frames of garbage reached the viewer", n)
+	}
+}

@@ -54,7 +54,12 @@ func (c *Capture) setup(fourcc uint32, width, height int, fps float64) error {
 	le.PutUint32(f.Fmt.Raw[8:], fourcc)
 	le.PutUint32(f.Fmt.Raw[12:], fieldNone)
 	if err := ioctl(c.fd, vidiocSFmt, unsafe.Pointer(&f)); err != nil {
-		return fmt.Errorf("set format %s %dx%d: %w", fourCC(fourcc), width, height, err)
+		// A device whose format is fixed by its producer (a loopback being written
+		// to) refuses to change it: take it if it is the one wanted.
+		if !errors.Is(err, unix.EBUSY) || ioctl(c.fd, vidiocGFmt, unsafe.Pointer(&f)) != nil ||
+			le.Uint32(f.Fmt.Raw[0:]) != uint32(width) || le.Uint32(f.Fmt.Raw[4:]) != uint32(height) {
+			return fmt.Errorf("set format %s %dx%d: %w", fourCC(fourcc), width, height, err)
+		}
 	}
 	if got := le.Uint32(f.Fmt.Raw[8:]); got != fourcc {
 		return fmt.Errorf("camera offers %s, not %s", fourCC(got), fourCC(fourcc))

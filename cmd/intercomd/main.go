@@ -76,12 +76,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // dispatch runs the subcommand named by args[0] ("run" when absent).
 func dispatch(ctx context.Context, args []string, env *cmdEnv) error {
 	name := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name, args = args[0], args[1:]
-	}
-	if name == "help" {
-		usage(env.stdout)
-		return nil
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			usage(env.stdout)
+			return nil
+		case "-version", "--version", "-V":
+			return runVersion(ctx, nil, env)
+		}
+		if !strings.HasPrefix(args[0], "-") {
+			name, args = args[0], args[1:]
+		}
 	}
 	cmd, ok := commands()[name]
 	if !ok {
@@ -102,7 +107,11 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-13s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'intercomd <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "\nglobal flags:")
+	fmt.Fprintln(w, "  -h, --help    print this help and exit")
+	fmt.Fprintln(w, "  --version     print the version and exit")
+	fmt.Fprintln(w, "\nWith no command, or flags first, intercomd runs the daemon (intercomd run --help).")
+	fmt.Fprintln(w, "Run 'intercomd <command> --help' for a command's flags.")
 }
 
 // newFlags returns a flag set that prints its usage to env.stderr.

@@ -634,15 +634,36 @@ func defaultLine(p string, l *LineSpec, set func(string) bool, activeLow bool) {
 // DefaultPath, and then a missing file is not an error: Load returns Default()
 // (a zero-configuration first run). A missing file named explicitly is an
 // error wrapping fs.ErrNotExist.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return LoadWith(path, LoadOptions{}) }
+
+// LoadOptions changes how LoadWith reads a configuration.
+type LoadOptions struct {
+	// DeferCredentials leaves a systemd credential unread when
+	// $CREDENTIALS_DIRECTORY is unset (outside systemd) instead of failing;
+	// UnresolvedCredentials lists them. Its secret reveals "": for checking a
+	// configuration, never for running with it.
+	DeferCredentials bool
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, o LoadOptions) (*Config, error) {
 	if path == "" {
-		return load(DefaultPath, false)
+		return load(DefaultPath, false, o)
 	}
-	return load(path, true)
+	return load(path, true, o)
+}
+
+// UnresolvedCredentials lists the systemd credentials left unread under
+// LoadOptions.DeferCredentials, in file order.
+func (c *Config) UnresolvedCredentials() []string {
+	if c.src == nil {
+		return nil
+	}
+	return c.src.unresolved
 }
 
 // load reads path; a missing file is an error only when explicit.
-func load(path string, explicit bool) (*Config, error) {
+func load(path string, explicit bool, o LoadOptions) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if !explicit && errors.Is(err, fs.ErrNotExist) {
@@ -655,21 +676,23 @@ func load(path string, explicit bool) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load config: read %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return parse(path, data, o)
 }
 
 // Parse decodes, completes with defaults and validates the YAML document
 // data. name is the file name used in error messages and to resolve relative
 // secret file paths; it should be the file's path. Secret files and systemd
 // credentials ($CREDENTIALS_DIRECTORY) are read here.
-func Parse(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte) (*Config, error) { return parse(name, data, LoadOptions{}) }
+
+func parse(name string, data []byte, o LoadOptions) (*Config, error) {
 	if name == "" {
 		name = "<config>"
 	}
 	if len(data) > maxFileSize {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("larger than %d bytes", maxFileSize)}
 	}
-	c, err := decode(name, data, os.Getenv)
+	c, err := decode(name, data, os.Getenv, o)
 	if err != nil {
 		return nil, err
 	}

@@ -141,7 +141,7 @@ signaling:
 func TestLoadMissingFile(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "intercomd.yaml")
 
-	c, err := load(missing, false)
+	c, err := load(missing, false, LoadOptions{})
 	if err != nil {
 		t.Fatalf("missing file at the default path: %v, want defaults", err)
 	}

@@ -26,7 +26,7 @@ const maxAliasHops = 16
 // decode turns a YAML document into a Config without defaults, recording the
 // line of every key. It checks the version first, then decodes strictly
 // through yaml.Node so that every error carries a line and a key path.
-func decode(name string, data []byte, getenv func(string) string) (*Config, error) {
+func decode(name string, data []byte, getenv func(string) string, o LoadOptions) (*Config, error) {
 	src := &source{file: name, lines: map[string]int{}}
 	fail := func(line int, path, msg string) error {
 		return &Error{File: name, Line: line, Path: path, Msg: msg}
@@ -79,7 +79,7 @@ func decode(name string, data []byte, getenv func(string) string) (*Config, erro
 
 	d := &decoder{
 		src:     src,
-		secrets: secretReader{dir: filepath.Dir(name), getenv: getenv},
+		secrets: secretReader{dir: filepath.Dir(name), getenv: getenv, src: src, deferCreds: o.DeferCredentials},
 	}
 	c := &Config{src: src}
 	d.value(root, reflect.ValueOf(c).Elem(), "")

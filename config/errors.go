@@ -89,6 +89,8 @@ type source struct {
 	// lines maps a key path present in the file to the line of its key
 	// (for list elements, the line of the element). "" is the document.
 	lines map[string]int
+	// unresolved lists the systemd credentials left unread (LoadOptions.DeferCredentials).
+	unresolved []string
 }
 
 // has reports whether the file set the key at path.

@@ -130,3 +130,23 @@ func BenchmarkParseExample(b *testing.B) {
 		}
 	}
 }
+
+// TestExampleOutsideSystemd: the shipped example checks as it is outside
+// systemd, its credential listed as unresolved, and fails only when
+// credentials must be read.
+func TestExampleOutsideSystemd(t *testing.T) {
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	c, err := LoadWith("intercomd.example.yaml", LoadOptions{DeferCredentials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.UnresolvedCredentials(); len(got) != 1 || got[0] != "turn-password" {
+		t.Errorf("unresolved credentials %q, want [turn-password]", got)
+	}
+	if v := c.Media.TURNServers[0].Credential.Reveal(); v != "" {
+		t.Errorf("an unresolved credential reveals %q", v)
+	}
+	if _, err := Load("intercomd.example.yaml"); err == nil || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY is not set") {
+		t.Errorf("Load without credentials: %v", err)
+	}
+}

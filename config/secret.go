@@ -33,6 +33,8 @@ const credentialPrefix = "credential:"
 type Secret struct {
 	value  string
 	origin string // "", "inline", "file:PATH" or "credential:NAME"
+	// unresolved: a credential named but not read (LoadOptions.DeferCredentials).
+	unresolved bool
 }
 
 // NewSecret returns an inline secret holding value, for configurations built
@@ -47,8 +49,9 @@ func NewSecret(value string) Secret {
 // Reveal returns the secret value; "" when unset.
 func (s Secret) Reveal() string { return s.value }
 
-// IsSet reports whether a value was given.
-func (s Secret) IsSet() bool { return s.value != "" }
+// IsSet reports whether a value was given (for an unresolved credential,
+// whether one was named).
+func (s Secret) IsSet() bool { return s.value != "" || s.unresolved }
 
 // Origin describes where the value came from without revealing it:
 // "" (unset), "inline", "file:PATH" or "credential:NAME". It is safe to log.
@@ -80,6 +83,10 @@ func (s Secret) Equal(o Secret) bool { return s == o }
 type secretReader struct {
 	dir    string // directory of the config file, for relative paths
 	getenv func(string) string
+	// deferCreds: with $CREDENTIALS_DIRECTORY unset, a credential is left
+	// unresolved and recorded in src instead of failing.
+	deferCreds bool
+	src        *source
 }
 
 // inline interprets a scalar secret: "credential:NAME" or a literal value.
@@ -96,6 +103,10 @@ func (r secretReader) credential(name string) (Secret, error) {
 		return Secret{}, fmt.Errorf("invalid credential name %q", name)
 	}
 	dir := r.getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" && r.deferCreds {
+		r.src.unresolved = append(r.src.unresolved, name)
+		return Secret{origin: credentialPrefix + name, unresolved: true}, nil
+	}
 	if dir == "" {
 		return Secret{}, fmt.Errorf("credential %q: $CREDENTIALS_DIRECTORY is not set (run under systemd with LoadCredential=%s:...)", name, name)
 	}

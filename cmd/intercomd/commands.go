@@ -19,6 +19,7 @@ import (
 func runCheckConfig(_ context.Context, args []string, env *cmdEnv) error {
 	fs := newFlags("check-config", "Validate a configuration file: exit 0 if it is valid, else print the error and exit 1.", env)
 	path := fs.String("config", config.DefaultPath, "configuration file")
+	resolve := fs.Bool("resolve-credentials", false, "read every systemd credential ($CREDENTIALS_DIRECTORY) and fail when one cannot be read; without it an unset $CREDENTIALS_DIRECTORY is only a warning")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -28,9 +29,12 @@ func runCheckConfig(_ context.Context, args []string, env *cmdEnv) error {
 	if _, err := os.Stat(*path); err != nil {
 		return fmt.Errorf("check-config: %w", err)
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.LoadWith(*path, config.LoadOptions{DeferCredentials: !*resolve})
 	if err != nil {
 		return err
+	}
+	for _, name := range cfg.UnresolvedCredentials() {
+		fmt.Fprintf(env.stderr, "%s: warning: credential %q not read: $CREDENTIALS_DIRECTORY is not set (the service needs LoadCredential=%s:...; --resolve-credentials to require it)\n", cfg.File(), name, name)
 	}
 	fmt.Fprintf(env.stdout, "%s: valid (device %s, %s broker)\n", cfg.File(), cfg.Device.User, cfg.Signaling.Broker)
 	return nil

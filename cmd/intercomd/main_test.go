@@ -58,3 +58,21 @@ func TestCommandHelp(t *testing.T) {
 		t.Error("an unknown command succeeded")
 	}
 }
+
+// TestCheckConfigExample: the shipped example passes check-config outside
+// systemd with a warning for its credential, and fails with
+// --resolve-credentials.
+func TestCheckConfigExample(t *testing.T) {
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	const example = "../../config/intercomd.example.yaml"
+	out, errOut, err := dispatchOut(t, "check-config", example)
+	if err != nil {
+		t.Fatalf("check-config of the example: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "valid") || !strings.Contains(errOut, `warning: credential "turn-password" not read`) {
+		t.Errorf("stdout %q, stderr %q", out, errOut)
+	}
+	if _, _, err := dispatchOut(t, "check-config", "--resolve-credentials", example); err == nil || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY is not set") {
+		t.Errorf("--resolve-credentials outside systemd: %v", err)
+	}
+}

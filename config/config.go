@@ -540,7 +540,7 @@ func applyDefaults(c *Config, set func(path string) bool) {
 
 	def("device.user", func() { c.Device.User = "door" })
 	def("device.name", func() { c.Device.Name = "Front door" })
-	def("device.state_dir", func() { c.Device.StateDir = "/var/lib/intercomd" })
+	def("device.state_dir", func() { c.Device.StateDir = DefaultStateDir })
 
 	def("homeassistant.discovery_prefix", func() { c.HomeAssistant.DiscoveryPrefix = "homeassistant" })
 

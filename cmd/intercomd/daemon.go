@@ -428,23 +428,14 @@ func (d *daemon) showHeard(ev calling.Event) {
 }
 
 func (d *daemon) stateDir() (string, error) {
-	dir := d.cfg.Device.StateDir
-	if sd := d.env.getenv("STATE_DIRECTORY"); sd != "" {
-		dir = filepath.SplitList(sd)[0]
+	dir, why, err := d.cfg.StateDir(os.Getuid(), d.env.getenv)
+	if err != nil {
+		return "", err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		// Not root on a laptop: keep state in the user's state directory.
-		home, herr := os.UserHomeDir()
-		if herr != nil {
-			return "", fmt.Errorf("state directory %s: %w", dir, err)
-		}
-		alt := filepath.Join(home, ".local", "state", "intercomd")
-		if aerr := os.MkdirAll(alt, 0o700); aerr != nil {
-			return "", fmt.Errorf("state directory %s: %w", dir, err)
-		}
-		d.log.Info("state directory not writable, using the user's", "wanted", dir, "using", alt)
-		dir = alt
+		return "", fmt.Errorf("state directory %s (%s): %w", dir, why, err)
 	}
+	d.log.Info("state directory", "dir", dir, "from", why)
 	return dir, nil
 }
 

@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 PKGS    := ./...
 
-.PHONY: all build run test test-unit test-race test-kernel bench fmt vet clean
+.PHONY: all build run check test test-unit test-race test-kernel bench fmt vet clean
 
 all: build
 
@@ -19,6 +19,15 @@ run: build
 	./bin/intercomd run
 
 test: test-deps vet test-unit test-kernel test-service
+
+# The fast loop for developers: gofmt, vet and the unit tests (-short) of
+# the packages that need no QEMU, no browser and no Debian packages beyond
+# the build's own. The packaging, real-kernel, web (Chromium) and daemon
+# (child processes) tests and the media tests (real pion calls, 90 s on a
+# loaded 2-core machine) are left to `make test`.
+CHECK_PKGS = $$($(GO) list ./... | grep -v -e /packaging -e /test/vm -e '/web$$' -e /web/bridge -e /cmd/intercomd -e /homeassistant -e '/media$$')
+check: vet
+	$(GO) test -short -count=1 -timeout 5m $(CHECK_PKGS)
 
 test-deps:
 	scripts/test-deps

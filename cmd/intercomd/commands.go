@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/hw/camera"
+	"github.com/intercomd/intercomd/hw/camera/m2m"
 	"github.com/intercomd/intercomd/hw/gpio"
 	"github.com/intercomd/intercomd/internal/hwconfig"
 	"github.com/intercomd/intercomd/usersig"
@@ -172,6 +175,12 @@ func runDevices(_ context.Context, args []string, env *cmdEnv) error {
 		}
 		for _, f := range c.Formats {
 			fmt.Fprintf(w, "    %s %dx%d %v fps\n", f.PixelFormat, f.Width, f.Height, f.FrameRates)
+		}
+		if fcc, err := m2m.CaptureFormats(c.Path); err == nil && len(fcc) > 0 {
+			fmt.Fprintf(w, "    V4L2 formats: %s\n", strings.Join(fcc, " "))
+			if slices.Contains(fcc, "H264") {
+				fmt.Fprintln(w, "    sends H.264: format H264 passes it through, no encoder needed")
+			}
 		}
 	}
 	fmt.Fprintln(w, "H.264 encoders (camera.encoder: auto takes the first that opens):")

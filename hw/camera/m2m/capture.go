@@ -183,3 +183,18 @@ func (c *Capture) release() error {
 	c.bufs = nil
 	return unix.Close(c.fd)
 }
+
+// CaptureFormats lists the fourcc codes a single-planar capture device offers
+// (VIDIOC_ENUM_FMT), such as "YUYV", "MJPG", "H264".
+func CaptureFormats(dev string) ([]string, error) {
+	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dev, Err: err}
+	}
+	defer unix.Close(fd)
+	var out []string
+	for _, f := range enumFormats(fd, bufTypeCapture) {
+		out = append(out, fourCC(f))
+	}
+	return out, nil
+}

@@ -204,7 +204,11 @@ func getPixMplane(raw *[200]byte) pixMplane {
 }
 
 func fourCC(v uint32) string {
-	return string([]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
+	s := string([]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24 & 0x7f)})
+	if v&(1<<31) != 0 {
+		s += "-BE" // V4L2_PIX_FMT_FLAG_BE
+	}
+	return s
 }
 
 // enumFormats lists the pixel formats of one buffer type (VIDIOC_ENUM_FMT).

@@ -8,7 +8,14 @@
 // (constrained baseline, FmtpLine, configured bit rate and key frame interval):
 // the board's V4L2 memory-to-memory encoder (package m2m: the Pi's bcm2835-codec,
 // /dev/video11) or openh264, as Encoder.Kind says; EncoderAuto probes for the
-// hardware encoder at each session and falls back to openh264, logging why. It
+// hardware encoder at each session and falls back to openh264, logging why.
+// Two sources need no encoder and pass their H.264 through: a camera that encodes
+// (PixelFormatH264, read with m2m.Capture) and a pipe source (Source.Command), such
+// as RpicamCommand for the Pi camera modules. The Pi's cameras are read through
+// rpicam-vid rather than libcamera itself: libcamera has a C++ API only, and the
+// one Go wrapper published (seedhammer.com/driver/libcamera) is part of one
+// application, not a maintained binding. Passed-through streams keep their last
+// SPS/PPS and put them before key frames that lack them. It
 // writes the encoded access units into one *webrtc.TrackLocalStaticSample, Track(),
 // which the media layer adds to every viewer's PeerConnection; pion fans the packets
 // out. Adding a mediadevices track to N PeerConnections instead would build N encoders.

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/intercomd/intercomd/internal/ids"
 	"github.com/intercomd/intercomd/mqttsig/topic"
@@ -111,7 +112,16 @@ type Options struct {
 	RetryInterval time.Duration
 	// MaxRetryInterval caps the reconnect back-off; 0 means 10 s.
 	MaxRetryInterval time.Duration
+	// OnRefused, when set, is called (on paho's goroutine; it must not
+	// block) each time the broker refuses the credentials: a bad user name
+	// or password, or not authorised. The error wraps ErrRefused. The
+	// client keeps retrying; a program that cannot get a new token should
+	// stop, since the same token will be refused again.
+	OnRefused func(error)
 }
+
+// ErrRefused is wrapped by the errors passed to Options.OnRefused.
+var ErrRefused = errors.New("broker refused the credentials")
 
 // Inbound is a message received from another user.
 type Inbound struct {
@@ -600,6 +610,9 @@ func (c *Client) onNotification(_ paho.Client, n paho.ConnectionNotification) {
 		level = slog.LevelWarn
 	}
 	c.log.Log(context.Background(), level, "mqtt connect attempt failed", "broker", broker, "error", reason)
+	if c.opts.OnRefused != nil && (errors.Is(reason, packets.ErrorRefusedBadUsernameOrPassword) || errors.Is(reason, packets.ErrorRefusedNotAuthorised)) {
+		c.opts.OnRefused(fmt.Errorf("%w: %w", ErrRefused, reason))
+	}
 }
 
 // onMessage runs on paho's router goroutine: it must not block.

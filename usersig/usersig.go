@@ -115,34 +115,54 @@ func Verify(secret []byte, token string, now time.Time) (Claims, error) {
 	if len(secret) < MinSecretLen {
 		return Claims{}, fmt.Errorf("verify token: %w", ErrWeakSecret)
 	}
-	body, sig, ok := cutLast(token, '.')
-	if !ok || len(sig) != macLen {
-		return Claims{}, fmt.Errorf("verify token: %w", ErrMalformed)
-	}
-	parts := strings.Split(body, ".")
-	if len(parts) != 3 || parts[0] != version {
-		return Claims{}, fmt.Errorf("verify token: %w", ErrMalformed)
-	}
-	user, expText := parts[1], parts[2]
-	if !ValidID(user) {
-		return Claims{}, fmt.Errorf("verify token: %w", ErrBadUser)
-	}
-	exp, err := strconv.ParseInt(expText, 10, 64)
-	if err != nil || exp <= 0 || strconv.FormatInt(exp, 10) != expText {
-		return Claims{}, fmt.Errorf("verify token: expiry: %w", ErrMalformed)
-	}
-	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
+	c, body, got, err := parse(token)
 	if err != nil {
-		return Claims{}, fmt.Errorf("verify token: mac: %w", ErrMalformed)
+		return Claims{}, fmt.Errorf("verify token: %w", err)
 	}
 	if !hmac.Equal(got, mac(secret, body)) {
 		return Claims{}, fmt.Errorf("verify token: %w", ErrBadSignature)
 	}
-	c := Claims{User: user, Expires: time.Unix(exp, 0)}
 	if !now.Before(c.Expires) {
-		return Claims{}, fmt.Errorf("verify token for %s (expired %s): %w", user, c.Expires.UTC().Format(time.RFC3339), ErrExpired)
+		return Claims{}, fmt.Errorf("verify token for %s (expired %s): %w", c.User, c.Expires.UTC().Format(time.RFC3339), ErrExpired)
 	}
 	return c, nil
+}
+
+// Inspect returns what token claims without checking its signature or its
+// expiry: for a holder of a token, which has no secret, to explain why it was
+// refused. Never authorise anything on what Inspect returns. The errors wrap
+// ErrMalformed or ErrBadUser.
+func Inspect(token string) (Claims, error) {
+	c, _, _, err := parse(token)
+	if err != nil {
+		return Claims{}, fmt.Errorf("inspect token: %w", err)
+	}
+	return c, nil
+}
+
+// parse splits token into its claims, the signed body and the MAC.
+func parse(token string) (c Claims, body string, sum []byte, err error) {
+	body, sig, ok := cutLast(token, '.')
+	if !ok || len(sig) != macLen {
+		return Claims{}, "", nil, ErrMalformed
+	}
+	parts := strings.Split(body, ".")
+	if len(parts) != 3 || parts[0] != version {
+		return Claims{}, "", nil, ErrMalformed
+	}
+	user, expText := parts[1], parts[2]
+	if !ValidID(user) {
+		return Claims{}, "", nil, ErrBadUser
+	}
+	exp, err := strconv.ParseInt(expText, 10, 64)
+	if err != nil || exp <= 0 || strconv.FormatInt(exp, 10) != expText {
+		return Claims{}, "", nil, fmt.Errorf("expiry: %w", ErrMalformed)
+	}
+	sum, err = base64.RawURLEncoding.Strict().DecodeString(sig)
+	if err != nil {
+		return Claims{}, "", nil, fmt.Errorf("mac: %w", ErrMalformed)
+	}
+	return Claims{User: user, Expires: time.Unix(exp, 0)}, body, sum, nil
 }
 
 // NewSecret returns SecretLen fresh random bytes from crypto/rand.

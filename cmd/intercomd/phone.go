@@ -15,6 +15,7 @@ import (
 	"github.com/intercomd/intercomd/config"
 	"github.com/intercomd/intercomd/endpoint"
 	"github.com/intercomd/intercomd/mqttsig"
+	"github.com/intercomd/intercomd/usersig"
 )
 
 const phoneHelp = `A command-line softphone on the same calling core as the daemon.
@@ -53,6 +54,7 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 	tone := fs.Float64("mic-tone", 0, "with --sound soft: send a sine of this frequency in Hz instead of silence")
 	noMedia := fs.Bool("no-media", false, "signaling only, no WebRTC (placeholder SDP; for peers that do the same)")
 	loopback := fs.Bool("loopback-media", false, "gather 127.0.0.1 ICE candidates only")
+	levels := fs.Bool("levels", false, "print voice levels (VoiceVolume events, several a second)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -67,6 +69,7 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 		gs = strings.Split(*groups, ",")
 	}
 	linkUp := make(chan bool, 4)
+	refused := make(chan error, 1)
 	log := newLogger(env.stderr, phoneLogConfig(), env.getenv)
 	var mediaFactory func(post func(calling.Input)) agent.Media
 	if !*noMedia {
@@ -82,6 +85,12 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 		MQTT: mqttsig.Options{
 			Brokers: []string{*brokerURL}, Username: *username, Password: *token,
 			Prefix: *prefix, Groups: gs, CAFile: *caFile,
+			OnRefused: func(err error) {
+				select {
+				case refused <- err:
+				default:
+				}
+			},
 		},
 		Calling: calling.Config{User: *user, InviteTimeout: *timeout, MultiDevice: *multi},
 		Logger:  log,
@@ -135,6 +144,9 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 		case <-ep.Kicked():
 			out("kicked: signed in elsewhere")
 			return errors.New("phone: signed in elsewhere")
+		case err := <-refused:
+			// The same token would be refused again: stop rather than retry.
+			return fmt.Errorf("phone: %s", explainRefusal(err, *token, *user, *username, time.Now()))
 		case up := <-linkUp:
 			out("link %s", map[bool]string{true: "up", false: "down"}[up])
 		case <-ready:
@@ -152,7 +164,9 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 				}()
 			}
 		case ev := <-events:
-			out("event %s", calling.DescribeEvent(ev))
+			if _, level := ev.(calling.UserVoiceVolume); !level || *levels {
+				out("event %s", calling.DescribeEvent(ev))
+			}
 			switch ev := ev.(type) {
 			case calling.Invited:
 				if *autoAnswer {
@@ -193,6 +207,22 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 				return nil
 			}
 		}
+	}
+}
+
+// explainRefusal says why the broker refused token, as far as the token
+// itself tells: the phone has no secret to verify it with.
+func explainRefusal(err error, token, user, username string, now time.Time) string {
+	c, ierr := usersig.Inspect(token)
+	switch {
+	case ierr != nil:
+		return fmt.Sprintf("%v (the password is not a token of intercomd's)", err)
+	case username == "" && c.User != user:
+		return fmt.Sprintf("token refused: it is for user %s, not %s", c.User, user)
+	case !now.Before(c.Expires):
+		return fmt.Sprintf("token refused: expired at %s; make a new one with 'intercomd usersig --user %s'", c.Expires.UTC().Format(time.RFC3339), c.User)
+	default:
+		return "token refused: not signed by this device, or revoked"
 	}
 }
 

@@ -39,6 +39,9 @@ func TestPhoneCommand(t *testing.T) {
 	d.ringDoorbell(t, func() bool { return strings.Contains(out.String(), "event Invited sponsor=door") })
 	out.waitFor(t, "event State ringing -> in_call", 10*time.Second)
 	out.waitFor(t, "event CallEnd reason=hangup", 10*time.Second)
+	if strings.Contains(out.String(), "VoiceVolume") {
+		t.Error("voice levels printed without --levels")
+	}
 	io.WriteString(stdinW, "call door audio\n")
 	d.stdout.waitFor(t, "[ringing]", 10*time.Second)
 	io.WriteString(d.stdin, "\n") // the door answers with its button
@@ -53,5 +56,37 @@ func TestPhoneCommand(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("phone did not quit")
+	}
+}
+
+// A refused token stops the softphone at once with the reason the token
+// itself tells, instead of retrying forever.
+func TestPhoneTokenRefused(t *testing.T) {
+	d := startDaemon(t, "")
+	secret, err := usersig.LoadOrCreateSecret(filepath.Join(d.dir, "state", "token.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _ := usersig.Sign(secret, "alice", time.Now().Add(-time.Minute))
+	bobs, _ := usersig.Sign(secret, "bob", time.Now().Add(time.Hour))
+	foreign, _ := usersig.Sign([]byte("another device's secret, 32 byte"), "alice", time.Now().Add(time.Hour))
+	for _, tc := range []struct{ name, token, want string }{
+		{"expired", expired, "token refused: expired at "},
+		{"another user's", bobs, "token refused: it is for user bob, not alice"},
+		{"another device's", foreign, "token refused: not signed by this device, or revoked"},
+		{"not a token", "hunter2", "not a token of intercomd's"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := &cmdEnv{stdout: &syncBuffer{}, stderr: &syncBuffer{}, getenv: func(string) string { return "" }}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := dispatch(ctx, []string{"phone", "--broker", d.mqttURL, "--user", "alice", "--token", tc.token, "--no-media"}, env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("phone ended with %v, want an error with %q", err, tc.want)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("phone kept retrying until the test's deadline")
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package packaging
 
 import (
 	"context"
+	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +139,7 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 			t.Errorf("%s not installed", f)
 		}
 	}
+	checkCopyright(t, c.path("usr/share/doc/intercomd/copyright"), c.path("usr/bin/intercomd"))
 	wants := "etc/systemd/system/multi-user.target.wants/intercomd.service"
 	if target, err := os.Readlink(c.path(wants)); err != nil || !strings.HasSuffix(target, "/intercomd.service") {
 		t.Errorf("the service is not enabled: %s -> %q, %v", wants, target, err)
@@ -185,5 +187,54 @@ func TestDebInstallUpgradePurge(t *testing.T) {
 	}
 	if _, err := c.run(ctx, "getent", "group", "gpio"); err != nil {
 		t.Errorf("group gpio removed by purge: other programs may use it")
+	}
+}
+
+// checkCopyright checks the installed copyright file: Debian's
+// machine-readable format, a notice for each C library built into the binary,
+// and a Files paragraph with a license for every Go module bin was built from.
+func checkCopyright(t *testing.T, path, bin string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("copyright file: %v", err)
+		return
+	}
+	text := string(b)
+	if !strings.HasPrefix(text, "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n") {
+		t.Errorf("copyright file is not in the machine-readable format: %.100q", text)
+	}
+	paragraphs := strings.Split(text, "\n\n")
+	find := func(files string) string {
+		for _, p := range paragraphs {
+			if strings.HasPrefix(p, "Files: "+files+"\n") {
+				return p
+			}
+		}
+		return ""
+	}
+	for _, want := range []struct{ files, license, mention string }{
+		{"*", "Expat", "intercomd"},
+		{"hw/audio/aec/*", "BSD-3-clause", "Jean-Marc Valin"},
+		{"hw/audio/aec/kiss_fft*", "BSD-3-clause", "Mark Borgerding"},
+		{"vendor/github.com/pion/mediadevices/pkg/codec/opus/lib/*", "BSD-3-clause", "Xiph.Org"},
+		{"vendor/github.com/pion/mediadevices/pkg/codec/openh264/lib/*", "BSD-2-clause", "Cisco Systems"},
+		{"vendor/github.com/gen2brain/malgo/miniaudio.*", "Unlicense or MIT-0", "David Reid"},
+		{"vendor/go/*", "BSD-3-clause", "The Go Authors"},
+	} {
+		p := find(want.files)
+		if p == "" || !strings.Contains(p, "\nLicense: "+want.license+"\n") || !strings.Contains(p, want.mention) {
+			t.Errorf("copyright: no paragraph for %s with license %s naming %s:\n%.300s", want.files, want.license, want.mention, p)
+		}
+	}
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range info.Deps {
+		p := find("vendor/" + m.Path + "/*")
+		if p == "" || !strings.Contains(p, "\nLicense: ") || !strings.Contains(p, m.Version) {
+			t.Errorf("copyright: no paragraph with a license for module %s %s", m.Path, m.Version)
+		}
 	}
 }

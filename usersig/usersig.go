@@ -36,6 +36,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/intercomd/intercomd/internal/statefile"
 )
 
 // Sentinel errors returned (wrapped) by Sign, Verify and the secret helpers.
@@ -196,7 +198,10 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("create secret file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	_, werr := tmp.WriteString(hex.EncodeToString(secret) + "\n")
+	werr := statefile.OwnLikeDir(tmp, filepath.Dir(path))
+	if werr == nil {
+		_, werr = tmp.WriteString(hex.EncodeToString(secret) + "\n")
+	}
 	if werr == nil {
 		werr = tmp.Sync()
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Write writes data to name with mode through a temporary file in the same
@@ -20,7 +21,10 @@ func Write(name string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(data)
+	werr := OwnLikeDir(tmp, dir)
+	if werr == nil {
+		_, werr = tmp.Write(data)
+	}
 	if werr == nil {
 		werr = tmp.Chmod(mode)
 	}
@@ -38,4 +42,23 @@ func Write(name string, data []byte, mode os.FileMode) error {
 		_ = d.Close()
 	}
 	return nil
+}
+
+// OwnLikeDir gives f to the owner of dir when root writes into a directory
+// of another user: `sudo intercomd usersig` or `sudo intercomd cert` on a
+// board whose daemon runs as User=intercomd must not leave a root-owned file
+// (the token registry, a key) that the daemon cannot read at its next start.
+func OwnLikeDir(f *os.File, dir string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok || sys.Uid == 0 {
+		return nil
+	}
+	return f.Chown(int(sys.Uid), int(sys.Gid))
 }

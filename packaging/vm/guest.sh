@@ -19,7 +19,11 @@ bad() {
 check() { # check DESCRIPTION COMMAND...
 	local what=$1
 	shift
-	if "$@"; then ok "$what"; else bad "$what"; fi
+	if "$@"; then ok "$what"; else
+		bad "$what"
+		# What the service said: the reason is in its journal.
+		journalctl -q -u intercomd.service --since "@$since" -o cat 2>/dev/null | tail -n 15 | sed 's/^/  journal: /'
+	fi
 }
 prop() { systemctl show -p "$1" --value intercomd.service; }
 # wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s.

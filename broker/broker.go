@@ -5,8 +5,18 @@
 // password; the broker refuses a missing token, a bad signature, an expired
 // token and a username that is not the token's user. An optional credential
 // check (Options.CheckCredentials) can admit further clients, such as the
-// daemon itself. A client ID must be empty, the user ID, or start with
-// "<user>-", so no user can take over another user's session.
+// daemon itself. A client ID must be empty (the broker then assigns
+// "<user>.<random>"), the user ID, or "<user>.<session>" with a session that
+// is an ID too: user IDs cannot contain ".", so no user can take over
+// another user's connection.
+//
+// Every session is clean: nothing is kept for a disconnected client and no
+// session is resumed (Clean Session/Clean Start is forced, the MQTT 5
+// session expiry is 0). What one user can make the broker hold is bounded:
+// the packet size (the protocol's message limit plus room for the topic),
+// the QoS 1 messages in flight or waiting to be written per connection, the
+// subscriptions per connection, and the connections per user. A connection
+// ends when its token expires, or when Disconnect says (a revoked token).
 //
 // Once admitted, user U may only use the topics of package
 // github.com/intercomd/intercomd/mqttsig/topic: subscribe to its own inbox,
@@ -43,14 +53,41 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/mqttsig/topic"
 	"github.com/intercomd/intercomd/usersig"
 )
 
-// DefaultMaxPacketSize bounds every MQTT packet the broker accepts. It is
-// above the 64 KiB signaling payload limit (enforced by receivers) so that the
-// limit stays a receiver decision, and low enough to bound memory.
-const DefaultMaxPacketSize = 256 << 10
+// DefaultMaxPacketSize bounds every MQTT packet the broker accepts: the
+// protocol's message limit (calling.MaxMessageSize, 64 KiB) plus room for
+// the fixed header, the topic name and MQTT 5 properties. A client that sends
+// more is disconnected, with a log line.
+const DefaultMaxPacketSize = calling.MaxMessageSize + packetOverhead
+
+const packetOverhead = 4 << 10
+
+// Per-connection and per-user bounds. A QoS 1 message counts against
+// MaxInflight from the moment it is queued for a client until the client
+// acknowledges it; past that the broker drops messages for that client
+// rather than hold them, as Mosquitto does with max_inflight_messages and
+// max_queued_messages. With DefaultMaxPacketSize, one connection holds at
+// most about MaxInflight × 68 KiB of messages, one user
+// DefaultMaxConnsPerUser times that.
+const (
+	// MaxInflight bounds the unacknowledged QoS 1 messages to one client,
+	// and the QoS 1 messages from one client not yet acknowledged by the
+	// broker.
+	MaxInflight = 16
+	// MaxSubscriptions bounds the topic filters one connection holds.
+	MaxSubscriptions = 32
+	// DefaultMaxConnsPerUser bounds one user's simultaneous connections.
+	DefaultMaxConnsPerUser = 8
+)
+
+// ClientIDSeparator separates the user from the session in a client ID,
+// "<user>.<session>". It is not a character of user IDs, so the user part
+// of a client ID is unambiguous.
+const ClientIDSeparator = "."
 
 // ConnectTimeout is how long a new connection may take to send its MQTT
 // CONNECT packet.
@@ -84,6 +121,9 @@ type Options struct {
 	Now func() time.Time
 	// MaxPacketSize bounds incoming packets; 0 means DefaultMaxPacketSize.
 	MaxPacketSize uint32
+	// MaxConnsPerUser bounds the connections of one user; 0 means
+	// DefaultMaxConnsPerUser.
+	MaxConnsPerUser int
 	// OnMessage, when set, sees every direct and group message the broker
 	// accepts (the daemon follows rings with it to push to closed apps). It
 	// runs on the publisher's goroutine and must not block; payload is its
@@ -107,8 +147,8 @@ type Broker struct {
 
 	upgrader websocket.Upgrader
 
-	tokMu  sync.Mutex
-	tokens map[*mqtt.Client]string // the token each client connected with
+	connMu sync.Mutex
+	conns  map[net.Conn]*conn // admitted clients, by their connection
 
 	mu      sync.Mutex
 	started bool
@@ -142,6 +182,9 @@ func New(opts Options) (*Broker, error) {
 	if opts.MaxPacketSize == 0 {
 		opts.MaxPacketSize = DefaultMaxPacketSize
 	}
+	if opts.MaxConnsPerUser <= 0 {
+		opts.MaxConnsPerUser = DefaultMaxConnsPerUser
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -150,8 +193,11 @@ func New(opts Options) (*Broker, error) {
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = opts.MaxPacketSize
-	caps.MaximumSessionExpiryInterval = 3600
-	caps.MaximumClientWritesPending = 1024
+	caps.MaximumSessionExpiryInterval = 0
+	caps.MaximumInflight = MaxInflight
+	caps.ReceiveMaximum = MaxInflight
+	caps.MaximumClientWritesPending = MaxInflight
+	caps.TopicAliasMaximum = 0
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// mochi reports every connection at info level and dumps whole
@@ -178,6 +224,7 @@ func New(opts Options) (*Broker, error) {
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 	}
+	b.ws.conns.ended = b.ended
 	if err := srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}
@@ -190,6 +237,7 @@ func New(opts Options) (*Broker, error) {
 			l = tls.NewListener(l, opts.TLSConfig)
 		}
 		b.tcp = &tcpListener{l: l, log: log}
+		b.tcp.conns.ended = b.ended
 		if err := srv.AddListener(b.tcp); err != nil {
 			_ = l.Close()
 			return nil, fmt.Errorf("broker: tcp listener: %w", err)
@@ -293,93 +341,184 @@ type hook struct {
 func (h *hook) ID() string { return "intercomd-auth" }
 
 func (h *hook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPublish:
+		return true
+	}
+	return false
 }
 
-// OnDisconnect forgets the client's token.
-func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	h.b.tokMu.Lock()
-	delete(h.b.tokens, cl)
-	h.b.tokMu.Unlock()
+// conn is an admitted client.
+type conn struct {
+	cl      *mqtt.Client
+	user    string
+	token   string      // "" when admitted by CheckCredentials
+	expires *time.Timer // ends the connection when the token expires
+}
+
+// OnPacketRead makes every session clean before mochi looks at a CONNECT:
+// Clean Session (Clean Start in MQTT 5) set, no session expiry, no topic
+// aliases; so no session outlives its connection or is resumed, not even by
+// its own user. It also reads a present but empty password as no password
+// (MQTT 3.1.1 allows it), so that it is refused with the usual "bad
+// username or password" code instead of a protocol error.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Connect {
+		return pk, nil
+	}
+	pk.Connect.Clean = true
+	pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 0, false
+	pk.Properties.TopicAliasMaximum = 0
+	if pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
+		pk.Connect.PasswordFlag = false
+	}
+	return pk, nil
+}
+
+// ended drops the record of the client on c, once its connection is over,
+// and logs a packet too large (mochi closes such a connection silently).
+func (b *Broker) ended(c net.Conn, err error) {
+	b.connMu.Lock()
+	k := b.conns[c]
+	delete(b.conns, c)
+	b.connMu.Unlock()
+	user, client := "", ""
+	if k != nil {
+		if k.expires != nil {
+			k.expires.Stop()
+		}
+		user, client = k.user, k.cl.ID
+	}
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		b.log.Warn("mqtt connection closed: packet too large", "user", user, "client", client,
+			"remote", c.RemoteAddr(), "limit", b.opts.MaxPacketSize)
+	}
 }
 
 // Disconnect closes, at once, every connection whose user and token match
-// (a revoked or expired token); it returns how many it closed.
+// (a revoked token); it returns how many it closed. Clients admitted by
+// CheckCredentials have the token "".
 func (b *Broker) Disconnect(match func(user, token string) bool, reason string) int {
-	b.tokMu.Lock()
-	var stop []*mqtt.Client
-	for cl, tok := range b.tokens {
-		if match(string(cl.Properties.Username), tok) {
-			stop = append(stop, cl)
-			delete(b.tokens, cl)
+	b.connMu.Lock()
+	var stop []*conn
+	for _, k := range b.conns {
+		if match(k.user, k.token) {
+			stop = append(stop, k)
 		}
 	}
-	b.tokMu.Unlock()
-	for _, cl := range stop {
-		b.log.Info("mqtt connection closed", "user", string(cl.Properties.Username), "client", cl.ID, "reason", reason)
-		cl.Stop(errors.New(reason))
+	b.connMu.Unlock()
+	for _, k := range stop {
+		b.stop(k, reason)
 	}
 	return len(stop)
+}
+
+func (b *Broker) stop(k *conn, reason string) {
+	b.log.Info("mqtt connection closed", "user", k.user, "client", k.cl.ID, "reason", reason)
+	k.cl.Stop(errors.New(reason))
 }
 
 // OnConnectAuthenticate admits a client or logs why not.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
-	reason := h.b.authenticate(user, cl.ID, pk)
+	reason, claims := h.b.authenticate(user, cl.ID, pk)
+	if reason == "" {
+		reason = h.b.admit(cl, user, pk, claims)
+	}
 	if reason != "" {
 		h.b.log.Warn("mqtt connection refused",
 			"user", printable(user), "client", printable(cl.ID), "remote", cl.Net.Remote,
 			"listener", cl.Net.Listener, "reason", reason)
 		return false
 	}
-	if claims, err := usersig.Verify(h.b.opts.Secret, string(pk.Connect.Password), h.b.opts.Now()); err == nil && claims.User == user {
-		h.b.tokMu.Lock()
-		if h.b.tokens == nil {
-			h.b.tokens = map[*mqtt.Client]string{}
-		}
-		h.b.tokens[cl] = string(pk.Connect.Password)
-		h.b.tokMu.Unlock()
-	}
 	h.b.log.Info("mqtt client connected", "user", user, "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
 	return true
 }
 
-// authenticate returns "" to admit, or the reason for refusal.
-func (b *Broker) authenticate(user, clientID string, pk packets.Packet) string {
-	if !usersig.ValidID(user) {
-		return "invalid or missing username"
+// admit records an authenticated client, unless its user has
+// MaxConnsPerUser connections already (one that this client takes over,
+// having the same client ID, does not count). A token's connection ends when
+// the token expires. An empty client ID becomes "<user>.<random>".
+func (b *Broker) admit(cl *mqtt.Client, user string, pk packets.Packet, claims *usersig.Claims) string {
+	if pk.Connect.ClientIdentifier == "" {
+		cl.ID = user + ClientIDSeparator + cl.ID
+		if cl.Properties.Props.AssignedClientID != "" {
+			cl.Properties.Props.AssignedClientID = cl.ID
+		}
 	}
-	if pk.Connect.ClientIdentifier != "" && clientID != user && !strings.HasPrefix(clientID, user+"-") {
-		return "client id does not belong to the user"
+	k := &conn{cl: cl, user: user}
+	b.connMu.Lock()
+	defer b.connMu.Unlock()
+	n := 0
+	for _, o := range b.conns {
+		if o.user == user && o.cl.ID != cl.ID {
+			n++
+		}
+	}
+	if n >= b.opts.MaxConnsPerUser {
+		return fmt.Sprintf("too many connections for the user (limit %d)", b.opts.MaxConnsPerUser)
+	}
+	if claims != nil {
+		k.token = string(pk.Connect.Password)
+		k.expires = time.AfterFunc(claims.Expires.Sub(b.opts.Now()), func() { b.stop(k, "token expired") })
+	}
+	if b.conns == nil {
+		b.conns = map[net.Conn]*conn{}
+	}
+	b.conns[cl.Net.Conn] = k
+	return ""
+}
+
+// ownsClientID reports whether user may connect with client ID id: the user
+// ID itself, or "<user>.<session>" with a session that is an ID.
+func ownsClientID(user, id string) bool {
+	if id == user {
+		return true
+	}
+	session, ok := strings.CutPrefix(id, user+ClientIDSeparator)
+	return ok && usersig.ValidID(session)
+}
+
+// authenticate returns "" to admit, or the reason for refusal; and the
+// token's claims when the client is admitted by its token.
+func (b *Broker) authenticate(user, clientID string, pk packets.Packet) (string, *usersig.Claims) {
+	if !usersig.ValidID(user) {
+		return "invalid or missing username", nil
+	}
+	if pk.Connect.ClientIdentifier != "" && !ownsClientID(user, clientID) {
+		return "client id does not belong to the user", nil
 	}
 	if len(pk.Connect.Password) == 0 {
-		return "no token"
+		return "no token", nil
 	}
+	var admitted *usersig.Claims
 	claims, err := usersig.Verify(b.opts.Secret, string(pk.Connect.Password), b.opts.Now())
-	if err == nil && claims.User == user && b.opts.Accept != nil {
-		if reason := b.opts.Accept(string(pk.Connect.Password), claims); reason != "" {
-			return reason
-		}
-	}
 	switch {
-	case err == nil && claims.User != user:
-		if !b.extraCheck(user, pk.Connect.Password) {
-			return "username does not match the token's user"
+	case err == nil && claims.User == user:
+		if b.opts.Accept != nil {
+			if reason := b.opts.Accept(string(pk.Connect.Password), claims); reason != "" {
+				return reason, nil
+			}
 		}
-	case err != nil:
+		admitted = &claims
+	case err == nil:
 		if !b.extraCheck(user, pk.Connect.Password) {
-			return tokenReason(err)
+			return "username does not match the token's user", nil
+		}
+	default:
+		if !b.extraCheck(user, pk.Connect.Password) {
+			return tokenReason(err), nil
 		}
 	}
 	if pk.Connect.WillFlag {
 		if !b.layout.CanPublish(user, pk.Connect.WillTopic, b.groups) {
-			return "last will topic not allowed"
+			return "last will topic not allowed", nil
 		}
 		if pk.Connect.WillRetain && !b.isPresence(pk.Connect.WillTopic) {
-			return "retained last will outside presence"
+			return "retained last will outside presence", nil
 		}
 	}
-	return ""
+	return "", admitted
 }
 
 func (b *Broker) extraCheck(user string, password []byte) bool {
@@ -424,6 +563,31 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, t string, write bool) bool {
 	return ok
 }
 
+// OnSubscribe refuses the filters past MaxSubscriptions (by making them
+// invalid, so that the client gets a failure code for each of them).
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	held := cl.State.Subscriptions.GetAll()
+	n := len(held)
+	var refused int
+	for i, sub := range pk.Filters {
+		if _, ok := held[sub.Filter]; ok {
+			continue
+		}
+		if n >= MaxSubscriptions {
+			pk.Filters[i].Filter = "" // an invalid filter
+			refused++
+			continue
+		}
+		held[sub.Filter] = sub
+		n++
+	}
+	if refused > 0 {
+		h.b.log.Warn("mqtt subscriptions refused: too many", "user", string(cl.Properties.Username),
+			"client", cl.ID, "refused", refused, "limit", MaxSubscriptions)
+	}
+	return pk
+}
+
 // OnPublish clears the retain flag outside presence topics, so nobody can
 // leave a message waiting in an inbox or group forever.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
@@ -464,6 +628,7 @@ type connSet struct {
 	mu     sync.Mutex
 	closed bool
 	conns  map[net.Conn]struct{}
+	ended  func(net.Conn, error) // called when a connection is over
 }
 
 // serve runs mochi's establish for c, which returns when the client is gone.
@@ -481,14 +646,18 @@ func (s *connSet) serve(id string, c net.Conn, establish listeners.EstablishFn, 
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	var err error
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		_ = c.Close()
+		if s.ended != nil {
+			s.ended(c, err)
+		}
 	}()
 	_ = c.SetDeadline(time.Now().Add(ConnectTimeout))
-	if err := establish(id, c); err != nil && !isClosedConn(err) {
+	if err = establish(id, c); err != nil && !isClosedConn(err) {
 		log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr(), "error", err)
 	}
 }

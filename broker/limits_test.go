@@ -139,27 +139,81 @@ func TestNoSessionResumption(t *testing.T) {
 	}
 }
 
-// Refusals use the codes of the client's MQTT version: 0x04/0x05 for 3.1.1,
-// 0x86/0x87 for MQTT 5; an empty password (allowed by MQTT 3.1.1) is no
+// Refusals use the codes of the client's MQTT version [MQTT-3.2.2-3 and
+// table 3.1 of 3.1.1; 3.2.2.2 of 5]: bad username or token 0x04/0x86, not
+// allowed 0x05/0x87, client ID not the user's 0x02/0x85, too many
+// connections 0x03/0x97. An empty password (allowed by MQTT 3.1.1) is no
 // protocol error.
 func TestRefusalCodes(t *testing.T) {
 	leaktest.Check(t)
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
 	addr := env.Broker().Addr()
-	want := map[byte][]byte{4: {0x04, 0x05}, 5: {0x86, 0x87}}
-	for _, v := range []byte{4, 5} {
-		for name, edit := range map[string]func(*packets.Packet){
-			"empty password": func(pk *packets.Packet) { pk.Connect.Password = nil },
-			"no password":    func(pk *packets.Packet) { pk.Connect.Password, pk.Connect.PasswordFlag = nil, false },
-			"bad token":      func(pk *packets.Packet) { pk.Connect.Password = []byte("v1.alice.1.AAAA") },
-		} {
+	for _, tt := range []struct {
+		name   string
+		edit   func(*packets.Packet)
+		v3, v5 byte
+	}{
+		{"empty password", func(pk *packets.Packet) { pk.Connect.Password = nil }, 0x04, 0x86},
+		{"no password", func(pk *packets.Packet) { pk.Connect.Password, pk.Connect.PasswordFlag = nil, false }, 0x04, 0x86},
+		{"bad token", func(pk *packets.Packet) { pk.Connect.Password = []byte("v1.alice.1.AAAA") }, 0x04, 0x86},
+		{"another user's token", func(pk *packets.Packet) { pk.Connect.Password = []byte(env.Token("bob")) }, 0x04, 0x86},
+		{"another user's client id", func(pk *packets.Packet) { pk.Connect.ClientIdentifier = "bob.s1" }, 0x02, 0x85},
+		{"will on another's presence", func(pk *packets.Packet) {
+			pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillPayload = true, env.Layout.Presence("bob"), []byte("x")
+		}, 0x05, 0x87},
+	} {
+		for _, v := range []byte{4, 5} {
 			r := dialRaw(t, addr, v)
-			pk := r.connectPacket("alice", "", "alice.s1", true)
-			edit(&pk)
-			ack := r.connect(pk)
-			if !bytes.Contains(want[v], []byte{ack.ReasonCode}) {
-				t.Errorf("v%d %s: CONNACK code %#x, want one of %#x", v, name, ack.ReasonCode, want[v])
+			pk := r.connectPacket("alice", env.Token("alice"), "alice.s1", true)
+			tt.edit(&pk)
+			want := map[byte]byte{4: tt.v3, 5: tt.v5}[v]
+			if ack := r.connect(pk); ack.ReasonCode != want {
+				t.Errorf("v%d %s: CONNACK code %#x, want %#x", v, tt.name, ack.ReasonCode, want)
 			}
+		}
+	}
+	// Past the connections per user.
+	tok := env.Token("carol")
+	for i := range broker.DefaultMaxConnsPerUser {
+		r := dialRaw(t, addr, 4)
+		if ack := r.connect(r.connectPacket("carol", tok, fmt.Sprintf("carol.s%d", i), true)); ack.ReasonCode != 0 {
+			t.Fatalf("connection %d refused: %#x", i, ack.ReasonCode)
+		}
+	}
+	for v, want := range map[byte]byte{4: 0x03, 5: 0x97} {
+		r := dialRaw(t, addr, v)
+		if ack := r.connect(r.connectPacket("carol", tok, "carol.more", true)); ack.ReasonCode != want {
+			t.Errorf("v%d past the connections per user: CONNACK code %#x, want %#x", v, ack.ReasonCode, want)
+		}
+	}
+	// A malformed MQTT 3.1.1 CONNECT (reserved flag set) ends the
+	// connection without CONNACK [MQTT-3.1.4-1], with a log line.
+	r := dialRaw(t, addr, 4)
+	raw := r.encode(r.connectPacket("alice", env.Token("alice"), "alice.bad", true))
+	// fixed header (2 bytes here), protocol name (6), level (1), flags
+	raw[2+6+1] |= 1
+	if _, err := r.c.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.read(); err == nil {
+		t.Fatalf("malformed CONNECT answered with packet type %d, code %#x", got.FixedHeader.Type, got.ReasonCode)
+	}
+	waitLog(t, env, "mqtt connection refused", "client=alice.bad", "malformed CONNECT")
+}
+
+// A client asking for no keep-alive, or a very long one, gets MaxKeepAlive
+// (an MQTT 5 client is told so), so that a connection gone silent ends.
+func TestKeepAliveBounded(t *testing.T) {
+	leaktest.Check(t)
+	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
+	for _, asked := range []uint16{0, 3600} {
+		r := dialRaw(t, env.Broker().Addr(), 5)
+		pk := r.connectPacket("alice", env.Token("alice"), "alice.k", true)
+		pk.Connect.Keepalive = asked
+		ack := r.connect(pk)
+		if ack.ReasonCode != 0 || !ack.Properties.ServerKeepAliveFlag || ack.Properties.ServerKeepAlive != broker.MaxKeepAlive {
+			t.Errorf("keep-alive %d asked: CONNACK %#x, server keep-alive %v %d", asked, ack.ReasonCode,
+				ack.Properties.ServerKeepAliveFlag, ack.Properties.ServerKeepAlive)
 		}
 	}
 }
@@ -277,4 +331,36 @@ func TestSubscriptionsPerConnection(t *testing.T) {
 		t.Fatalf("again: %#x", codes[0])
 	}
 	waitLog(t, env, "mqtt subscriptions refused", "user=alice")
+}
+
+// Clients admitted by CheckCredentials (the daemon itself) neither count
+// against their user's connections nor are closed by Disconnect, which is
+// about tokens: a user holding tokens of the device's user cannot lock the
+// device out, and the daemon's check of revoked tokens leaves its own
+// connection alone.
+func TestCredentialClientsUnbounded(t *testing.T) {
+	leaktest.Check(t)
+	env := mqtttest.StartEmbedded(t, mqtttest.Options{
+		CheckCredentials: func(user string, password []byte) bool {
+			return user == "door" && string(password) == "door-password"
+		},
+	})
+	addr := env.Broker().Addr()
+	tok := env.Token("door")
+	for i := range broker.DefaultMaxConnsPerUser {
+		r := dialRaw(t, addr, 4)
+		if ack := r.connect(r.connectPacket("door", tok, fmt.Sprintf("door.t%d", i), true)); ack.ReasonCode != 0 {
+			t.Fatalf("token connection %d refused: %#x", i, ack.ReasonCode)
+		}
+	}
+	device := dialRaw(t, addr, 4)
+	if ack := device.connect(device.connectPacket("door", "door-password", "door.device", true)); ack.ReasonCode != 0 {
+		t.Fatalf("the device refused with its user's token connections full: %#x", ack.ReasonCode)
+	}
+	if n := env.Broker().Disconnect(func(user, token string) bool { return true }, "token revoked"); n != broker.DefaultMaxConnsPerUser {
+		t.Fatalf("Disconnect closed %d connections, want the %d token connections", n, broker.DefaultMaxConnsPerUser)
+	}
+	if codes := device.subscribe(1, env.Layout.Presence("alice")); len(codes) != 1 || codes[0] != 1 {
+		t.Fatalf("the device's connection after Disconnect: subscribe %v", codes)
+	}
 }

@@ -75,6 +75,26 @@ func (r *rawConn) send(pk packets.Packet) {
 }
 
 func (r *rawConn) trySend(pk packets.Packet) error {
+	b, err := r.tryEncode(pk)
+	if err != nil {
+		return err
+	}
+	_ = r.c.SetWriteDeadline(time.Now().Add(mqtttest.Timeout))
+	_, err = r.c.Write(b)
+	return err
+}
+
+// encode returns pk as bytes on the wire, in r's MQTT version.
+func (r *rawConn) encode(pk packets.Packet) []byte {
+	r.t.Helper()
+	b, err := r.tryEncode(pk)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return b
+}
+
+func (r *rawConn) tryEncode(pk packets.Packet) ([]byte, error) {
 	pk.ProtocolVersion = r.version
 	var buf bytes.Buffer
 	var err error
@@ -90,14 +110,9 @@ func (r *rawConn) trySend(pk packets.Packet) error {
 	case packets.Disconnect:
 		err = pk.DisconnectEncode(&buf)
 	default:
-		return fmt.Errorf("rawConn: cannot send packet type %d", pk.FixedHeader.Type)
+		return nil, fmt.Errorf("rawConn: cannot send packet type %d", pk.FixedHeader.Type)
 	}
-	if err != nil {
-		return err
-	}
-	_ = r.c.SetWriteDeadline(time.Now().Add(mqtttest.Timeout))
-	_, err = r.c.Write(buf.Bytes())
-	return err
+	return buf.Bytes(), err
 }
 
 // read returns the next packet, or an error when the broker closes the

@@ -133,7 +133,7 @@ func (m *mosquitto) config() string {
 	fmt.Fprintf(&b, "persistence false\n")
 	// The bounds docs/protocol.md recommends.
 	fmt.Fprintf(&b, "max_packet_size %d\n", broker.DefaultMaxPacketSize)
-	fmt.Fprintf(&b, "max_inflight_messages %d\nmax_queued_messages %d\n", broker.MaxInflight, broker.MaxInflight)
+	fmt.Fprintf(&b, "max_queued_messages %d\nmax_queued_bytes %d\n", broker.MaxInflight, broker.MaxQueuedBytes)
 	fmt.Fprintf(&b, "log_dest stderr\n")
 	fmt.Fprintf(&b, "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
 	fmt.Fprintf(&b, "connection_messages true\n")

@@ -109,6 +109,8 @@ func (r *rawConn) tryEncode(pk packets.Packet) ([]byte, error) {
 		err = pk.SubscribeEncode(&buf)
 	case packets.Disconnect:
 		err = pk.DisconnectEncode(&buf)
+	case packets.Pingreq:
+		err = pk.PingreqEncode(&buf)
 	default:
 		return nil, fmt.Errorf("rawConn: cannot send packet type %d", pk.FixedHeader.Type)
 	}

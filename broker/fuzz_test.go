@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"errors"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -109,6 +111,9 @@ func FuzzConnect(f *testing.F) {
 			return
 		}
 		ack, err := r.read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("CONNECT neither answered nor closed: user %q, client id %q, password %d bytes, will %q", user, clientID, len(password), willTopic)
+		}
 		if err != nil || ack.FixedHeader.Type != packets.Connack {
 			if admit && wellFormed {
 				t.Fatalf("admissible CONNECT answered %v, %v", ack.FixedHeader.Type, err)

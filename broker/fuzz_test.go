@@ -161,7 +161,7 @@ func FuzzACL(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, filter, name string) {
-		if !utf8.ValidString(filter+name) || strings.ContainsRune(filter+name, 0) || filter == "" || len(filter)+len(name) > 1<<15 {
+		if !utf8.ValidString(filter) || !utf8.ValidString(name) || strings.ContainsRune(filter+name, 0) || filter == "" || len(filter)+len(name) > 1<<15 {
 			return // malformed for MQTT itself: the packet decoder refuses it
 		}
 		r := dialRaw(t, addr, 4)

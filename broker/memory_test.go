@@ -216,7 +216,12 @@ func TestMemoryBounded(t *testing.T) {
 	closeAll(subs)
 	closeAll(pubs)
 
-	// 2. Hundreds of connections holding QoS 1 presence unacknowledged.
+	// 2. Hundreds of connections holding QoS 1 presence unacknowledged,
+	// and one that publishes it.
+	publisher := connect()
+	if publisher == nil {
+		t.Fatal("presence publisher refused")
+	}
 	var holders []*rawConn
 	for range 500 {
 		r := connect()
@@ -229,11 +234,11 @@ func TestMemoryBounded(t *testing.T) {
 	if len(holders) == 0 {
 		t.Fatal("no presence holder admitted")
 	}
-	flood(holders[0], presence, true, 300)
+	flood(publisher, presence, true, 300)
 	held := peakRSS(t, pid)
 	t.Logf("broker process peak RSS after %d connections (of 500 tried) held 300 retained presence messages of %d bytes unacknowledged: %.1f MB",
 		len(holders), len(big), float64(held)/(1<<20))
-	closeAll(holders)
+	closeAll(append(holders, publisher))
 
 	if held > MaxBrokerRSS {
 		t.Fatalf("broker process peak RSS %.1f MB, limit %d MB", float64(held)/(1<<20), MaxBrokerRSS>>20)

@@ -464,9 +464,13 @@ func (b *Broker) ended(c net.Conn, err error) {
 		}
 		user, client = k.user, k.cl.ID
 	}
-	if errors.Is(err, packets.ErrPacketTooLarge) {
+	switch {
+	case errors.Is(err, packets.ErrPacketTooLarge):
 		b.log.Warn("mqtt connection closed: packet too large", "user", user, "client", client,
 			"remote", c.RemoteAddr(), "limit", b.opts.MaxPacketSize)
+	case errors.Is(err, errNotReading):
+		b.log.Warn("mqtt connection closed: client not reading", "user", user, "client", client,
+			"remote", c.RemoteAddr(), "limit", MaxPendingWrite)
 	}
 }
 
@@ -802,6 +806,8 @@ func (s *connSet) serve(id string, c net.Conn, establish listeners.EstablishFn, 
 	if s.conns == nil {
 		s.conns = map[net.Conn]struct{}{}
 	}
+	w := newWriteBuffer(c)
+	c = w
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	var err error
@@ -810,6 +816,9 @@ func (s *connSet) serve(id string, c net.Conn, establish listeners.EstablishFn, 
 		delete(s.conns, c)
 		s.mu.Unlock()
 		_ = c.Close()
+		if werr := w.failure(); errors.Is(werr, errNotReading) {
+			err = werr
+		}
 		if s.ended != nil {
 			s.ended(c, err)
 		}

@@ -5,8 +5,24 @@
 // password; the broker refuses a missing token, a bad signature, an expired
 // token and a username that is not the token's user. An optional credential
 // check (Options.CheckCredentials) can admit further clients, such as the
-// daemon itself. A client ID must be empty, the user ID, or start with
-// "<user>-", so no user can take over another user's session.
+// daemon itself. A client ID must be empty (the broker then assigns
+// "<user>.<random>"), the user ID, or "<user>.<session>" with a session that
+// is an ID too: user IDs cannot contain ".", so no user can take over
+// another user's connection.
+//
+// Every session is clean: nothing is kept for a disconnected client and no
+// session is resumed (Clean Session/Clean Start is forced, the MQTT 5
+// session expiry is 0). What one user can make the broker hold is bounded:
+// the packet size (the protocol's message limit plus room for the topic),
+// the QoS 1 messages in flight or waiting to be written per connection, the
+// subscriptions per connection, and the connections per user (clients
+// admitted by CheckCredentials aside). A connection ends when its token
+// expires, or when Disconnect says (a revoked token). A refused client gets
+// the CONNACK code of its MQTT version: 0x04 (3.1.1) or 0x86 (5) for a bad
+// username or token, 0x05/0x87 for what the user may not do, 0x02/0x85 for
+// a client ID that is not the user's, 0x03/0x97 past the connections per
+// user; a malformed MQTT 3.1.1 CONNECT closes the connection without
+// CONNACK, as that version requires.
 //
 // Once admitted, user U may only use the topics of package
 // github.com/intercomd/intercomd/mqttsig/topic: subscribe to its own inbox,
@@ -36,6 +52,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -43,14 +60,51 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/mqttsig/topic"
 	"github.com/intercomd/intercomd/usersig"
 )
 
-// DefaultMaxPacketSize bounds every MQTT packet the broker accepts. It is
-// above the 64 KiB signaling payload limit (enforced by receivers) so that the
-// limit stays a receiver decision, and low enough to bound memory.
-const DefaultMaxPacketSize = 256 << 10
+// DefaultMaxPacketSize bounds every MQTT packet the broker accepts: the
+// protocol's message limit (calling.MaxMessageSize, 64 KiB) plus room for
+// the fixed header, the topic name and MQTT 5 properties. A client that sends
+// more is disconnected, with a log line.
+const DefaultMaxPacketSize = calling.MaxMessageSize + packetOverhead
+
+const packetOverhead = 4 << 10
+
+// Per-connection and per-user bounds. Every message the broker delivers is
+// QoS 1 (it refuses QoS 0 publishes and subscriptions, and wills are sent at
+// QoS 1), so each one waits in the client's in-flight store until the client
+// acknowledges it. Past MaxQueuedBytes (or MaxInflight messages) there, the
+// broker drops further messages for that client rather than hold them, as
+// Mosquitto does with max_queued_bytes and max_inflight_messages. So one
+// connection holds at most about MaxQueuedBytes plus one message, and one
+// user DefaultMaxConnsPerUser times that.
+const (
+	// MaxQueuedBytes bounds the payload bytes a client has not
+	// acknowledged yet.
+	MaxQueuedBytes = 1 << 20
+	// MaxInflight bounds the unacknowledged messages to one client, and
+	// the QoS 1 messages from one client not yet acknowledged by the
+	// broker.
+	MaxInflight = 256
+	// MaxSubscriptions bounds the topic filters one connection holds.
+	MaxSubscriptions = 32
+	// DefaultMaxConnsPerUser bounds one user's simultaneous connections.
+	DefaultMaxConnsPerUser = 8
+)
+
+// ClientIDSeparator separates the user from the session in a client ID,
+// "<user>.<session>". It is not a character of user IDs, so the user part
+// of a client ID is unambiguous.
+const ClientIDSeparator = "."
+
+// MaxKeepAlive is the longest keep-alive granted, in seconds: a client
+// asking for more, or for none, gets this one, so that a connection that
+// went silent (a phone that lost its network) ends after one and a half
+// times it instead of holding one of its user's connections.
+const MaxKeepAlive = 300
 
 // ConnectTimeout is how long a new connection may take to send its MQTT
 // CONNECT packet.
@@ -84,6 +138,9 @@ type Options struct {
 	Now func() time.Time
 	// MaxPacketSize bounds incoming packets; 0 means DefaultMaxPacketSize.
 	MaxPacketSize uint32
+	// MaxConnsPerUser bounds the connections of one user admitted by a
+	// token; 0 means DefaultMaxConnsPerUser.
+	MaxConnsPerUser int
 	// OnMessage, when set, sees every direct and group message the broker
 	// accepts (the daemon follows rings with it to push to closed apps). It
 	// runs on the publisher's goroutine and must not block; payload is its
@@ -107,8 +164,8 @@ type Broker struct {
 
 	upgrader websocket.Upgrader
 
-	tokMu  sync.Mutex
-	tokens map[*mqtt.Client]string // the token each client connected with
+	connMu sync.Mutex
+	conns  map[net.Conn]*conn // admitted clients, by their connection
 
 	mu      sync.Mutex
 	started bool
@@ -142,6 +199,9 @@ func New(opts Options) (*Broker, error) {
 	if opts.MaxPacketSize == 0 {
 		opts.MaxPacketSize = DefaultMaxPacketSize
 	}
+	if opts.MaxConnsPerUser <= 0 {
+		opts.MaxConnsPerUser = DefaultMaxConnsPerUser
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -150,8 +210,16 @@ func New(opts Options) (*Broker, error) {
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = opts.MaxPacketSize
-	caps.MaximumSessionExpiryInterval = 3600
-	caps.MaximumClientWritesPending = 1024
+	caps.MaximumSessionExpiryInterval = 0
+	caps.MaximumInflight = MaxInflight
+	caps.ReceiveMaximum = MaxInflight
+	caps.MaximumClientWritesPending = MaxInflight
+	caps.TopicAliasMaximum = 0
+	// Not a bound but a switch: mochi deletes retained messages older than
+	// this (24 hours by default), and a presence stays retained for as
+	// long as its user is online. In-flight messages are bounded by
+	// MaxInflight instead.
+	caps.MaximumMessageExpiryInterval = 0
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		// mochi reports every connection at info level and dumps whole
@@ -178,6 +246,7 @@ func New(opts Options) (*Broker, error) {
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 	}
+	b.ws.conns.ended = b.ended
 	if err := srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("broker: add auth hook: %w", err)
 	}
@@ -190,6 +259,7 @@ func New(opts Options) (*Broker, error) {
 			l = tls.NewListener(l, opts.TLSConfig)
 		}
 		b.tcp = &tcpListener{l: l, log: log}
+		b.tcp.conns.ended = b.ended
 		if err := srv.AddListener(b.tcp); err != nil {
 			_ = l.Close()
 			return nil, fmt.Errorf("broker: tcp listener: %w", err)
@@ -293,93 +363,263 @@ type hook struct {
 func (h *hook) ID() string { return "intercomd-auth" }
 
 func (h *hook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnPacketEncode, mqtt.OnConnect, mqtt.OnConnectAuthenticate,
+		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPublish:
+		return true
+	}
+	return false
 }
 
-// OnDisconnect forgets the client's token.
-func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
-	h.b.tokMu.Lock()
-	delete(h.b.tokens, cl)
-	h.b.tokMu.Unlock()
+// conn is an admitted client.
+type conn struct {
+	cl      *mqtt.Client
+	user    string
+	token   string      // "" when admitted by CheckCredentials
+	expires *time.Timer // ends the connection when the token expires
+
+	dropping atomic.Bool // messages for it are being dropped (logged once)
+	qos0     atomic.Bool // a QoS 0 publish was refused (logged once)
 }
 
-// Disconnect closes, at once, every connection whose user and token match
-// (a revoked or expired token); it returns how many it closed.
-func (b *Broker) Disconnect(match func(user, token string) bool, reason string) int {
-	b.tokMu.Lock()
-	var stop []*mqtt.Client
-	for cl, tok := range b.tokens {
-		if match(string(cl.Properties.Username), tok) {
-			stop = append(stop, cl)
-			delete(b.tokens, cl)
+// OnPacketRead makes every session clean before mochi looks at a CONNECT:
+// Clean Session (Clean Start in MQTT 5) set, no session expiry, no will
+// delay, no topic aliases; so no session outlives its connection or is
+// resumed, not even by its own user. An MQTT 5 DISCONNECT cannot give the
+// session an expiry either. It reads a present but empty password as no
+// password (MQTT 3.1.1 allows it), so that it is refused with the usual "bad
+// username or password" code instead of a protocol error; bounds the
+// keep-alive (MaxKeepAlive); and ends a malformed MQTT 3.1.1 CONNECT
+// without CONNACK [MQTT-3.1.4-1] (mochi would answer with an MQTT 5 code).
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	switch pk.FixedHeader.Type {
+	case packets.Disconnect:
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 0, false
+		return pk, nil
+	case packets.Connect:
+	default:
+		return pk, nil
+	}
+	pk.Connect.Clean = true
+	pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 0, false
+	pk.Properties.TopicAliasMaximum = 0
+	pk.Connect.WillProperties.WillDelayInterval = 0
+	if pk.Connect.PasswordFlag && len(pk.Connect.Password) == 0 {
+		pk.Connect.PasswordFlag = false
+	}
+	if pk.Connect.Keepalive == 0 || pk.Connect.Keepalive > MaxKeepAlive {
+		pk.Connect.Keepalive = MaxKeepAlive
+		cl.State.ServerKeepalive = true // tells an MQTT 5 client in the CONNACK
+	}
+	if pk.ProtocolVersion < 5 {
+		if code := pk.ConnectValidate(); code != packets.CodeSuccess {
+			h.b.refused(cl, pk, "malformed CONNECT: "+code.Reason)
+			return pk, packets.ErrRejectPacket // the only error mochi does not ignore here
 		}
 	}
-	b.tokMu.Unlock()
-	for _, cl := range stop {
-		b.log.Info("mqtt connection closed", "user", string(cl.Properties.Username), "client", cl.ID, "reason", reason)
-		cl.Stop(errors.New(reason))
+	return pk, nil
+}
+
+// OnPacketEncode gives an MQTT 3.1.1 client a CONNACK return code of its
+// version: mochi passes some MQTT 5 reason codes through.
+func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.ProtocolVersion < 5 {
+		pk.ReasonCode = v3ConnackCode(pk.ReasonCode)
+	}
+	return pk
+}
+
+// v3ConnackCode maps an MQTT 5 CONNACK reason code to the MQTT 3.1.1 return
+// code of the same meaning; codes below 0x80 are returned as they are.
+func v3ConnackCode(c byte) byte {
+	switch {
+	case c < 0x80:
+		return c
+	case c == packets.ErrUnsupportedProtocolVersion.Code:
+		return packets.Err3UnsupportedProtocolVersion.Code
+	case c == packets.ErrClientIdentifierNotValid.Code, c == packets.ErrUnspecifiedError.Code:
+		// mochi's 0x80 answers a persistent session without client ID,
+		// which MQTT 3.1.1 refuses with 0x02 [MQTT-3.1.3-8].
+		return packets.Err3ClientIdentifierNotValid.Code
+	case c == packets.ErrBadUsernameOrPassword.Code, c == packets.ErrBadAuthenticationMethod.Code:
+		return packets.ErrMalformedUsernameOrPassword.Code // 0x04 bad user name or password
+	case c == packets.ErrNotAuthorized.Code, c == packets.ErrBanned.Code:
+		return packets.Err3NotAuthorized.Code
+	default:
+		return packets.Err3ServerUnavailable.Code
+	}
+}
+
+// ended drops the record of the client on c, once its connection is over,
+// and logs a packet too large (mochi closes such a connection silently).
+func (b *Broker) ended(c net.Conn, err error) {
+	b.connMu.Lock()
+	k := b.conns[c]
+	delete(b.conns, c)
+	b.connMu.Unlock()
+	user, client := "", ""
+	if k != nil {
+		if k.expires != nil {
+			k.expires.Stop()
+		}
+		user, client = k.user, k.cl.ID
+	}
+	switch {
+	case errors.Is(err, packets.ErrPacketTooLarge):
+		b.log.Warn("mqtt connection closed: packet too large", "user", user, "client", client,
+			"remote", c.RemoteAddr(), "limit", b.opts.MaxPacketSize)
+	case errors.Is(err, errNotReading):
+		b.log.Warn("mqtt connection closed: client not reading", "user", user, "client", client,
+			"remote", c.RemoteAddr(), "limit", MaxPendingWrite)
+	}
+}
+
+// Disconnect closes, at once, every connection admitted by a token whose
+// user and token match (a revoked token); it returns how many it closed.
+// Clients admitted by CheckCredentials are not asked about.
+func (b *Broker) Disconnect(match func(user, token string) bool, reason string) int {
+	b.connMu.Lock()
+	var stop []*conn
+	for _, k := range b.conns {
+		if k.token != "" && match(k.user, k.token) {
+			stop = append(stop, k)
+		}
+	}
+	b.connMu.Unlock()
+	for _, k := range stop {
+		b.stop(k, reason)
 	}
 	return len(stop)
 }
 
-// OnConnectAuthenticate admits a client or logs why not.
-func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	user := string(pk.Connect.Username)
-	reason := h.b.authenticate(user, cl.ID, pk)
-	if reason != "" {
-		h.b.log.Warn("mqtt connection refused",
-			"user", printable(user), "client", printable(cl.ID), "remote", cl.Net.Remote,
-			"listener", cl.Net.Listener, "reason", reason)
-		return false
-	}
-	if claims, err := usersig.Verify(h.b.opts.Secret, string(pk.Connect.Password), h.b.opts.Now()); err == nil && claims.User == user {
-		h.b.tokMu.Lock()
-		if h.b.tokens == nil {
-			h.b.tokens = map[*mqtt.Client]string{}
-		}
-		h.b.tokens[cl] = string(pk.Connect.Password)
-		h.b.tokMu.Unlock()
-	}
-	h.b.log.Info("mqtt client connected", "user", user, "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
-	return true
+func (b *Broker) stop(k *conn, reason string) {
+	b.log.Info("mqtt connection closed", "user", k.user, "client", k.cl.ID, "reason", reason)
+	k.cl.Stop(errors.New(reason))
 }
 
-// authenticate returns "" to admit, or the reason for refusal.
-func (b *Broker) authenticate(user, clientID string, pk packets.Packet) string {
-	if !usersig.ValidID(user) {
-		return "invalid or missing username"
+// OnConnect admits a client, or refuses it with a log line and a CONNACK
+// whose code says why (mochi's own refusal would say "bad username or
+// password" whatever the reason).
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	user := string(pk.Connect.Username)
+	code, reason, claims := h.b.authenticate(user, cl.ID, pk)
+	if reason == "" {
+		code, reason = h.b.admit(cl, user, pk, claims)
 	}
-	if pk.Connect.ClientIdentifier != "" && clientID != user && !strings.HasPrefix(clientID, user+"-") {
-		return "client id does not belong to the user"
+	if reason != "" {
+		h.b.refused(cl, pk, reason)
+		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: code.Code}
+		ack.Properties.ReasonString = reason
+		_ = cl.WritePacket(ack)
+		return code
+	}
+	h.b.log.Info("mqtt client connected", "user", user, "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
+	return nil
+}
+
+func (b *Broker) refused(cl *mqtt.Client, pk packets.Packet, reason string) {
+	b.log.Warn("mqtt connection refused",
+		"user", printable(string(pk.Connect.Username)), "client", printable(pk.Connect.ClientIdentifier),
+		"remote", cl.Net.Remote, "listener", cl.Net.Listener, "reason", reason)
+}
+
+// OnConnectAuthenticate admits the clients OnConnect admitted.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	h.b.connMu.Lock()
+	defer h.b.connMu.Unlock()
+	_, ok := h.b.conns[cl.Net.Conn]
+	return ok
+}
+
+// admit records an authenticated client, unless it has a token and its
+// user has MaxConnsPerUser such connections already (one that this client
+// takes over, having the same client ID, does not count). A token's
+// connection ends when the token expires. An empty client ID becomes
+// "<user>.<random>".
+func (b *Broker) admit(cl *mqtt.Client, user string, pk packets.Packet, claims *usersig.Claims) (packets.Code, string) {
+	if pk.Connect.ClientIdentifier == "" {
+		cl.ID = user + ClientIDSeparator + cl.ID
+		if cl.Properties.Props.AssignedClientID != "" {
+			cl.Properties.Props.AssignedClientID = cl.ID
+		}
+	}
+	k := &conn{cl: cl, user: user}
+	b.connMu.Lock()
+	defer b.connMu.Unlock()
+	n := 0
+	for _, o := range b.conns {
+		if o.token != "" && o.user == user && o.cl.ID != cl.ID {
+			n++
+		}
+	}
+	if claims != nil && n >= b.opts.MaxConnsPerUser {
+		return packets.ErrQuotaExceeded, fmt.Sprintf("too many connections for the user (limit %d)", b.opts.MaxConnsPerUser)
+	}
+	if claims != nil {
+		k.token = string(pk.Connect.Password)
+		k.expires = time.AfterFunc(claims.Expires.Sub(b.opts.Now()), func() { b.stop(k, "token expired") })
+	}
+	if b.conns == nil {
+		b.conns = map[net.Conn]*conn{}
+	}
+	b.conns[cl.Net.Conn] = k
+	return packets.CodeSuccess, ""
+}
+
+// ownsClientID reports whether user may connect with client ID id: the user
+// ID itself, or "<user>.<session>" with a session that is an ID.
+func ownsClientID(user, id string) bool {
+	if id == user {
+		return true
+	}
+	session, ok := strings.CutPrefix(id, user+ClientIDSeparator)
+	return ok && usersig.ValidID(session)
+}
+
+// authenticate returns "" to admit, or the reason for refusal and its
+// MQTT 5 reason code; and the token's claims when the client is admitted by
+// its token.
+func (b *Broker) authenticate(user, clientID string, pk packets.Packet) (packets.Code, string, *usersig.Claims) {
+	bad := func(reason string) (packets.Code, string, *usersig.Claims) {
+		return packets.ErrBadUsernameOrPassword, reason, nil
+	}
+	if !usersig.ValidID(user) {
+		return bad("invalid or missing username")
+	}
+	if pk.Connect.ClientIdentifier != "" && !ownsClientID(user, clientID) {
+		return packets.ErrClientIdentifierNotValid, "client id does not belong to the user", nil
 	}
 	if len(pk.Connect.Password) == 0 {
-		return "no token"
+		return bad("no token")
 	}
+	var admitted *usersig.Claims
 	claims, err := usersig.Verify(b.opts.Secret, string(pk.Connect.Password), b.opts.Now())
-	if err == nil && claims.User == user && b.opts.Accept != nil {
-		if reason := b.opts.Accept(string(pk.Connect.Password), claims); reason != "" {
-			return reason
-		}
-	}
 	switch {
-	case err == nil && claims.User != user:
-		if !b.extraCheck(user, pk.Connect.Password) {
-			return "username does not match the token's user"
+	case err == nil && claims.User == user:
+		if b.opts.Accept != nil {
+			if reason := b.opts.Accept(string(pk.Connect.Password), claims); reason != "" {
+				return bad(reason)
+			}
 		}
-	case err != nil:
+		admitted = &claims
+	case err == nil:
 		if !b.extraCheck(user, pk.Connect.Password) {
-			return tokenReason(err)
+			return bad("username does not match the token's user")
+		}
+	default:
+		if !b.extraCheck(user, pk.Connect.Password) {
+			return bad(tokenReason(err))
 		}
 	}
 	if pk.Connect.WillFlag {
 		if !b.layout.CanPublish(user, pk.Connect.WillTopic, b.groups) {
-			return "last will topic not allowed"
+			return packets.ErrNotAuthorized, "last will topic not allowed", nil
 		}
 		if pk.Connect.WillRetain && !b.isPresence(pk.Connect.WillTopic) {
-			return "retained last will outside presence"
+			return packets.ErrNotAuthorized, "retained last will outside presence", nil
 		}
 	}
-	return ""
+	return packets.CodeSuccess, "", admitted
 }
 
 func (b *Broker) extraCheck(user string, password []byte) bool {
@@ -405,7 +645,10 @@ func (b *Broker) isPresence(name string) bool {
 }
 
 // OnACLCheck applies the topic access rule to subscriptions (write false,
-// topic is a filter) and publishes (write true, topic is a name).
+// topic is a filter) and publishes (write true, topic is a name). mochi
+// also asks it before delivering each message (write false, topic is a
+// name): then it refuses while the client has MaxQueuedBytes or more
+// unacknowledged.
 func (h *hook) OnACLCheck(cl *mqtt.Client, t string, write bool) bool {
 	user := string(cl.Properties.Username)
 	var ok bool
@@ -420,13 +663,96 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, t string, write bool) bool {
 			op = "publish"
 		}
 		h.b.log.Warn("mqtt access denied", "user", user, "client", cl.ID, "op", op, "topic", printable(t))
+		return false
+	}
+	if !write {
+		return h.b.room(cl)
+	}
+	return true
+}
+
+// room reports whether a message may be queued for cl, and logs when a
+// client starts and stops having messages dropped.
+func (b *Broker) room(cl *mqtt.Client) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	n := 0
+	for _, pk := range cl.State.Inflight.GetAll(false) {
+		n += len(pk.Payload)
+	}
+	ok := n < MaxQueuedBytes
+	if k := b.conn(cl); k != nil && k.dropping.Swap(!ok) == ok {
+		if ok {
+			b.log.Info("mqtt client acknowledging again", "user", k.user, "client", cl.ID)
+		} else {
+			b.log.Warn("mqtt messages dropped: client not acknowledging", "user", k.user, "client", cl.ID,
+				"unacknowledged_bytes", n, "limit", MaxQueuedBytes)
+		}
 	}
 	return ok
 }
 
-// OnPublish clears the retain flag outside presence topics, so nobody can
-// leave a message waiting in an inbox or group forever.
+// conn returns the record of an admitted client, or nil.
+func (b *Broker) conn(cl *mqtt.Client) *conn {
+	b.connMu.Lock()
+	defer b.connMu.Unlock()
+	return b.conns[cl.Net.Conn]
+}
+
+// OnWill sends every will at QoS 1 and at once, like every message.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	will.Qos = max(will.Qos, 1)
+	will.WillDelayInterval = 0
+	return will, nil
+}
+
+// OnSubscribe refuses QoS 0 subscriptions and the filters past
+// MaxSubscriptions (by making them invalid, so that the client gets a
+// failure code for each of them).
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	held := cl.State.Subscriptions.GetAll()
+	n := len(held)
+	var refused, qos0 int
+	for i, sub := range pk.Filters {
+		if sub.Qos == 0 {
+			pk.Filters[i].Filter = "" // an invalid filter
+			qos0++
+			continue
+		}
+		if _, ok := held[sub.Filter]; ok {
+			continue
+		}
+		if n >= MaxSubscriptions {
+			pk.Filters[i].Filter = "" // an invalid filter
+			refused++
+			continue
+		}
+		held[sub.Filter] = sub
+		n++
+	}
+	if qos0 > 0 {
+		h.b.log.Warn("mqtt subscriptions refused: QoS 0", "user", string(cl.Properties.Username),
+			"client", cl.ID, "refused", qos0)
+	}
+	if refused > 0 {
+		h.b.log.Warn("mqtt subscriptions refused: too many", "user", string(cl.Properties.Username),
+			"client", cl.ID, "refused", refused, "limit", MaxSubscriptions)
+	}
+	return pk
+}
+
+// OnPublish drops QoS 0 publishes (their deliveries would escape the
+// in-flight bound) and clears the retain flag outside presence topics, so
+// nobody can leave a message waiting in an inbox or group forever.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Qos == 0 && !cl.Net.Inline {
+		if k := h.b.conn(cl); k != nil && !k.qos0.Swap(true) {
+			h.b.log.Warn("mqtt QoS 0 publish dropped (every message is QoS 1)", "user", k.user, "client", cl.ID,
+				"topic", printable(pk.TopicName))
+		}
+		return pk, packets.ErrRejectPacket
+	}
 	if pk.FixedHeader.Retain && !h.b.isPresence(pk.TopicName) {
 		pk.FixedHeader.Retain = false
 	}
@@ -464,6 +790,7 @@ type connSet struct {
 	mu     sync.Mutex
 	closed bool
 	conns  map[net.Conn]struct{}
+	ended  func(net.Conn, error) // called when a connection is over
 }
 
 // serve runs mochi's establish for c, which returns when the client is gone.
@@ -479,16 +806,25 @@ func (s *connSet) serve(id string, c net.Conn, establish listeners.EstablishFn, 
 	if s.conns == nil {
 		s.conns = map[net.Conn]struct{}{}
 	}
+	w := newWriteBuffer(c)
+	c = w
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	var err error
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		_ = c.Close()
+		if werr := w.failure(); errors.Is(werr, errNotReading) {
+			err = werr
+		}
+		if s.ended != nil {
+			s.ended(c, err)
+		}
 	}()
 	_ = c.SetDeadline(time.Now().Add(ConnectTimeout))
-	if err := establish(id, c); err != nil && !isClosedConn(err) {
+	if err = establish(id, c); err != nil && !isClosedConn(err) {
 		log.Debug("mqtt connection ended", "listener", id, "remote", c.RemoteAddr(), "error", err)
 	}
 }

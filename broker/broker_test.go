@@ -51,19 +51,19 @@ func TestAuthentication(t *testing.T) {
 		name, user, password, clientID string
 		reason                         string // "" = accepted
 	}{
-		{"valid token", "alice", good, "alice-s1", ""},
+		{"valid token", "alice", good, "alice.s1", ""},
 		{"client id equal to user", "alice", good, "alice", ""},
-		{"extra credentials", "door", "door-password", "door-1", ""},
-		{"no token", "alice", "", "alice-s2", "no token"},
-		{"bad signature", "alice", forged, "alice-s3", "bad token signature"},
-		{"expired", "alice", expired, "alice-s4", "token expired"},
-		{"token of another user", "alice", bobs, "alice-s5", "username does not match"},
-		{"malformed token", "alice", "not-a-token", "alice-s6", "malformed token"},
-		{"no username", "", good, "x-1", "invalid or missing username"},
-		{"username not an id", "al/ice", good, "al/ice-1", "invalid or missing username"},
-		{"someone else's client id", "alice", good, "bob-s1", "client id does not belong"},
+		{"extra credentials", "door", "door-password", "door.1", ""},
+		{"no token", "alice", "", "alice.s2", "no token"},
+		{"bad signature", "alice", forged, "alice.s3", "bad token signature"},
+		{"expired", "alice", expired, "alice.s4", "token expired"},
+		{"token of another user", "alice", bobs, "alice.s5", "username does not match"},
+		{"malformed token", "alice", "not-a-token", "alice.s6", "malformed token"},
+		{"no username", "", good, "x.1", "invalid or missing username"},
+		{"username not an id", "al/ice", good, "al/ice.1", "invalid or missing username"},
+		{"someone else's client id", "alice", good, "bob.s1", "client id does not belong"},
 		{"client id sharing a prefix", "alice", good, "alicex", "client id does not belong"},
-		{"extra credentials, wrong password", "door", "guess", "door-2", "malformed token"},
+		{"extra credentials, wrong password", "door", "guess", "door.2", "malformed token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,7 +106,7 @@ func TestLastWillMustBeAllowed(t *testing.T) {
 		{env.Layout.Inbox("alice", "bob"), false, false},
 		{"elsewhere", false, false},
 	} {
-		o := env.RawOptions("alice", env.Token("alice"), "alice-will")
+		o := env.RawOptions("alice", env.Token("alice"), "alice.will")
 		o.SetWill(tt.topic, "gone", 1, tt.retain)
 		_, err := env.RawConnect(o)
 		if (err == nil) != tt.ok {
@@ -120,7 +120,7 @@ func TestRetainOnlyOnPresence(t *testing.T) {
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{Groups: groups})
 	ctx, cancel := context.WithTimeout(context.Background(), mqtttest.Timeout)
 	defer cancel()
-	alice, err := env.RawConnect(env.RawOptions("alice", env.Token("alice"), "alice-raw"))
+	alice, err := env.RawConnect(env.RawOptions("alice", env.Token("alice"), "alice.raw"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestWebSocketHandler(t *testing.T) {
 	leaktest.Check(t)
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{Groups: groups})
 	// Refused over WebSocket as over TCP.
-	o := env.RawOptions("alice", "v1.alice.1.AAAA", "alice-ws")
+	o := env.RawOptions("alice", "v1.alice.1.AAAA", "alice.ws")
 	o.Servers = nil
 	o.AddBroker(env.WSURL())
 	if _, err := env.RawConnect(o); err == nil {
@@ -270,7 +270,7 @@ func TestDeniedPublishDisconnects(t *testing.T) {
 	leaktest.Check(t)
 	env := mqtttest.StartEmbedded(t, mqtttest.Options{Groups: groups})
 	lost := make(chan error, 1)
-	o := env.RawOptions("alice", env.Token("alice"), "alice-raw")
+	o := env.RawOptions("alice", env.Token("alice"), "alice.raw")
 	o.SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
 	alice, err := env.RawConnect(o)
 	if err != nil {

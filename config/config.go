@@ -167,6 +167,9 @@ type EmbeddedBroker struct {
 	// TokenSecret signs the access tokens clients log in with. When unset,
 	// the daemon keeps one in TokenKeyFile, creating it on first start.
 	TokenSecret Secret `yaml:"token_secret"`
+	// MaxConnectionsPerUser bounds the simultaneous connections of one user
+	// (the daemon's own aside); past it a connection is refused.
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
 }
 
 // ExternalBroker configures the connection to a broker run elsewhere.
@@ -551,6 +554,7 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	def("signaling.topic_prefix", func() { s.TopicPrefix = "intercomd" })
 	def("signaling.broker", func() { s.Broker = BrokerEmbedded })
 	def("signaling.embedded.listen", func() { s.Embedded.Listen = ":1883" })
+	def("signaling.embedded.max_connections_per_user", func() { s.Embedded.MaxConnectionsPerUser = 8 })
 	if !set("signaling.external.web_url") && hasScheme(s.External.URL, "ws", "wss") {
 		s.External.WebURL = s.External.URL
 	}

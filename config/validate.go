@@ -108,6 +108,7 @@ func (v *validator) signaling(s *Signaling) {
 	}
 	v.oneOf("signaling.broker", string(s.Broker), BrokerEmbedded, BrokerExternal)
 	v.listen("signaling.embedded.listen", s.Embedded.Listen, true)
+	v.intRange("signaling.embedded.max_connections_per_user", s.Embedded.MaxConnectionsPerUser, 1, 1024)
 
 	e := &s.External
 	if s.Broker == BrokerExternal {

@@ -43,6 +43,7 @@ func TestValidationRules(t *testing.T) {
 		{"embedded listen parse", "signaling:\n  embedded:\n    listen: \"1883\"\n", `f.yaml:4: signaling.embedded.listen: must be host:port or :port, got "1883"`},
 		{"embedded listen port", "signaling:\n  embedded:\n    listen: \":http\"\n", `f.yaml:4: signaling.embedded.listen: port must be a number from 0 to 65535, got "http"`},
 		{"embedded listen port range", "signaling:\n  embedded:\n    listen: \":70000\"\n", `f.yaml:4: signaling.embedded.listen: port must be a number from 0 to 65535, got "70000"`},
+		{"embedded connections per user", "signaling:\n  embedded:\n    max_connections_per_user: 0\n", `f.yaml:4: signaling.embedded.max_connections_per_user: must be between 1 and 1024, got 0`},
 		{"embedded listen host", "signaling:\n  embedded:\n    listen: \"bad_host:1883\"\n", `f.yaml:4: signaling.embedded.listen: host must be an IP address or a host name, got "bad_host"`},
 		{"group member id", "signaling:\n  groups:\n    residents:\n      - alice\n      - bob smith\n",
 			`f.yaml:6: signaling.groups.residents[1]: "bob smith" is not a valid user ID (must match ^[A-Za-z0-9_-]{1,64}$)`},

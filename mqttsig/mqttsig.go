@@ -264,7 +264,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		}
 		po.AddBroker(b)
 	}
-	po.SetClientID(opts.User + "-" + opts.Session)
+	po.SetClientID(opts.User + "." + opts.Session) // "." is in no ID: unambiguous
 	po.SetUsername(opts.Username)
 	po.SetPassword(opts.Password)
 	po.SetProtocolVersion(4) // MQTT 3.1.1, spoken by every broker we target

@@ -141,7 +141,7 @@ func TestCannotReadAnotherInbox(t *testing.T) {
 	brokers(t, func(t *testing.T, env *mqtttest.Env) {
 		ctx := testCtx(t)
 		alice, bob := env.Client("alice"), env.Client("bob")
-		mallory, err := env.RawConnect(env.RawOptions("mallory", env.Password("mallory"), "mallory-raw"))
+		mallory, err := env.RawConnect(env.RawOptions("mallory", env.Password("mallory"), "mallory.raw"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +198,7 @@ func TestCannotPublishAsSomeoneElse(t *testing.T) {
 		ctx := testCtx(t)
 		bob, carol := env.Client("bob"), env.Client("carol")
 		lost := make(chan struct{})
-		o := env.RawOptions("alice", env.Password("alice"), "alice-raw")
+		o := env.RawOptions("alice", env.Password("alice"), "alice.raw")
 		o.SetConnectionLostHandler(func(paho.Client, error) { close(lost) })
 		alice, err := env.RawConnect(o)
 		if err != nil {
@@ -247,7 +247,7 @@ func TestGroup(t *testing.T) {
 		}
 
 		// carol, not a member, tries by hand.
-		raw, err := env.RawConnect(env.RawOptions("carol", env.Password("carol"), "carol-raw"))
+		raw, err := env.RawConnect(env.RawOptions("carol", env.Password("carol"), "carol.raw"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -405,7 +405,7 @@ func TestOversizedPayload(t *testing.T) {
 		if err := alice.Send("bob", make([]byte, mqttsig.MaxPayload+1)); !errors.Is(err, mqttsig.ErrTooLarge) {
 			t.Fatalf("Send of 64 KiB + 1: %v, want ErrTooLarge", err)
 		}
-		raw, err := env.RawConnect(env.RawOptions("alice", env.Password("alice"), "alice-raw"))
+		raw, err := env.RawConnect(env.RawOptions("alice", env.Password("alice"), "alice.raw"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -472,9 +472,10 @@ func (d *daemon) signaling(stateDir string) (mqttsig.Options, error) {
 	}
 	b, err := broker.New(broker.Options{
 		Addr: addr, Secret: secret, Prefix: s.TopicPrefix, Groups: s.Groups,
-		Logger:    d.log.With("component", "broker"),
-		OnMessage: d.onBrokerMessage,
-		Accept:    d.acceptToken,
+		MaxConnsPerUser: s.Embedded.MaxConnectionsPerUser,
+		Logger:          d.log.With("component", "broker"),
+		OnMessage:       d.onBrokerMessage,
+		Accept:          d.acceptToken,
 		CheckCredentials: func(user string, password []byte) bool {
 			return user == d.cfg.Device.User && string(password) == internal
 		},

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/intercomd/intercomd/broker"
 )
 
 // StartMosquitto runs /usr/sbin/mosquitto on free loopback ports (MQTT and
@@ -129,6 +131,9 @@ func (m *mosquitto) config() string {
 	fmt.Fprintf(&b, "password_file %s\n", m.passwd)
 	fmt.Fprintf(&b, "acl_file %s\n", m.acl)
 	fmt.Fprintf(&b, "persistence false\n")
+	// The bounds docs/protocol.md recommends.
+	fmt.Fprintf(&b, "max_packet_size %d\n", broker.DefaultMaxPacketSize)
+	fmt.Fprintf(&b, "max_queued_messages %d\nmax_queued_bytes %d\n", broker.MaxInflight, broker.MaxQueuedBytes)
 	fmt.Fprintf(&b, "log_dest stderr\n")
 	fmt.Fprintf(&b, "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
 	fmt.Fprintf(&b, "connection_messages true\n")

@@ -702,7 +702,7 @@ function connect(claims) {
     protocolVersion: 4,
     clean: true,
     keepalive: 30,
-    clientId: `${me}-${app.session}`,
+    clientId: `${me}.${app.session}`,
     username: me,
     password: app.token,
     reconnectPeriod: 2000,

@@ -211,7 +211,7 @@ func TestWireEnums(t *testing.T) {
 		}
 	}
 	check("message type", int(MsgPreview)+1, func(i int) enum { return MsgType(i) }, func(s string) enum { return ParseMsgType(s) }, MsgUnknown)
-	check("reason", int(ReasonNotOneToOne)+1, func(i int) enum { return Reason(i) }, func(s string) enum { return ParseReason(s) }, ReasonUnknown)
+	check("reason", int(ReasonCallNotAllowed)+1, func(i int) enum { return Reason(i) }, func(s string) enum { return ParseReason(s) }, ReasonUnknown)
 	check("member state", int(MemberNoResp)+1, func(i int) enum { return MemberState(i) }, func(s string) enum { return ParseMemberState(s) }, MemberUnknown)
 	check("call type", int(Video)+1, func(i int) enum { return CallType(i) }, func(s string) enum {
 		var c CallType

@@ -265,6 +265,34 @@ func TestOfflineInvitee(t *testing.T) {
 	})
 }
 
+// An empty retained presence is a cleared one: the user is offline (§5),
+// not a payload to complain about, and is not invited.
+func TestEmptyPresenceIsOffline(t *testing.T) {
+	brokers(t, func(t *testing.T, env *mqtttest.Env) {
+		a := newPhone(t, env, "alice")
+		raw, err := env.RawConnect(env.RawOptions("dave", env.Password("dave"), "dave-raw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish := func(payload string) {
+			t.Helper()
+			tok := raw.Publish(env.Layout.Presence("dave"), 1, true, payload)
+			if !tok.WaitTimeout(mqtttest.Timeout) || tok.Error() != nil {
+				t.Fatalf("publish presence %q: %v", payload, tok.Error())
+			}
+		}
+		publish(`{"v":1,"state":"online","session":"raw","versions":[1]}`)
+		a.online("dave")
+		publish("")
+		if !a.waitFor(settle, func() bool { return !slices.Contains(a.Online(), "dave") }) {
+			t.Fatalf("alice still sees dave online after his presence was cleared: %v", a.Online())
+		}
+		a.do(calling.Call{Users: []string{"dave"}, Type: calling.Audio})
+		a.expect("NoResp dave", time.Second)
+		a.state(calling.Idle, settle)
+	})
+}
+
 func TestGroupCall(t *testing.T) {
 	brokers(t, func(t *testing.T, env *mqtttest.Env) {
 		for _, group := range []string{"residents", ""} {

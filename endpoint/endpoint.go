@@ -112,6 +112,15 @@ func Start(ctx context.Context, opts Options) (*Endpoint, error) {
 func (e *Endpoint) pump(ctx context.Context, opts Options) {
 	log := opts.Logger
 	loggedIn := false
+	link := func(up bool) {
+		e.Post(calling.LinkChanged{Up: up})
+		if opts.OnLink != nil {
+			e.Apply(func(calling.State) []calling.Input {
+				opts.OnLink(up)
+				return nil
+			})
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -121,16 +130,11 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			_ = e.client.CloseReplaced(cctx) // the other login is online
 			cancel()
+			link(false) // for good: this login is over
 			<-ctx.Done()
 			return
 		case up := <-e.client.Status():
-			e.Post(calling.LinkChanged{Up: up})
-			if opts.OnLink != nil {
-				e.Apply(func(calling.State) []calling.Input {
-					opts.OnLink(up)
-					return nil
-				})
-			}
+			link(up)
 			if up && !loggedIn {
 				loggedIn = true
 				if err := e.Do(ctx, calling.Login{}); err != nil {

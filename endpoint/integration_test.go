@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,13 @@ type phone struct {
 	mu     sync.Mutex
 	events []string
 	notify chan struct{}
+	link   atomic.Int32 // the last OnLink: linkUp or linkDown, 0 before any
 }
+
+const (
+	linkUp int32 = iota + 1
+	linkDown
+)
 
 type phoneOpt func(*endpoint.Options)
 
@@ -67,12 +74,20 @@ func newPhone(t *testing.T, env *mqtttest.Env, user string, opts ...phoneOpt) *p
 	for _, f := range opts {
 		f(&o)
 	}
+	p := &phone{t: t, notify: make(chan struct{}, 1)}
+	o.OnLink = func(up bool) {
+		if up {
+			p.link.Store(linkUp)
+		} else {
+			p.link.Store(linkDown)
+		}
+	}
 	ctx := t.Context()
 	ep, err := endpoint.Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &phone{Endpoint: ep, t: t, notify: make(chan struct{}, 1)}
+	p.Endpoint = ep
 	events, unsubscribe := ep.Subscribe(1024)
 	done := make(chan struct{})
 	go func() {
@@ -338,6 +353,11 @@ func TestSameUserTwiceKicksTheFirst(t *testing.T) {
 			t.Fatal("the first login was not kicked")
 		}
 		first.expect("KickedOffline", settle)
+		// The kicked login's link is down for good, and says so (the
+		// daemon's intercomd_signaling_connected and LEDs follow OnLink).
+		if !first.waitFor(settle, func() bool { return first.link.Load() == linkDown }) {
+			t.Fatalf("the kicked login's link still reports %d", first.link.Load())
+		}
 		// The kicked login leaves without saying offline: bob is online
 		// (on his second login), for alice and for anyone who subscribes later.
 		time.Sleep(300 * time.Millisecond)

@@ -291,7 +291,7 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 			return ctx.Err()
 		case ev := <-d.panel.Events():
 			// Read against the state of the call when the agent steps it.
-			d.ep.Apply(d.st.Button(ev))
+			d.ep.ApplyView(d.st.Button(ev))
 		case ev := <-events:
 			d.showHeard(ev)
 			if d.metrics != nil {

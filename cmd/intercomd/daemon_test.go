@@ -241,7 +241,7 @@ func TestDaemonDoorbellAnswerOpenDoor(t *testing.T) {
 
 // A phone not listed in door_users cannot open the door.
 func TestDaemonRefusesDoorForUnlistedUser(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, "  callers: [alice, bob]\n")
 	bob, events := d.phone(t, "bob")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -272,6 +272,69 @@ func TestDaemonRefusesDoorForUnlistedUser(t *testing.T) {
 			t.Fatal("no door result")
 		}
 	}
+}
+
+// Only the callers may call the door: a stranger's invitation (any token
+// holder's) is refused unrung, so a visitor's press rings the residents
+// rather than answering it. calling.callers is reloadable.
+func TestDaemonRefusesStrangersCall(t *testing.T) {
+	d := startDaemon(t, "")
+	alice, _ := d.phone(t, "alice")
+	mallory, events := d.phone(t, "mallory")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	refused := func() {
+		t.Helper()
+		if err := mallory.Do(ctx, calling.Call{Users: []string{"door"}, Type: calling.Video}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			select {
+			case ev := <-events:
+				if e, ok := ev.(calling.CallEnd); ok {
+					if e.Reason != calling.ReasonCallNotAllowed {
+						t.Fatalf("mallory's call ended with %s, want %s", e.Reason, calling.ReasonCallNotAllowed)
+					}
+					return
+				}
+			case <-ctx.Done():
+				t.Fatal("mallory's call was not refused")
+			}
+		}
+	}
+	refused()
+	d.stderr.waitFor(t, "CallRefused from=mallory", 5*time.Second)
+	if strings.Contains(d.stdout.String(), "[ringing]") {
+		t.Fatalf("the door rang for a stranger:\n%s", d.stdout.String())
+	}
+	// A press rings the residents (alice), never the stranger.
+	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	if mallory.State() != calling.Idle {
+		t.Fatalf("mallory is %s after the press", mallory.State())
+	}
+	if err := alice.Do(ctx, calling.Reject{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, calling.Idle)
+
+	// Listed after a reload, mallory's call rings the door.
+	path := filepath.Join(d.dir, "intercomd.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte("door_users: [alice]"), []byte("door_users: [alice]\n  callers: [alice, mallory]"), 1)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	d.stderr.waitFor(t, "reload: applied", 5*time.Second)
+	if err := mallory.Do(ctx, calling.Call{Users: []string{"door"}, Type: calling.Video}); err != nil {
+		t.Fatal(err)
+	}
+	d.stdout.waitFor(t, "[ringing] [LED: fast-blink]", 10*time.Second)
 }
 
 // SIGHUP reloads what can change live and names what needs a restart.

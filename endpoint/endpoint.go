@@ -121,6 +121,7 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 			})
 		}
 	}
+	status, inbound := e.client.Status(), e.client.Inbound()
 	for {
 		select {
 		case <-ctx.Done():
@@ -133,7 +134,12 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 			link(false) // for good: this login is over
 			<-ctx.Done()
 			return
-		case up := <-e.client.Status():
+		case up, ok := <-status:
+			if !ok { // the client was closed: the link is down for good
+				status, inbound = nil, nil
+				link(false)
+				continue
+			}
 			link(up)
 			if up && !loggedIn {
 				loggedIn = true
@@ -142,7 +148,11 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 				}
 				close(e.ready)
 			}
-		case in := <-e.client.Inbound():
+		case in, ok := <-inbound:
+			if !ok {
+				inbound = nil
+				continue
+			}
 			switch in.Kind {
 			case mqttsig.Presence:
 				p, err := mqttsig.ParsePresence(in.Payload)

@@ -47,6 +47,7 @@ type phone struct {
 	events []string
 	notify chan struct{}
 	link   atomic.Int32 // the last OnLink: linkUp or linkDown, 0 before any
+	downs  atomic.Int32 // OnLink(false) calls
 }
 
 const (
@@ -80,6 +81,7 @@ func newPhone(t *testing.T, env *mqtttest.Env, user string, opts ...phoneOpt) *p
 			p.link.Store(linkUp)
 		} else {
 			p.link.Store(linkDown)
+			p.downs.Add(1)
 		}
 	}
 	ctx := t.Context()
@@ -399,6 +401,31 @@ func TestSameUserTwiceKicksTheFirst(t *testing.T) {
 		second.state(calling.Ringing, settle)
 		if first.State() != calling.Idle {
 			t.Fatalf("the kicked login rings: %s", first.State())
+		}
+	})
+}
+
+// A signaling client closed under the endpoint (not through Close) is a
+// link down for good: reported once, and the agent stays responsive rather
+// than flooded with link changes.
+func TestClientClosedUnderneath(t *testing.T) {
+	brokers(t, func(t *testing.T, env *mqtttest.Env) {
+		a := newPhone(t, env, "alice")
+		ctx, cancel := context.WithTimeout(t.Context(), settle)
+		defer cancel()
+		if err := a.Client().Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !a.waitFor(settle, func() bool { return a.link.Load() == linkDown }) {
+			t.Fatalf("link still reports %d after the client closed", a.link.Load())
+		}
+		for range 100 {
+			if err := a.Do(ctx, calling.Configure{}); err != nil {
+				t.Fatalf("the agent does not answer after the client closed: %v", err)
+			}
+		}
+		if n := a.downs.Load(); n != 1 {
+			t.Fatalf("link down reported %d times, want once", n)
 		}
 	})
 }

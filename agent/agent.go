@@ -83,9 +83,9 @@ var ErrQueueFull = errors.New("agent input queue full")
 
 type request struct {
 	in    calling.Input
-	fn    func()                              // instead of in: run on the loop (Tick)
-	apply func(calling.State) []calling.Input // instead of in: inputs chosen on the loop (Apply)
-	done  chan error                          // commands: the first Error event of the step, or nil
+	fn    func()                             // instead of in: run on the loop (Tick)
+	apply func(calling.View) []calling.Input // instead of in: inputs chosen on the loop (ApplyView)
+	done  chan error                         // commands: the first Error event of the step, or nil
 }
 
 // outgoing is a message waiting for the Transport.
@@ -181,6 +181,12 @@ func (a *Agent) Post(in calling.Input) { a.enqueue(request{in: in}, fmt.Sprintf(
 // way to act on the state without the call changing in between. fn must
 // not block.
 func (a *Agent) Apply(fn func(calling.State) []calling.Input) {
+	a.ApplyView(func(v calling.View) []calling.Input { return fn(v.State) })
+}
+
+// ApplyView is Apply for a function that needs more of the call than its
+// state: the machine's View (the call, its hub, whether this side answered).
+func (a *Agent) ApplyView(fn func(calling.View) []calling.Input) {
 	a.enqueue(request{apply: fn}, "apply")
 }
 
@@ -293,7 +299,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			case r.fn != nil:
 				r.fn()
 			case r.apply != nil:
-				a.stepAll(r.apply(a.m.State()))
+				a.stepAll(r.apply(a.m.View()))
 			default:
 				err = a.step(r.in)
 			}

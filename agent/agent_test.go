@@ -228,6 +228,26 @@ func TestApplySeesTheStateOfItsTurn(t *testing.T) {
 	})
 }
 
+// ApplyView sees the call as the loop has it: after an accept whose media
+// is still connecting, the call is ringing but answered, and its hub known.
+func TestApplyViewSeesTheAnsweredCall(t *testing.T) {
+	h := start(t, nil)
+	h.a.Post(invite("c1"))
+	h.do(t, calling.Accept{})
+	seen := make(chan calling.View, 1)
+	h.a.ApplyView(func(v calling.View) []calling.Input {
+		seen <- v
+		return []calling.Input{calling.Hangup{}}
+	})
+	if v := <-seen; v != (calling.View{State: calling.Ringing, Call: "c1", Hub: "alice", Answered: true}) {
+		t.Fatalf("ApplyView saw %+v", v)
+	}
+	h.waitEvent(t, func(ev calling.Event) bool {
+		sc, ok := ev.(calling.StateChanged)
+		return ok && sc.To == calling.Idle
+	})
+}
+
 // Inputs returned by OnEvent are stepped at once, on the loop, before any
 // input queued after the event: an auto-answer cannot be overtaken.
 func TestOnEventInputsStepFirst(t *testing.T) {

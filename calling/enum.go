@@ -111,6 +111,8 @@ const (
 	ReasonDoorNotAllowed // the user is not in the door station's door users
 	ReasonNotInCall      // the user's media is not in the call
 	ReasonNotOneToOne    // switch to audio outside a 1-to-1 video call
+	// Refusal of an invitation from a user who may not call this one.
+	ReasonCallNotAllowed
 )
 
 var reasonNames = wireNames{
@@ -121,6 +123,7 @@ var reasonNames = wireNames{
 	ReasonDoorNotAllowed: "not allowed to open the door",
 	ReasonNotInCall:      "not in the call",
 	ReasonNotOneToOne:    "not a 1-to-1 video call",
+	ReasonCallNotAllowed: "not allowed to call",
 }
 
 // ParseReason returns the reason named s, ReasonUnknown if none is.

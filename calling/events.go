@@ -67,6 +67,13 @@ type (
 	KickedOffline struct{}
 	// StateChanged: the effective state moved.
 	StateChanged struct{ From, To State }
+	// CallRefused: an invitation from From was refused at once, without
+	// ringing (ReasonCallNotAllowed: From is not among Config.Callers).
+	CallRefused struct {
+		From   string
+		Call   string
+		Reason Reason
+	}
 	// DoorResult: the answer to my OpenDoor, or on the hub a refused request.
 	DoorResult struct {
 		By     string
@@ -93,3 +100,4 @@ func (SwitchToAudioResult) isEvent() {}
 func (KickedOffline) isEvent()       {}
 func (StateChanged) isEvent()        {}
 func (DoorResult) isEvent()          {}
+func (CallRefused) isEvent()         {}

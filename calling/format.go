@@ -138,6 +138,8 @@ func DescribeEvent(ev Event) string {
 		return fmt.Sprintf("SwitchToAudio ok=%v msg=%s", ev.OK, ev.Message)
 	case DoorResult:
 		return fmt.Sprintf("Door by=%s ok=%v reason=%s", ev.By, ev.OK, reasonText(ev.Reason))
+	case CallRefused:
+		return fmt.Sprintf("CallRefused from=%s call=%s reason=%s", ev.From, ev.Call, reasonText(ev.Reason))
 	case UserVideoAvailable:
 		return fmt.Sprintf("VideoAvailable %s %v", ev.User, ev.Available)
 	case UserAudioAvailable:

@@ -44,11 +44,13 @@ type (
 	OpenDoor struct{}
 	// Configure changes the settings that may change while running (on a
 	// configuration reload); they apply from the next invitation or
-	// request on. Zero values keep the current setting; DoorUsers replaces
-	// the list when not nil.
+	// request on. Zero values keep the current setting; DoorUsers and
+	// Callers replace their list when not nil (an empty Callers lets
+	// nobody call).
 	Configure struct {
 		InviteTimeout time.Duration
 		DoorUsers     []string
+		Callers       []string
 	}
 	// Control is a local media control (camera, microphone, speaker, remote
 	// view); it is passed to the media layer as it is.

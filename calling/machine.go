@@ -20,6 +20,13 @@ type Config struct {
 	MultiDevice bool
 	// DoorUsers may open this machine's door during a call it is the hub of.
 	DoorUsers []string
+	// Callers, when not nil, are the only users who may call this machine:
+	// an invitation from anyone else is refused at once, whatever the
+	// state, without ringing (a reject with ReasonCallNotAllowed to the
+	// caller, and a CallRefused event). nil lets anyone call (a phone); a
+	// door station lists the people it knows, so that a stranger holding
+	// a token can neither ring it nor be answered by a visitor's press.
+	Callers []string
 	// NewID returns a fresh ID for calls and invitations: unique, and valid
 	// for ValidID. The driver supplies a random one; tests a counter.
 	NewID func() string
@@ -53,6 +60,10 @@ type party struct {
 	state   partyState
 	invite  string // hub: the invite ID sent to this party
 	preview bool   // hub: media flows to this pending party (early media)
+	// hub, while pending: the invitation as sent, and when it expires, to
+	// send it again when the party's presence comes online.
+	invitation Message
+	deadline   time.Time
 }
 
 // call is everything that lives exactly as long as one call. It is dropped
@@ -73,6 +84,7 @@ type call struct {
 	started   time.Time              // first remote party joined; zero before
 	switching bool                   // a switch-to-audio request of mine is pending
 	ringGroup bool                   // hub: the first to accept takes the call, the others are cancelled
+	capped    bool                   // callee: the caller asked to ring longer than InviteTimeout
 }
 
 // Machine is the calling state machine. See the package documentation.
@@ -111,6 +123,28 @@ func (m *Machine) State() State {
 	default:
 		return Ringing
 	}
+}
+
+// View is what the owner of a Machine may read of it between steps, for
+// choosing an input from the state of the call (a door station's button).
+type View struct {
+	State State
+	// Call is the current call's ID and Hub the party that placed it
+	// (this user when it did); both "" when idle.
+	Call, Hub string
+	// Answered: this side accepted the invitation of the current call;
+	// its media may still be connecting (State is then Ringing).
+	Answered bool
+}
+
+// View returns the machine's view.
+func (m *Machine) View() View {
+	v := View{State: m.State()}
+	if c := m.call; c != nil {
+		v.Call, v.Hub = c.id, c.hub
+		v.Answered = !c.isHub && (c.accepting || c.accepted)
+	}
+	return v
 }
 
 // LoggedIn reports whether the machine is logged in.
@@ -186,6 +220,9 @@ func (m *Machine) step(in Input) {
 		if in.DoorUsers != nil {
 			m.cfg.DoorUsers = slices.Clone(in.DoorUsers)
 		}
+		if in.Callers != nil {
+			m.cfg.Callers = slices.Clone(in.Callers)
+		}
 	case LinkChanged:
 		// Nothing to do: the caller's timers and the callee's safety timer
 		// end whatever was ringing if the link stays down.
@@ -196,7 +233,7 @@ func (m *Machine) step(in Input) {
 	case PeerJoined:
 		m.peerJoined(in)
 	case PeerLeft:
-		m.peerLeft(in.Call, in.User, in.Reason)
+		m.peerLeft(in.Call, in.User, in.Reason, true)
 	case MediaFailed:
 		if c := m.call; c != nil && c.id == in.Call {
 			m.emit(Error{Err: in.Err})
@@ -362,17 +399,20 @@ func (m *Machine) place(in Call) {
 	}
 	timeout := int(m.cfg.InviteTimeout / time.Millisecond)
 	invitees := c.invitees()
+	deadline := m.now.Add(m.cfg.InviteTimeout)
 	if c.group != "" && len(online) > 0 {
-		id := m.cfg.NewID()
+		msg := Message{Type: MsgInvite, Call: c.id, Invite: m.cfg.NewID(), Users: online, Group: c.group, Media: c.typ, TimeoutMS: timeout}
 		for _, u := range online {
-			c.parties[u].invite = id
+			p := c.parties[u]
+			p.invite, p.invitation, p.deadline = msg.Invite, msg, deadline
 		}
-		m.sendGroup(c.group, Message{Type: MsgInvite, Call: c.id, Invite: id, Users: online, Group: c.group, Media: c.typ, TimeoutMS: timeout})
+		m.sendGroup(c.group, msg)
 	} else {
 		for _, u := range online {
-			id := m.cfg.NewID()
-			c.parties[u].invite = id
-			m.send(u, Message{Type: MsgInvite, Call: c.id, Invite: id, Users: invitees, Media: c.typ, TimeoutMS: timeout})
+			msg := Message{Type: MsgInvite, Call: c.id, Invite: m.cfg.NewID(), Users: invitees, Media: c.typ, TimeoutMS: timeout}
+			p := c.parties[u]
+			p.invite, p.invitation, p.deadline = msg.Invite, msg, deadline
+			m.send(u, msg)
 		}
 	}
 	for _, u := range online {
@@ -650,6 +690,11 @@ func (m *Machine) invited(r Received) {
 	if !slices.Contains(msg.Users, m.cfg.User) {
 		return // a group invitation for others
 	}
+	if m.cfg.Callers != nil && !slices.Contains(m.cfg.Callers, r.From) {
+		m.send(r.From, Message{Type: MsgReject, Call: msg.Call, Invite: msg.Invite, Reason: ReasonCallNotAllowed})
+		m.emit(CallRefused{From: r.From, Call: msg.Call, Reason: ReasonCallNotAllowed})
+		return
+	}
 	if c := m.call; c != nil {
 		if c.id == msg.Call || (!c.isHub && c.invite == msg.Invite) {
 			return // the same invitation delivered twice, or one for my own call
@@ -668,11 +713,17 @@ func (m *Machine) invited(r Received) {
 		}
 	}
 	m.call = c
-	timeout := m.cfg.InviteTimeout
+	// Ring for the caller's timeout plus the grace, but never longer than
+	// this side's own timeout: past it, this side's timer is the verdict,
+	// and it tells the caller (TimerRing).
+	ring := m.cfg.InviteTimeout + RingGrace
 	if msg.TimeoutMS > 0 {
-		timeout = time.Duration(msg.TimeoutMS) * time.Millisecond
+		ring = time.Duration(msg.TimeoutMS)*time.Millisecond + RingGrace
 	}
-	m.startTimer(Timer{Kind: TimerRing, Call: c.id, Invite: c.invite}, timeout+RingGrace)
+	if ring > m.cfg.InviteTimeout+RingGrace {
+		ring, c.capped = m.cfg.InviteTimeout, true
+	}
+	m.startTimer(Timer{Kind: TimerRing, Call: c.id, Invite: c.invite}, ring)
 	m.media(Ring{Tone: ToneRingtone})
 	m.emit(Invited{Sponsor: r.From, Users: slices.Clone(msg.Users), FromGroup: msg.Group != "", Group: msg.Group, Type: msg.Media, Call: msg.Call})
 }
@@ -721,16 +772,23 @@ func (m *Machine) receivedAsHub(r Received) {
 			return
 		}
 		status, reason := MemberRejected, ReasonDeclined
-		if msg.Reason == ReasonBusy {
+		switch msg.Reason {
+		case ReasonBusy:
 			status, reason = MemberBusy, ReasonBusy
 			m.emit(LineBusyEvent{User: r.From})
-		} else {
+		case ReasonTimeout: // the invitee's own, shorter, timeout ran out
+			status, reason = MemberNoResp, ReasonTimeout
+			m.emit(NoResp{User: r.From})
+		case ReasonCallNotAllowed:
+			reason = ReasonCallNotAllowed
+			m.emit(Rejected{User: r.From})
+		default:
 			m.emit(Rejected{User: r.From})
 		}
 		m.removeParty(r.From, status)
 		m.endIfEmpty(reason)
 	case MsgLeave:
-		m.peerLeft(c.id, r.From, msg.Reason)
+		m.peerLeft(c.id, r.From, msg.Reason, false)
 	case MsgOffer, MsgAnswer, MsgCandidate:
 		if (p.state != partyPending || p.preview) && msg.Call != "" {
 			m.media(Signal{Call: c.id, From: r.From, Msg: msg})
@@ -769,7 +827,7 @@ func (m *Machine) receivedAsCallee(r Received) {
 			m.finish(ReasonTimeout)
 		}
 	case MsgLeave:
-		m.peerLeft(c.id, c.hub, msg.Reason)
+		m.hubLeft(msg.Reason)
 	case MsgMember:
 		m.member(msg.User, msg.Status)
 	case MsgOffer, MsgAnswer, MsgCandidate:
@@ -875,7 +933,10 @@ func (m *Machine) peerJoined(in PeerJoined) {
 	}
 }
 
-func (m *Machine) peerLeft(id, user string, reason Reason) {
+// peerLeft: a remote party left the call, by its leave or, fromMedia, as
+// the media layer saw its media go for good. The side whose media noticed
+// tells the other with a leave (§11.6): the other may not have noticed.
+func (m *Machine) peerLeft(id, user string, reason Reason, fromMedia bool) {
 	c := m.call
 	if c == nil || c.id != id {
 		return
@@ -887,11 +948,14 @@ func (m *Machine) peerLeft(id, user string, reason Reason) {
 	if reason == ReasonUnknown {
 		reason = ReasonHangup
 	}
+	if fromMedia {
+		m.send(user, Message{Type: MsgLeave, Call: c.id, Reason: reason})
+	}
 	if p.state == partyPresent {
 		m.emit(UserLeave{User: user})
 	}
 	if !c.isHub {
-		// The hub left: nobody is left to talk to.
+		// The hub's media is gone: nobody is left to talk to.
 		if p.state != partyPresent {
 			m.stopTimer(Timer{Kind: TimerConnect, Call: c.id, Invite: c.invite})
 		}
@@ -904,6 +968,27 @@ func (m *Machine) peerLeft(id, user string, reason Reason) {
 		m.send(user, Message{Type: MsgHangup, Call: c.id, Duration: int(m.now.Sub(c.started) / time.Second)})
 	}
 	m.endIfEmpty(reason)
+}
+
+// hubLeft ends a callee's call on its hub's leave, whatever the point
+// reached: in the call, answered with the media still connecting, or (a
+// hub that should have cancelled) still ringing.
+func (m *Machine) hubLeft(reason Reason) {
+	c := m.call
+	if reason == ReasonUnknown {
+		reason = ReasonHangup
+	}
+	switch {
+	case m.State() == InCall:
+		m.emit(UserLeave{User: c.hub})
+	case c.accepting || c.accepted:
+		m.stopTimer(Timer{Kind: TimerConnect, Call: c.id, Invite: c.invite})
+	default:
+		m.stopTimer(Timer{Kind: TimerRing, Call: c.id, Invite: c.invite})
+		reason = ReasonCancelled
+		m.emit(CallingCancel{Sponsor: c.hub, Reason: reason})
+	}
+	m.finish(reason)
 }
 
 func (m *Machine) mediaOut(in MediaOut) {
@@ -942,6 +1027,10 @@ func (m *Machine) timer(t Timer) {
 		if c.isHub || c.invite != t.Invite || c.accepting || c.accepted {
 			return
 		}
+		if c.capped {
+			// The caller still waits: this side's timeout is the verdict.
+			m.send(c.hub, Message{Type: MsgReject, Call: c.id, Invite: c.invite, Reason: ReasonTimeout})
+		}
 		m.emit(CallingTimeout{})
 		m.finish(ReasonTimeout)
 	case TimerConnect:
@@ -975,6 +1064,7 @@ func (m *Machine) presence(in Presence) {
 	}
 	if in.Online {
 		delete(m.offline, in.User)
+		m.reinvite(in.User)
 		return
 	}
 	m.offline[in.User] = true
@@ -996,6 +1086,30 @@ func (m *Machine) presence(in Presence) {
 		m.emit(CallingCancel{Sponsor: c.hub, Reason: ReasonOffline})
 		m.finish(ReasonOffline)
 	}
+}
+
+// reinvite sends a pending invitee its invitation again, to its inbox, when
+// its presence comes online: it connected or reconnected, and a clean MQTT
+// session keeps nothing for a client that was away (a broker restart, a
+// phone changing networks), so the first copy may never have reached it.
+// The copy has the same IDs (a device that rings already ignores it) and
+// the time left as its timeout.
+func (m *Machine) reinvite(user string) {
+	c := m.call
+	if c == nil || !c.isHub {
+		return
+	}
+	p := c.parties[user]
+	if p == nil || p.state != partyPending {
+		return
+	}
+	left := p.deadline.Sub(m.now)
+	if left <= 0 {
+		return // the invitation timer is about to fire
+	}
+	msg := p.invitation
+	msg.TimeoutMS = int(min(max(left, MinTimeoutMS*time.Millisecond), MaxTimeoutMS*time.Millisecond) / time.Millisecond)
+	m.send(user, msg)
 }
 
 // --- switch to audio ---

@@ -216,7 +216,11 @@ func FuzzWorld(f *testing.F) {
 		w := newWorld(t)
 		w.groups["g"] = []string{"a", "b", "c"}
 		multi := func(c *Config) { c.MultiDevice = true; c.DoorUsers = []string{"b"} }
-		nodes := []*node{w.add("a", "1", multi), w.add("b", "1", multi), w.add("b", "2", multi), w.add("c", "1", multi)}
+		// a asks for rings longer than the others' own timeout; c, a door
+		// station, takes calls from a only.
+		long := func(c *Config) { multi(c); c.InviteTimeout = time.Minute }
+		door := func(c *Config) { multi(c); c.Callers = []string{"a"} }
+		nodes := []*node{w.add("a", "1", long), w.add("b", "1", multi), w.add("b", "2", multi), w.add("c", "1", door)}
 		users := []string{"a", "b", "c"}
 		for i := 0; i+1 < len(ops) && i < 400; i += 2 {
 			n := nodes[int(ops[i+1])%len(nodes)]
@@ -324,5 +328,83 @@ func TestWorldPushableOfflineUserRings(t *testing.T) {
 		if e == "NoResp bob" {
 			t.Fatalf("bob was given up while offline: %q", door.events)
 		}
+	}
+}
+
+// A stranger holding a token calls the door station: refused at once,
+// without ringing; the stranger's call ends saying why.
+func TestWorldStrangerCannotRingTheDoor(t *testing.T) {
+	w := newWorld(t)
+	door := w.add("door", "1", func(c *Config) { c.Callers = []string{"alice"} })
+	mallory := w.add("mallory", "1", func(c *Config) { c.InviteTimeout = 5 * time.Minute })
+	w.step(mallory, Call{Users: []string{"door"}, Type: Video})
+	w.deliver()
+	if door.m.State() != Idle || mallory.m.State() != Idle {
+		t.Fatalf("%s", w.states())
+	}
+	has(t, door, "CallRefused from=mallory call=mallory11 reason=not allowed to call")
+	has(t, mallory, "Reject door", "CallEnd reason=not allowed to call duration=0s")
+	if door.tone != ToneNone {
+		t.Errorf("the door played %s", door.tone)
+	}
+}
+
+// A resident's phone asks for a 5-minute ring; the door rings for its own
+// 30 s and then tells the phone, which stops waiting at once.
+func TestWorldRingCappedAtOwnTimeout(t *testing.T) {
+	w := newWorld(t)
+	door := w.add("door", "1", func(c *Config) { c.Callers = []string{"alice"} })
+	alice := w.add("alice", "1", func(c *Config) { c.InviteTimeout = 5 * time.Minute })
+	w.step(alice, Call{Users: []string{"door"}, Type: Video})
+	w.deliver()
+	if door.m.State() != Ringing {
+		t.Fatalf("%s", w.states())
+	}
+	w.advance(DefaultInviteTimeout - time.Second)
+	if door.m.State() != Ringing || alice.m.State() != Dialing {
+		t.Fatalf("before the door's timeout: %s", w.states())
+	}
+	w.advance(time.Second)
+	if !w.allIdle() {
+		t.Fatalf("at the door's timeout: %s", w.states())
+	}
+	has(t, door, "CallingTimeout")
+	has(t, alice, "NoResp door", "CallEnd reason=timeout duration=0s")
+}
+
+// The invitation is lost (the phone was reconnecting after a broker
+// restart); when the phone's presence comes back online, the ring reaches
+// it while the call still rings it, and it can answer.
+func TestWorldRingReachesAPhoneThatComesBack(t *testing.T) {
+	w := newWorld(t)
+	door, alice := w.add("door", "1"), w.add("alice", "1")
+	w.deliver()
+	w.step(door, Call{Users: []string{"alice"}, Type: Video, RingGroup: true})
+	w.lose()
+	w.deliver()
+	if alice.m.State() != Idle || door.m.State() != Dialing {
+		t.Fatalf("the invitation was not lost: %s", w.states())
+	}
+	w.advance(8 * time.Second)
+	w.step(door, Presence{User: "alice", Online: true})
+	w.deliver()
+	if alice.m.State() != Ringing {
+		t.Fatalf("the invitation did not reach the phone that came back: %s", w.states())
+	}
+	w.step(alice, Accept{})
+	w.deliver()
+	if door.m.State() != InCall || alice.m.State() != InCall {
+		t.Fatalf("%s", w.states())
+	}
+	// A phone that comes back after the call stopped ringing it gets nothing.
+	w.step(alice, Hangup{})
+	w.deliver()
+	w.step(door, Call{Users: []string{"alice"}, Type: Video})
+	w.lose()
+	w.advance(DefaultInviteTimeout)
+	w.step(door, Presence{User: "alice", Online: true})
+	w.deliver()
+	if !w.allIdle() {
+		t.Fatalf("%s", w.states())
 	}
 }

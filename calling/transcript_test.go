@@ -130,6 +130,8 @@ func (s *script) run(cmd string, line int) []string {
 			case "timeout":
 				d, _ := time.ParseDuration(v)
 				opts = append(opts, func(c *Config) { c.InviteTimeout = d })
+			case "callers":
+				opts = append(opts, func(c *Config) { c.Callers = strings.Split(v, ",") })
 			}
 		}
 		s.machines[name] = newTestMachine(name, opts...)
@@ -190,7 +192,7 @@ func (s *script) run(cmd string, line int) []string {
 			case "timeout_ms":
 				msg.TimeoutMS, _ = strconv.Atoi(v)
 			case "reason":
-				msg.Reason = ParseReason(v)
+				msg.Reason = ParseReason(strings.ReplaceAll(v, "_", " ")) // not_allowed_to_call
 			case "user":
 				msg.User = v
 			case "status":
@@ -237,7 +239,12 @@ func (s *script) run(cmd string, line int) []string {
 	case "peer-joined":
 		in = PeerJoined{Call: args[0], User: args[1]}
 	case "peer-left":
-		in = PeerLeft{Call: args[0], User: args[1]}
+		// peer-left <call> <user> [reason]
+		pl := PeerLeft{Call: args[0], User: args[1]}
+		if len(args) > 2 {
+			pl.Reason = ParseReason(args[2])
+		}
+		in = pl
 	case "media-failed":
 		in = MediaFailed{Call: args[0], Err: errors.New("ice failed")}
 	case "presence":

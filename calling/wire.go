@@ -87,6 +87,11 @@ func Decode(b []byte) (Message, error) {
 	if err := json.Unmarshal(b, &head); err != nil {
 		return m, errorf(ErrBadMessage, "not a JSON object: %v", err)
 	}
+	if !utf8.Valid(b) {
+		// encoding/json would turn the bad bytes into U+FFFD and act on
+		// what is left; the protocol says the message is dropped whole.
+		return m, errorf(ErrBadMessage, "not valid UTF-8")
+	}
 	if head.V == nil {
 		return m, errorf(ErrBadMessage, "no version field \"v\"")
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestDecodeRefuses(t *testing.T) {
@@ -28,6 +29,10 @@ func TestDecodeRefuses(t *testing.T) {
 		{"candidate missing", `{"v":1,"type":"candidate","call":"c"}`, "needs a candidate"},
 		{"member without user", `{"v":1,"type":"member","call":"c","status":"left"}`, "needs user and status"},
 		{"negative duration", `{"v":1,"type":"hangup","call":"c","duration":-1}`, "negative duration"},
+		// encoding/json would read the bad byte as U+FFFD and act on the rest.
+		{"not UTF-8 in sdp", "{\"v\":1,\"type\":\"offer\",\"call\":\"c\",\"sdp\":\"v=0\xff\"}", "not valid UTF-8"},
+		{"not UTF-8 in reason", "{\"v\":1,\"type\":\"leave\",\"call\":\"c\",\"reason\":\"\xc3\"}", "not valid UTF-8"},
+		{"not UTF-8 in an unknown field", "{\"v\":1,\"type\":\"leave\",\"call\":\"c\",\"x\":\"\xed\xa0\x80\"}", "not valid UTF-8"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode([]byte(tc.in))
@@ -87,6 +92,7 @@ func FuzzDecode(f *testing.F) {
 		`{"v":1,"type":"candidate","call":"c1","candidate":{"candidate":"x","sdpMid":"0","sdpMLineIndex":0}}`,
 		`{"v":1,"type":"door","call":"c","ok":true}`,
 		`{"v":2}`, `[]`, `{"v":1,"type":"member","call":"c","user":"u","status":"left"}`,
+		"{\"v\":1,\"type\":\"offer\",\"call\":\"c\",\"sdp\":\"\xff\"}",
 	} {
 		f.Add([]byte(s))
 	}
@@ -97,6 +103,9 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("error not wrapping ErrBadMessage: %v", err)
 			}
 			return
+		}
+		if !utf8.Valid(b) {
+			t.Fatalf("accepted %q, which is not UTF-8", b)
 		}
 		again, err := Encode(m)
 		if err != nil {
@@ -211,7 +220,7 @@ func TestWireEnums(t *testing.T) {
 		}
 	}
 	check("message type", int(MsgPreview)+1, func(i int) enum { return MsgType(i) }, func(s string) enum { return ParseMsgType(s) }, MsgUnknown)
-	check("reason", int(ReasonNotOneToOne)+1, func(i int) enum { return Reason(i) }, func(s string) enum { return ParseReason(s) }, ReasonUnknown)
+	check("reason", int(ReasonCallNotAllowed)+1, func(i int) enum { return Reason(i) }, func(s string) enum { return ParseReason(s) }, ReasonUnknown)
 	check("member state", int(MemberNoResp)+1, func(i int) enum { return MemberState(i) }, func(s string) enum { return ParseMemberState(s) }, MemberUnknown)
 	check("call type", int(Video)+1, func(i int) enum { return CallType(i) }, func(s string) enum {
 		var c CallType

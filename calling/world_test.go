@@ -98,6 +98,9 @@ func (w *world) apply(n *node, e Effect) {
 	case Emit:
 		n.events = append(n.events, DescribeEvent(e.Event))
 	case StartTimer:
+		if e.Timer.Kind == TimerRing && e.After > n.m.cfg.InviteTimeout+RingGrace {
+			w.t.Fatalf("%s/%s rings for %s, longer than its own timeout %s and the grace", n.user, n.session, e.After, n.m.cfg.InviteTimeout)
+		}
 		w.timers[n][e.Timer] = w.now.Add(e.After)
 	case StopTimer:
 		delete(w.timers[n], e.Timer)
@@ -173,6 +176,9 @@ func (w *world) lose() {
 
 // check asserts the invariants that must hold after every step.
 func (w *world) check(n *node) {
+	if c := n.m.call; c != nil && !c.isHub && n.m.cfg.Callers != nil && !slices.Contains(n.m.cfg.Callers, c.hub) {
+		w.t.Fatalf("%s/%s is %s for %s, who is not among its callers %v", n.user, n.session, n.m.State(), c.hub, n.m.cfg.Callers)
+	}
 	if n.m.State() == Idle {
 		if n.tone != ToneNone {
 			w.t.Fatalf("%s/%s is idle but still plays %s", n.user, n.session, n.tone)

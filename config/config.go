@@ -41,6 +41,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -206,6 +207,10 @@ type Calling struct {
 	AutoAnswer bool `yaml:"auto_answer"`
 	// DoorUsers may open the door during an accepted call.
 	DoorUsers []string `yaml:"door_users"`
+	// Callers may call the device; an invitation from anyone else is
+	// refused unrung. Empty means the people the configuration knows:
+	// see Config.Callers.
+	Callers []string `yaml:"callers"`
 	// MultiDevice allows one user to be logged in on several devices: they
 	// all ring, the first to answer takes the call. When false (the
 	// default), a new login signs the user's other devices out.
@@ -516,6 +521,29 @@ func (c *Config) File() string {
 		return ""
 	}
 	return c.src.file
+}
+
+// Callers returns who may call the device, sorted and never nil:
+// calling.callers when given, otherwise every user of signaling.directory
+// and of every group in signaling.groups, the door users and the doorbell
+// users. The device's own user is never listed. Anyone else signed in with
+// a token (a guest, a stolen or leaked token) is refused: an invitation
+// would ring the door, and a visitor's press could otherwise answer it.
+func (c *Config) Callers() []string {
+	users := slices.Clone(c.Calling.Callers)
+	if len(users) == 0 {
+		for _, e := range c.Signaling.Directory {
+			users = append(users, e.User)
+		}
+		for _, members := range c.Signaling.Groups {
+			users = append(users, members...)
+		}
+		users = append(users, c.Calling.DoorUsers...)
+		users = append(users, c.Calling.Doorbell.Users...)
+	}
+	users = slices.DeleteFunc(users, func(u string) bool { return u == c.Device.User })
+	slices.Sort(users)
+	return append([]string{}, slices.Compact(users)...)
 }
 
 // TokenKeyFile is where the daemon keeps the embedded broker's token secret

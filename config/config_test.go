@@ -330,3 +330,38 @@ func TestEnumNamedNull(t *testing.T) {
 		}
 	}
 }
+
+// Who may call the device: calling.callers when given, otherwise everyone
+// the configuration names, never the device itself; nobody when it names
+// nobody.
+func TestCallers(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"default names nobody", "version: 1\n", ""},
+		{"directory groups door and doorbell users", `version: 1
+device: {user: door}
+signaling:
+  groups: {residents: [bob, alice], staff: [door, carol]}
+  directory: [{user: erin}, {user: alice}]
+calling:
+  door_users: [frank]
+  doorbell: {users: [gina]}
+`, "alice,bob,carol,erin,frank,gina"},
+		{"listed", `version: 1
+signaling:
+  groups: {residents: [bob, alice]}
+calling:
+  callers: [carol, alice]
+`, "alice,carol"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("f.yaml", []byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Callers()
+			if got == nil || strings.Join(got, ",") != tc.want {
+				t.Errorf("Callers() = %#v, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -20,7 +20,8 @@ func Reloadable(path string) bool {
 		"calling.doorbell.group",
 		"calling.doorbell.users",
 		"calling.auto_answer",
-		"calling.door_users":
+		"calling.door_users",
+		"calling.callers":
 		return true
 	}
 	return false

@@ -90,6 +90,7 @@ func TestReloadable(t *testing.T) {
 	for p, want := range map[string]bool{
 		"log.level":                   true,
 		"calling.door_users":          true,
+		"calling.callers":             true,
 		"gpio.buttons[12].long_press": false,
 		"gpio.buttons[0].line":        false,
 		"gpio.buttons":                false,

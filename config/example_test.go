@@ -106,7 +106,7 @@ func TestExampleMarksReloadableKeys(t *testing.T) {
 			t.Errorf("%s is marked (reloadable) in the example but Reloadable says restart", p)
 		}
 	}
-	for _, p := range []string{"log.level", "calling.invite_timeout", "calling.auto_answer", "calling.door_users"} {
+	for _, p := range []string{"log.level", "calling.invite_timeout", "calling.auto_answer", "calling.door_users", "calling.callers"} {
 		if !slices.Contains(marked, p) {
 			t.Errorf("%s is reloadable but not marked so in the example", p)
 		}

@@ -169,6 +169,7 @@ func (v *validator) calling(c *Config) {
 		v.userIDs("calling.doorbell.users", db.Users)
 	}
 	v.userIDs("calling.door_users", k.DoorUsers)
+	v.userIDs("calling.callers", k.Callers)
 }
 
 func (v *validator) media(m *Media) {

@@ -62,6 +62,7 @@ func TestValidationRules(t *testing.T) {
 		{"doorbell neither", "calling:\n  doorbell: {group: \"\"}\n", `f.yaml:3: calling.doorbell: give a group or a list of users to ring`},
 		{"doorbell users ids", "calling:\n  doorbell:\n    users: [a, \"b/c\"]\n", `f.yaml:4: calling.doorbell.users[1]: "b/c" is not a valid user ID (must match ^[A-Za-z0-9_-]{1,64}$)`},
 		{"door users ids", "calling:\n  door_users:\n    - \"+\"\n", `f.yaml:4: calling.door_users[0]: "+" is not a valid user ID (must match ^[A-Za-z0-9_-]{1,64}$)`},
+		{"callers ids", "calling:\n  callers: [alice, \"a b\"]\n", `f.yaml:3: calling.callers[1]: "a b" is not a valid user ID (must match ^[A-Za-z0-9_-]{1,64}$)`},
 
 		// http
 		{"http listen required", "http:\n  listen: \"\"\n", `f.yaml:3: http.listen: required`},

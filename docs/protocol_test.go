@@ -236,6 +236,7 @@ type sim struct {
 	nodes  []*simNode
 	queue  []func()
 	sent   []sent
+	down   map[string]bool // users not connected: what is sent to them is lost
 }
 
 type simNode struct {
@@ -254,7 +255,7 @@ func newSim(t *testing.T) *sim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sim{t: t, now: time.Date(2026, 3, 14, 18, 30, 0, 0, time.UTC), layout: l, groups: map[string][]string{}}
+	return &sim{t: t, now: time.Date(2026, 3, 14, 18, 30, 0, 0, time.UTC), layout: l, groups: map[string][]string{}, down: map[string]bool{}}
 }
 
 // add logs in a user with the given session; ids are the IDs its machine
@@ -337,7 +338,9 @@ func (s *sim) apply(n *simNode, e calling.Effect) {
 		}
 		s.sent = append(s.sent, sent{topic: name, payload: b, typ: msg.Type})
 		for _, o := range to {
-			s.later(o, calling.Received{From: n.user, Group: e.Group, Msg: msg})
+			if !s.down[o.user] {
+				s.later(o, calling.Received{From: n.user, Group: e.Group, Msg: msg})
+			}
 		}
 	case calling.Media:
 		s.media(n, e.Do)
@@ -405,6 +408,35 @@ var scenarios = map[string]func(s *sim){
 		s.do(door, calling.Call{Users: []string{"alice"}, Type: calling.Video})
 		s.do(alice, calling.Accept{})
 		s.do(alice, calling.OpenDoor{})
+	},
+	"door-callers": func(s *sim) {
+		door := s.add("door", "f1d6s0", nil, func(c *calling.Config) { c.Callers = []string{"alice", "bob"} })
+		fiveMinutes := func(c *calling.Config) { c.InviteTimeout = 5 * time.Minute }
+		mallory := s.add("mallory", "k4t9x2", []string{"c3m8v5qd", "i2w9k4hx"}, fiveMinutes)
+		alice := s.add("alice", "w7k2q9", []string{"c6p1z7rb", "i8f3n0ty"}, fiveMinutes)
+		s.do(mallory, calling.Call{Users: []string{"door"}, Type: calling.Video})
+		if door.m.State() != calling.Idle || mallory.m.State() != calling.Idle {
+			s.t.Fatalf("mallory's call: door %s, mallory %s", door.m.State(), mallory.m.State())
+		}
+		s.do(alice, calling.Call{Users: []string{"door"}, Type: calling.Video})
+		s.now = s.now.Add(calling.DefaultInviteTimeout)
+		s.do(door, calling.TimerFired{Timer: calling.Timer{Kind: calling.TimerRing, Call: "c6p1z7rb", Invite: "i8f3n0ty"}})
+		if alice.m.State() != calling.Idle {
+			s.t.Fatalf("alice still %s after the door's verdict", alice.m.State())
+		}
+	},
+	"re-ring": func(s *sim) {
+		door := s.add("door", "f1d6s0", []string{"c5k2w8na", "i7d4r9js"})
+		alice := s.add("alice", "w7k2q9", nil)
+		s.down["alice"] = true
+		s.do(door, calling.Call{Users: []string{"alice"}, Type: calling.Video, RingGroup: true})
+		s.now = s.now.Add(8 * time.Second)
+		s.down["alice"] = false
+		s.do(door, calling.Presence{User: "alice", Online: true})
+		s.do(alice, calling.Accept{})
+		if door.m.State() != calling.InCall || alice.m.State() != calling.InCall {
+			s.t.Fatalf("door %s, alice %s", door.m.State(), alice.m.State())
+		}
 	},
 }
 

@@ -112,6 +112,16 @@ func Start(ctx context.Context, opts Options) (*Endpoint, error) {
 func (e *Endpoint) pump(ctx context.Context, opts Options) {
 	log := opts.Logger
 	loggedIn := false
+	link := func(up bool) {
+		e.Post(calling.LinkChanged{Up: up})
+		if opts.OnLink != nil {
+			e.Apply(func(calling.State) []calling.Input {
+				opts.OnLink(up)
+				return nil
+			})
+		}
+	}
+	status, inbound := e.client.Status(), e.client.Inbound()
 	for {
 		select {
 		case <-ctx.Done():
@@ -121,16 +131,16 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			_ = e.client.CloseReplaced(cctx) // the other login is online
 			cancel()
+			link(false) // for good: this login is over
 			<-ctx.Done()
 			return
-		case up := <-e.client.Status():
-			e.Post(calling.LinkChanged{Up: up})
-			if opts.OnLink != nil {
-				e.Apply(func(calling.State) []calling.Input {
-					opts.OnLink(up)
-					return nil
-				})
+		case up, ok := <-status:
+			if !ok { // the client was closed: the link is down for good
+				status, inbound = nil, nil
+				link(false)
+				continue
 			}
+			link(up)
 			if up && !loggedIn {
 				loggedIn = true
 				if err := e.Do(ctx, calling.Login{}); err != nil {
@@ -138,7 +148,11 @@ func (e *Endpoint) pump(ctx context.Context, opts Options) {
 				}
 				close(e.ready)
 			}
-		case in := <-e.client.Inbound():
+		case in, ok := <-inbound:
+			if !ok {
+				inbound = nil
+				continue
+			}
 			switch in.Kind {
 			case mqttsig.Presence:
 				p, err := mqttsig.ParsePresence(in.Payload)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,14 @@ type phone struct {
 	mu     sync.Mutex
 	events []string
 	notify chan struct{}
+	link   atomic.Int32 // the last OnLink: linkUp or linkDown, 0 before any
+	downs  atomic.Int32 // OnLink(false) calls
 }
+
+const (
+	linkUp int32 = iota + 1
+	linkDown
+)
 
 type phoneOpt func(*endpoint.Options)
 
@@ -67,12 +75,21 @@ func newPhone(t *testing.T, env *mqtttest.Env, user string, opts ...phoneOpt) *p
 	for _, f := range opts {
 		f(&o)
 	}
+	p := &phone{t: t, notify: make(chan struct{}, 1)}
+	o.OnLink = func(up bool) {
+		if up {
+			p.link.Store(linkUp)
+		} else {
+			p.link.Store(linkDown)
+			p.downs.Add(1)
+		}
+	}
 	ctx := t.Context()
 	ep, err := endpoint.Start(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &phone{Endpoint: ep, t: t, notify: make(chan struct{}, 1)}
+	p.Endpoint = ep
 	events, unsubscribe := ep.Subscribe(1024)
 	done := make(chan struct{})
 	go func() {
@@ -265,6 +282,62 @@ func TestOfflineInvitee(t *testing.T) {
 	})
 }
 
+// An empty retained presence is a cleared one: the user is offline (§5),
+// not a payload to complain about, and is not invited.
+func TestEmptyPresenceIsOffline(t *testing.T) {
+	brokers(t, func(t *testing.T, env *mqtttest.Env) {
+		a := newPhone(t, env, "alice")
+		raw, err := env.RawConnect(env.RawOptions("dave", env.Password("dave"), "dave-raw"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish := func(payload string) {
+			t.Helper()
+			tok := raw.Publish(env.Layout.Presence("dave"), 1, true, payload)
+			if !tok.WaitTimeout(mqtttest.Timeout) || tok.Error() != nil {
+				t.Fatalf("publish presence %q: %v", payload, tok.Error())
+			}
+		}
+		publish(`{"v":1,"state":"online","session":"raw","versions":[1]}`)
+		a.online("dave")
+		publish("")
+		if !a.waitFor(settle, func() bool { return !slices.Contains(a.Online(), "dave") }) {
+			t.Fatalf("alice still sees dave online after his presence was cleared: %v", a.Online())
+		}
+		a.do(calling.Call{Users: []string{"dave"}, Type: calling.Audio})
+		a.expect("NoResp dave", time.Second)
+		a.state(calling.Idle, settle)
+	})
+}
+
+// A ring sent while the callee's phone was away (its connection dropped
+// and its presence still said online, as after a broker restart) is lost;
+// when the phone comes back while the call still rings, its online presence
+// makes the caller send the invitation again.
+func TestRingReachesPhoneThatComesBack(t *testing.T) {
+	brokers(t, func(t *testing.T, env *mqtttest.Env) {
+		a := newPhone(t, env, "alice", withTimeout(30*time.Second))
+		// bob's last connection said online and is gone, without a will.
+		raw, err := env.RawConnect(env.RawOptions("bob", env.Password("bob"), "bob-away"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := raw.Publish(env.Layout.Presence("bob"), 1, true, `{"v":1,"state":"online","session":"away","versions":[1]}`)
+		if !tok.WaitTimeout(mqtttest.Timeout) || tok.Error() != nil {
+			t.Fatalf("publish presence: %v", tok.Error())
+		}
+		raw.Disconnect(250)
+		a.online("bob")
+		a.do(calling.Call{Users: []string{"bob"}, Type: calling.Audio}) // nobody receives it
+		back := newPhone(t, env, "bob", withSession("back"))
+		back.state(calling.Ringing, settle)
+		back.expect("Invited sponsor=alice users=bob", settle)
+		back.do(calling.Accept{})
+		a.state(calling.InCall, settle)
+		back.state(calling.InCall, settle)
+	})
+}
+
 func TestGroupCall(t *testing.T) {
 	brokers(t, func(t *testing.T, env *mqtttest.Env) {
 		for _, group := range []string{"residents", ""} {
@@ -310,6 +383,11 @@ func TestSameUserTwiceKicksTheFirst(t *testing.T) {
 			t.Fatal("the first login was not kicked")
 		}
 		first.expect("KickedOffline", settle)
+		// The kicked login's link is down for good, and says so (the
+		// daemon's intercomd_signaling_connected and LEDs follow OnLink).
+		if !first.waitFor(settle, func() bool { return first.link.Load() == linkDown }) {
+			t.Fatalf("the kicked login's link still reports %d", first.link.Load())
+		}
 		// The kicked login leaves without saying offline: bob is online
 		// (on his second login), for alice and for anyone who subscribes later.
 		time.Sleep(300 * time.Millisecond)
@@ -323,6 +401,31 @@ func TestSameUserTwiceKicksTheFirst(t *testing.T) {
 		second.state(calling.Ringing, settle)
 		if first.State() != calling.Idle {
 			t.Fatalf("the kicked login rings: %s", first.State())
+		}
+	})
+}
+
+// A signaling client closed under the endpoint (not through Close) is a
+// link down for good: reported once, and the agent stays responsive rather
+// than flooded with link changes.
+func TestClientClosedUnderneath(t *testing.T) {
+	brokers(t, func(t *testing.T, env *mqtttest.Env) {
+		a := newPhone(t, env, "alice")
+		ctx, cancel := context.WithTimeout(t.Context(), settle)
+		defer cancel()
+		if err := a.Client().Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !a.waitFor(settle, func() bool { return a.link.Load() == linkDown }) {
+			t.Fatalf("link still reports %d after the client closed", a.link.Load())
+		}
+		for range 100 {
+			if err := a.Do(ctx, calling.Configure{}); err != nil {
+				t.Fatalf("the agent does not answer after the client closed: %v", err)
+			}
+		}
+		if n := a.downs.Load(); n != 1 {
+			t.Fatalf("link down reported %d times, want once", n)
 		}
 	})
 }

@@ -45,6 +45,8 @@ type partyOpts struct {
 	engine bool
 	cfg    media.Config
 	net    transport.Net
+	// onEffect sees every effect of the party's calling agent.
+	onEffect func(calling.Effect)
 }
 
 // party is a calling endpoint with real media: SoftAudio with a tone
@@ -169,9 +171,10 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	ep, err := endpoint.Start(ctx, endpoint.Options{
-		MQTT:    env.ClientOptions(user),
-		Calling: calling.Config{User: user},
-		Logger:  log,
+		MQTT:     env.ClientOptions(user),
+		Calling:  calling.Config{User: user},
+		Logger:   log,
+		OnEffect: o.onEffect,
 		Media: func(post func(calling.Input)) agent.Media {
 			mopts.Post = post
 			m, err := media.New(mopts)

@@ -26,6 +26,7 @@ type peer struct {
 	tracksAdded bool // party side: local tracks attached to the offer's transceivers
 	needOffer   bool // hub: renegotiate once the current offer is answered
 	needRestart bool
+	offerIsICE  bool // hub: the offer last sent was an ICE restart
 	joined      bool // PeerJoined posted
 	// preview: early media, no PeerJoined yet. Hub: the party previews
 	// (ConnectPeer with Preview) until a ConnectPeer without it. Party: the
@@ -305,6 +306,7 @@ func (m *Media) negotiate(p *peer, restart bool) {
 	if restart {
 		p.lastRestart = time.Now()
 	}
+	p.offerIsICE = restart
 	m.log.Debug("offer", "call", p.call.id, "user", p.user, "restart", restart)
 	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Msg: calling.Message{Type: calling.MsgOffer, SDP: offer.SDP, Restart: restart}})
 }
@@ -497,7 +499,11 @@ func (m *Media) restartICE(p *peer) {
 		return
 	}
 	if time.Since(p.lastRestart) > time.Second {
-		m.negotiate(p, true)
+		if p.pc.SignalingState() == webrtc.SignalingStateHaveLocalOffer {
+			m.resendOffer(p)
+		} else {
+			m.negotiate(p, true)
+		}
 	}
 	if p.retryTimer == nil {
 		p.retryTimer = time.AfterFunc(restartInterval, func() {
@@ -507,6 +513,24 @@ func (m *Media) restartICE(p *peer) {
 			})
 		})
 	}
+}
+
+// resendOffer (hub) sends the unanswered offer again, with the candidates
+// gathered since (an ICE restart follows the answer if it was not one). A party
+// whose link dropped misses what was sent meanwhile (signaling keeps nothing
+// for a client that was away); without this, the first restart offer would
+// be the only one until the restart timeout.
+func (m *Media) resendOffer(p *peer) {
+	d := p.pc.LocalDescription()
+	if d == nil {
+		return
+	}
+	if !p.offerIsICE { // a renegotiation: restart ICE once it is answered
+		p.needOffer, p.needRestart = true, true
+	}
+	p.lastRestart = time.Now()
+	m.log.Debug("offer again", "call", p.call.id, "user", p.user, "restart", p.offerIsICE)
+	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Msg: calling.Message{Type: calling.MsgOffer, SDP: d.SDP, Restart: p.offerIsICE}})
 }
 
 // armDownTimer starts the timer that gives up on a connection that is not

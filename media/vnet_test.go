@@ -265,6 +265,59 @@ func TestLinkLost(t *testing.T) {
 	}
 }
 
+// TestRestartOffersToAPartyAway: the phone's media link and its signaling
+// drop together (it changed networks), so it misses the door's ICE-restart
+// offer and never answers. The door offers again every restart interval,
+// not once, so a phone that comes back in time finds an offer to answer;
+// when the restart timeout passes the door tells the phone it left, reason
+// media (a phone that missed everything learns why on its return).
+func TestRestartOffersToAPartyAway(t *testing.T) {
+	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
+	nw := newNetem(t, 5*time.Millisecond, "10.9.0.2", "10.9.0.3")
+	cfg := media.Config{ICEDisconnectedTimeout: time.Second, ICEFailedTimeout: 3 * time.Second,
+		ICEKeepalive: 300 * time.Millisecond, ICERestartTimeout: 13 * time.Second}
+	var mu sync.Mutex
+	var restarts int
+	var leave calling.Reason
+	dev := newParty(t, env, "door", partyOpts{tone: 440, net: nw.nets[0], cfg: cfg, onEffect: func(e calling.Effect) {
+		s, ok := e.(calling.Send)
+		if !ok || s.To != "alice" {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case s.Msg.Type == calling.MsgOffer && s.Msg.Restart:
+			restarts++
+		case s.Msg.Type == calling.MsgLeave:
+			leave = s.Msg.Reason
+		}
+	}})
+	soft := newParty(t, env, "alice", partyOpts{tone: 880, autoAnswer: true, net: nw.nets[1], cfg: cfg})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	callAlice(ctx, dev, soft, calling.Audio)
+	mark := dev.eventCount()
+	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := soft.ep.Client().CloseReplaced(cctx); err != nil { // gone without a word
+		t.Fatal(err)
+	}
+	ccancel()
+	nw.cut.Store(true)
+	i := dev.wait(ctx, mark, "call end", isCallEnd)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("door: %d ICE-restart offers to alice, then the call ended (%s), leave reason %q", restarts, reason(dev, i), leave)
+	// Down about 1 s after the cut, restart offers at 0, 4 and 8 s of the
+	// 13 s restart timeout.
+	if restarts < 2 {
+		t.Errorf("%d ICE-restart offers to a party that never answered, want one every interval", restarts)
+	}
+	if leave != calling.ReasonMedia || reason(dev, i) != calling.ReasonMedia {
+		t.Errorf("door ended with %q and sent leave %q, want %q for both", reason(dev, i), leave, calling.ReasonMedia)
+	}
+}
+
 // TestRoundTripTime: over a link with 20 ms of delay each way, both sides
 // measure the round-trip time from the receiver reports answering their
 // sender reports.

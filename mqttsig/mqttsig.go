@@ -153,9 +153,13 @@ const (
 	PresenceOffline = "offline"
 )
 
-// ParsePresence decodes and checks a presence payload.
+// ParsePresence decodes and checks a presence payload. An empty payload is
+// a cleared retained presence and means offline (docs/protocol.md §5).
 func ParsePresence(payload []byte) (PresenceInfo, error) {
 	var p PresenceInfo
+	if len(payload) == 0 {
+		return PresenceInfo{V: 1, State: PresenceOffline}, nil
+	}
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return PresenceInfo{}, fmt.Errorf("parse presence: %w", err)
 	}

@@ -3,8 +3,10 @@ package mqttsig_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -551,9 +553,42 @@ func TestParsePresence(t *testing.T) {
 	if err != nil || p.State != mqttsig.PresenceOnline || p.Session != "s" {
 		t.Fatalf("%+v %v", p, err)
 	}
-	for _, bad := range []string{``, `{}`, `{"v":2,"state":"online"}`, `{"v":1,"state":"away"}`, `[`} {
+	// A cleared retained presence is offline, not an error (§5).
+	if p, err := mqttsig.ParsePresence(nil); err != nil || p.State != mqttsig.PresenceOffline {
+		t.Errorf("empty presence: %+v %v, want offline", p, err)
+	}
+	for _, bad := range []string{`{}`, `{"v":2,"state":"online"}`, `{"v":1,"state":"away"}`, `[`} {
 		if _, err := mqttsig.ParsePresence([]byte(bad)); err == nil {
 			t.Errorf("ParsePresence(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzParsePresence: a presence payload is untrusted (any user writes its
+// own). ParsePresence never panics, and what it accepts is version 1,
+// online or offline, and parses again to the same thing once encoded.
+func FuzzParsePresence(f *testing.F) {
+	for _, s := range []string{
+		``, `{"v":1,"state":"online","session":"s","versions":[1]}`, `{"v":1,"state":"offline"}`,
+		`{"v":2,"state":"online"}`, `{"v":1,"state":"away"}`, `[`, `null`, `{"v":1,"state":"online","versions":"x"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := mqttsig.ParsePresence(b)
+		if err != nil {
+			return
+		}
+		if p.V != 1 || (p.State != mqttsig.PresenceOnline && p.State != mqttsig.PresenceOffline) {
+			t.Fatalf("accepted %q as %+v", b, p)
+		}
+		again, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err := mqttsig.ParsePresence(again)
+		if err != nil || !reflect.DeepEqual(p, q) {
+			t.Fatalf("%q: %+v does not survive encoding: %+v %v", b, p, q, err)
+		}
+	})
 }

@@ -143,6 +143,7 @@ signaling:
     listen: "127.0.0.1:%d"
 calling:
   auto_answer: true
+  callers: [alice]
 http:
   listen: "127.0.0.1:0"
 audio:

@@ -93,8 +93,11 @@ type Options struct {
 // Settings are what a reload of the configuration may change.
 type Settings struct {
 	// Doorbell are the users the doorbell rings (users and members of the
-	// configured group); none rings every user online.
+	// configured group); none rings every user online among Callers.
 	Doorbell []string
+	// Callers are the users who may call the station (calling.Config's
+	// Callers); nil means anyone.
+	Callers []string
 	// AutoAnswer accepts every invitation as it arrives.
 	AutoAnswer bool
 }
@@ -125,16 +128,21 @@ func New(opts Options) *Station {
 
 // Action is the mapping of the button's gestures: idle, a press rings the
 // doorbell (a calling.Call without users: the station fills them in);
-// ringing, a press accepts and a long press rejects; dialing or in a call,
-// either hangs up. Anything else means nothing (nil).
-func Action(s calling.State, g gpio.Gesture) calling.Input {
-	switch s {
+// ringing, a press accepts and a long press rejects; once answered (the
+// media still connecting), dialing or in a call, either hangs up. Anything
+// else means nothing (nil). Button refines it: a press answers only a
+// caller the doorbell would ring.
+func Action(v calling.View, g gpio.Gesture) calling.Input {
+	switch v.State {
 	case calling.Idle:
 		if g == gpio.GesturePress {
 			return calling.Call{}
 		}
 	case calling.Ringing:
-		if g == gpio.GestureLongPress {
+		switch {
+		case v.Answered:
+			return calling.Hangup{}
+		case g == gpio.GestureLongPress:
 			return calling.Reject{}
 		}
 		return calling.Accept{}
@@ -163,13 +171,26 @@ func Pattern(s calling.State, linkUp, doorOpen bool) gpio.Pattern {
 }
 
 // Button returns what a gesture of the named button does, for
-// agent.Agent.Apply: the input it means in the state of the call when the
-// loop gets to it.
-func (st *Station) Button(ev gpio.ButtonEvent) func(calling.State) []calling.Input {
-	return func(s calling.State) []calling.Input {
-		in := Action(s, ev.Gesture)
+// agent.Agent.ApplyView: the inputs it means in the call as the loop has
+// it when it gets to them.
+//
+// The person pressing is a visitor who wants the residents. A press while
+// the station rings answers the call only when its caller is one of the
+// people the doorbell rings: a resident calling the door is answered by
+// whoever stands there. Anyone else's call (a caller the residents allowed
+// but do not have rung, such as another door station) is declined as busy
+// and the doorbell rings the residents instead: a press never hands the
+// camera and microphone to someone the doorbell would not have rung.
+func (st *Station) Button(ev gpio.ButtonEvent) func(calling.View) []calling.Input {
+	return func(v calling.View) []calling.Input {
+		in := Action(v, ev.Gesture)
 		if in == nil {
 			return nil
+		}
+		var ins []calling.Input
+		if _, ok := in.(calling.Accept); ok && !slices.Contains(st.doorbellTargets(), v.Hub) {
+			st.log.Info("press while ringing for a caller the doorbell does not ring: declining it and ringing the doorbell", "caller", v.Hub)
+			ins, in = append(ins, calling.LineBusy{}), calling.Call{}
 		}
 		if _, ok := in.(calling.Call); ok {
 			if err := st.opts.Panel.RingBell(); err != nil {
@@ -177,25 +198,29 @@ func (st *Station) Button(ev gpio.ButtonEvent) func(calling.State) []calling.Inp
 			}
 			users := st.doorbellTargets()
 			if len(users) == 0 {
-				st.log.Warn("doorbell pressed but nobody to ring: set calling.doorbell in the config or sign in a phone")
-				return nil
+				st.log.Warn("doorbell pressed but nobody to ring: set calling.doorbell in the config or sign in a phone of calling.callers")
+				return ins
 			}
 			in = calling.Call{Users: users, Type: st.opts.CallType, RingGroup: true}
 			if st.opts.OnDoorbell != nil {
 				st.opts.OnDoorbell(users)
 			}
 		}
-		st.log.Info("button", "name", ev.Button, "gesture", ev.Gesture.String(), "state", s.String(), "action", fmt.Sprintf("%T", in))
-		return []calling.Input{in}
+		st.log.Info("button", "name", ev.Button, "gesture", ev.Gesture.String(), "state", v.State.String(), "action", fmt.Sprintf("%T", in))
+		return append(ins, in)
 	}
 }
 
 // doorbellTargets are the configured doorbell users; with none, every user
-// online. Never the station itself, at most calling.MaxParties-1.
+// online who may call the station (Callers). Never the station itself, at
+// most calling.MaxParties-1.
 func (st *Station) doorbellTargets() []string {
 	users := slices.Clone(st.opts.Doorbell)
 	if len(users) == 0 {
 		users = st.opts.Online()
+		if callers := st.opts.Callers; callers != nil {
+			users = slices.DeleteFunc(users, func(u string) bool { return !slices.Contains(callers, u) })
+		}
 	}
 	self := st.opts.User
 	users = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(users))), func(u string) bool { return u == self })

@@ -60,22 +60,28 @@ func (p *fakePanel) led(name string) gpio.Pattern {
 }
 
 func TestAction(t *testing.T) {
+	ringing := calling.View{State: calling.Ringing, Call: "c1", Hub: "alice"}
+	answered := ringing
+	answered.Answered = true
 	for _, tc := range []struct {
-		s    calling.State
+		v    calling.View
 		g    gpio.Gesture
 		want string
 	}{
-		{calling.Idle, gpio.GesturePress, "calling.Call"},
-		{calling.Idle, gpio.GestureLongPress, "<nil>"},
-		{calling.Ringing, gpio.GesturePress, "calling.Accept"},
-		{calling.Ringing, gpio.GestureLongPress, "calling.Reject"},
-		{calling.Dialing, gpio.GesturePress, "calling.Hangup"},
-		{calling.Dialing, gpio.GestureLongPress, "calling.Hangup"},
-		{calling.InCall, gpio.GesturePress, "calling.Hangup"},
-		{calling.InCall, gpio.GestureLongPress, "calling.Hangup"},
+		{calling.View{State: calling.Idle}, gpio.GesturePress, "calling.Call"},
+		{calling.View{State: calling.Idle}, gpio.GestureLongPress, "<nil>"},
+		{ringing, gpio.GesturePress, "calling.Accept"},
+		{ringing, gpio.GestureLongPress, "calling.Reject"},
+		// Answered, the media still connecting: either gesture ends it.
+		{answered, gpio.GesturePress, "calling.Hangup"},
+		{answered, gpio.GestureLongPress, "calling.Hangup"},
+		{calling.View{State: calling.Dialing}, gpio.GesturePress, "calling.Hangup"},
+		{calling.View{State: calling.Dialing}, gpio.GestureLongPress, "calling.Hangup"},
+		{calling.View{State: calling.InCall}, gpio.GesturePress, "calling.Hangup"},
+		{calling.View{State: calling.InCall}, gpio.GestureLongPress, "calling.Hangup"},
 	} {
-		if got := fmt.Sprintf("%T", station.Action(tc.s, tc.g)); got != tc.want {
-			t.Errorf("%s + %s = %s, want %s", tc.s, tc.g, got, tc.want)
+		if got := fmt.Sprintf("%T", station.Action(tc.v, tc.g)); got != tc.want {
+			t.Errorf("%+v + %s = %s, want %s", tc.v, tc.g, got, tc.want)
 		}
 	}
 }
@@ -126,24 +132,67 @@ func TestButtonRingsTheDoorbellTargets(t *testing.T) {
 	p, c, l := &fakePanel{}, clocktest.New(time.Time{}), &loop{}
 	st := newStation(p, c, l, nil)
 	press := gpio.ButtonEvent{Button: "call", Gesture: gpio.GesturePress}
-	got := st.Button(press)(calling.Idle)
+	idle := calling.View{State: calling.Idle}
+	got := st.Button(press)(idle)
 	want := calling.Call{Users: []string{"alice", "bob"}, Type: calling.Video, RingGroup: true}
 	if len(got) != 1 || fmt.Sprint(got[0]) != fmt.Sprint(want) {
 		t.Fatalf("press when idle = %v, want %v", got, want)
 	}
 	st.Configure(station.Settings{Doorbell: []string{"carol", "door"}})
-	if got := st.Button(press)(calling.Idle); fmt.Sprint(got) != fmt.Sprint([]calling.Input{calling.Call{Users: []string{"carol"}, Type: calling.Video, RingGroup: true}}) {
+	if got := st.Button(press)(idle); fmt.Sprint(got) != fmt.Sprint([]calling.Input{calling.Call{Users: []string{"carol"}, Type: calling.Video, RingGroup: true}}) {
 		t.Fatalf("press with doorbell users = %v", got)
 	}
 	lonely := newStation(p, c, l, func(o *station.Options) { o.Online = nil })
-	if got := lonely.Button(press)(calling.Idle); got != nil {
+	if got := lonely.Button(press)(idle); got != nil {
 		t.Fatalf("press with nobody to ring = %v, want nothing", got)
 	}
 	if p.rung != 3 {
 		t.Fatalf("bell rung %d times for 3 doorbell presses", p.rung)
 	}
-	if got := st.Button(gpio.ButtonEvent{Gesture: gpio.GestureLongPress})(calling.Ringing); fmt.Sprintf("%T", got[0]) != "calling.Reject" {
+	if got := st.Button(gpio.ButtonEvent{Gesture: gpio.GestureLongPress})(calling.View{State: calling.Ringing, Hub: "mallory"}); fmt.Sprintf("%T", got[0]) != "calling.Reject" {
 		t.Fatalf("long press when ringing = %v", got)
+	}
+}
+
+// With no doorbell users configured, the doorbell rings the users online
+// who may call the station, never a stranger who happens to be signed in.
+func TestDoorbellRingsOnlyCallers(t *testing.T) {
+	p, c, l := &fakePanel{}, clocktest.New(time.Time{}), &loop{}
+	st := newStation(p, c, l, func(o *station.Options) {
+		o.Online = func() []string { return []string{"mallory", "bob", "alice"} }
+		o.Callers = []string{"alice", "bob", "carol"}
+	})
+	press := gpio.ButtonEvent{Button: "call", Gesture: gpio.GesturePress}
+	want := []calling.Input{calling.Call{Users: []string{"alice", "bob"}, Type: calling.Video, RingGroup: true}}
+	if got := st.Button(press)(calling.View{State: calling.Idle}); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("press = %v, want %v", got, want)
+	}
+	st.Configure(station.Settings{Callers: []string{}})
+	if got := st.Button(press)(calling.View{State: calling.Idle}); got != nil {
+		t.Fatalf("press with no callers = %v, want nothing", got)
+	}
+}
+
+// A visitor's press while the station rings: a call from a resident the
+// doorbell rings is answered; any other caller is declined as busy and the
+// residents are rung instead.
+func TestPressWhileRinging(t *testing.T) {
+	p, c, l := &fakePanel{}, clocktest.New(time.Time{}), &loop{}
+	st := newStation(p, c, l, func(o *station.Options) { o.Doorbell = []string{"alice", "bob"} })
+	press := gpio.ButtonEvent{Button: "call", Gesture: gpio.GesturePress}
+	if got := st.Button(press)(calling.View{State: calling.Ringing, Call: "c1", Hub: "alice"}); fmt.Sprint(got) != fmt.Sprint([]calling.Input{calling.Accept{}}) {
+		t.Fatalf("press while alice calls = %v, want Accept", got)
+	}
+	if p.rung != 0 {
+		t.Fatal("answering a resident rang the bell")
+	}
+	got := st.Button(press)(calling.View{State: calling.Ringing, Call: "c2", Hub: "lobby"})
+	want := []calling.Input{calling.LineBusy{}, calling.Call{Users: []string{"alice", "bob"}, Type: calling.Video, RingGroup: true}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("press while lobby calls = %v, want %v", got, want)
+	}
+	if p.rung != 1 {
+		t.Fatalf("bell rung %d times, want once", p.rung)
 	}
 }
 
@@ -212,6 +261,51 @@ func TestAutoAnswer(t *testing.T) {
 // between the two is answered, where reading the state first would have
 // rung the doorbell on top of it.
 func TestPressAnswersAnInvitationThatArrivedFirst(t *testing.T) {
+	st, a, tr, wait := runStation(t)
+	// Hold the loop, as a busy moment would, while the invitation and the
+	// press queue up behind it.
+	hold, held := make(chan struct{}), make(chan struct{})
+	go func() { _ = a.Tick(wait, func() { close(held); <-hold }) }()
+	<-held
+	a.Post(aliceInvites("c1"))
+	a.ApplyView(st.Button(gpio.ButtonEvent{Button: "call", Gesture: gpio.GesturePress}))
+	close(hold)
+
+	if !tr.WaitFor(func(tr *agenttest.Transport) bool { return strings.Contains(tr.Types(), "accept") }, 10*time.Second) {
+		t.Fatalf("sent %q: the press did not answer the invitation", tr.Types())
+	}
+	if got := tr.Types(); strings.Contains(got, "invite") {
+		t.Fatalf("sent %q: the press rang the doorbell over the invitation", got)
+	}
+}
+
+// After the station answered and before its media connected (the hub's
+// offer never comes here), a press or a long press ends the call: it
+// leaves, rather than trying to answer again.
+func TestPressAfterAnsweringLeaves(t *testing.T) {
+	for _, g := range []gpio.Gesture{gpio.GesturePress, gpio.GestureLongPress} {
+		t.Run(g.String(), func(t *testing.T) {
+			st, a, tr, wait := runStation(t)
+			a.Post(aliceInvites("c1"))
+			a.ApplyView(st.Button(gpio.ButtonEvent{Button: "call", Gesture: gpio.GesturePress}))
+			if !tr.WaitFor(func(tr *agenttest.Transport) bool { return strings.Contains(tr.Types(), "accept") }, 10*time.Second) {
+				t.Fatalf("sent %q: the press did not answer", tr.Types())
+			}
+			a.ApplyView(st.Button(gpio.ButtonEvent{Button: "call", Gesture: g}))
+			if !tr.WaitFor(func(tr *agenttest.Transport) bool { return strings.HasSuffix(tr.Types(), "leave") }, 10*time.Second) {
+				t.Fatalf("sent %q: the %s did not end the answered call", tr.Types(), g)
+			}
+			if err := a.Tick(wait, func() {}); err != nil || a.State() != calling.Idle {
+				t.Fatalf("state %s after leaving (%v)", a.State(), err)
+			}
+		})
+	}
+}
+
+// runStation runs a station on a real agent (user door, logged in) with a
+// recording transport; everything stops when the test ends.
+func runStation(t *testing.T) (*station.Station, *agent.Agent, *agenttest.Transport, context.Context) {
+	t.Helper()
 	tr := &agenttest.Transport{}
 	var a *agent.Agent
 	st := station.New(station.Options{
@@ -227,29 +321,18 @@ func TestPressAnswersAnInvitationThatArrivedFirst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
 	wait, stop := context.WithTimeout(context.Background(), 10*time.Second)
-	defer stop()
+	t.Cleanup(stop)
 	if err := a.Do(wait, calling.Login{}); err != nil {
 		t.Fatal(err)
 	}
+	return st, a, tr, wait
+}
 
-	// Hold the loop, as a busy moment would, while the invitation and the
-	// press queue up behind it.
-	hold, held := make(chan struct{}), make(chan struct{})
-	go func() { _ = a.Tick(wait, func() { close(held); <-hold }) }()
-	<-held
-	a.Post(calling.Received{From: "alice", Msg: calling.Message{
-		Type: calling.MsgInvite, Call: "c1", Invite: "i1", Users: []string{"door"},
+func aliceInvites(call string) calling.Received {
+	return calling.Received{From: "alice", Msg: calling.Message{
+		Type: calling.MsgInvite, Call: call, Invite: "i-" + call, Users: []string{"door"},
 		Media: calling.Audio, TimeoutMS: 30000, Session: "alice-phone",
-	}})
-	a.Apply(st.Button(gpio.ButtonEvent{Button: "call", Gesture: gpio.GesturePress}))
-	close(hold)
-
-	if !tr.WaitFor(func(tr *agenttest.Transport) bool { return strings.Contains(tr.Types(), "accept") }, 10*time.Second) {
-		t.Fatalf("sent %q: the press did not answer the invitation", tr.Types())
-	}
-	if got := tr.Types(); strings.Contains(got, "invite") {
-		t.Fatalf("sent %q: the press rang the doorbell over the invitation", got)
-	}
+	}}
 }

@@ -200,6 +200,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			InviteTimeout: d.cfg.Calling.InviteTimeout,
 			MultiDevice:   d.cfg.Calling.MultiDevice,
 			DoorUsers:     d.cfg.Calling.DoorUsers,
+			Callers:       d.cfg.Callers(),
 			Pushable:      d.pushable,
 		},
 		Logger: log,
@@ -291,7 +292,7 @@ func (d *daemon) loop(ctx context.Context, events <-chan calling.Event) error {
 			return ctx.Err()
 		case ev := <-d.panel.Events():
 			// Read against the state of the call when the agent steps it.
-			d.ep.Apply(d.st.Button(ev))
+			d.ep.ApplyView(d.st.Button(ev))
 		case ev := <-events:
 			d.showHeard(ev)
 			if d.metrics != nil {
@@ -348,6 +349,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.cfg.Calling.Doorbell = next.Calling.Doorbell
 	d.cfg.Calling.AutoAnswer = next.Calling.AutoAnswer
 	d.cfg.Calling.DoorUsers = next.Calling.DoorUsers
+	d.cfg.Calling.Callers = next.Calling.Callers
 	d.web.SetConfig(d.cfg)
 	settings := d.stationSettings()
 	d.ep.Apply(func(calling.State) []calling.Input {
@@ -358,7 +360,7 @@ func (d *daemon) reload(ctx context.Context) {
 	if doors == nil {
 		doors = []string{}
 	}
-	if err := d.ep.Do(ctx, calling.Configure{InviteTimeout: next.Calling.InviteTimeout, DoorUsers: doors}); err != nil {
+	if err := d.ep.Do(ctx, calling.Configure{InviteTimeout: next.Calling.InviteTimeout, DoorUsers: doors, Callers: d.cfg.Callers()}); err != nil {
 		d.log.Warn("reload: calling settings", "err", err)
 	}
 	_, _ = sddaemon.SdNotify(false, "STATUS=configuration reloaded")
@@ -407,7 +409,7 @@ func (d *daemon) stationSettings() station.Settings {
 	if db.Group != "" {
 		users = append(users, d.cfg.Signaling.Groups[db.Group]...)
 	}
-	return station.Settings{Doorbell: users, AutoAnswer: d.cfg.Calling.AutoAnswer}
+	return station.Settings{Doorbell: users, Callers: d.cfg.Callers(), AutoAnswer: d.cfg.Calling.AutoAnswer}
 }
 
 // showHeard tells the person at a simulated panel whom the device hears:

@@ -241,7 +241,7 @@ func TestDaemonDoorbellAnswerOpenDoor(t *testing.T) {
 
 // A phone not listed in door_users cannot open the door.
 func TestDaemonRefusesDoorForUnlistedUser(t *testing.T) {
-	d := startDaemon(t, "")
+	d := startDaemon(t, "  callers: [alice, bob]\n")
 	bob, events := d.phone(t, "bob")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -274,24 +274,89 @@ func TestDaemonRefusesDoorForUnlistedUser(t *testing.T) {
 	}
 }
 
-// SIGHUP reloads what can change live and names what needs a restart.
-func TestDaemonReload(t *testing.T) {
+// Only the callers may call the door: a stranger's invitation (any token
+// holder's) is refused unrung, so a visitor's press rings the residents
+// rather than answering it. calling.callers is reloadable.
+func TestDaemonRefusesStrangersCall(t *testing.T) {
 	d := startDaemon(t, "")
+	alice, _ := d.phone(t, "alice")
+	mallory, events := d.phone(t, "mallory")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	refused := func() {
+		t.Helper()
+		if err := mallory.Do(ctx, calling.Call{Users: []string{"door"}, Type: calling.Video}); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			select {
+			case ev := <-events:
+				if e, ok := ev.(calling.CallEnd); ok {
+					if e.Reason != calling.ReasonCallNotAllowed {
+						t.Fatalf("mallory's call ended with %s, want %s", e.Reason, calling.ReasonCallNotAllowed)
+					}
+					return
+				}
+			case <-ctx.Done():
+				t.Fatal("mallory's call was not refused")
+			}
+		}
+	}
+	refused()
+	d.stderr.waitFor(t, "CallRefused from=mallory", 5*time.Second)
+	if strings.Contains(d.stdout.String(), "[ringing]") {
+		t.Fatalf("the door rang for a stranger:\n%s", d.stdout.String())
+	}
+	// A press rings the residents (alice), never the stranger.
+	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	if mallory.State() != calling.Idle {
+		t.Fatalf("mallory is %s after the press", mallory.State())
+	}
+	if err := alice.Do(ctx, calling.Reject{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, calling.Idle)
+
+	// Listed after a reload, mallory's call rings the door.
+	d.reload(t, "door_users: [alice]", "door_users: [alice]\n  callers: [alice, mallory]")
+	if err := mallory.Do(ctx, calling.Call{Users: []string{"door"}, Type: calling.Video}); err != nil {
+		t.Fatal(err)
+	}
+	d.stdout.waitFor(t, "[ringing] [LED: fast-blink]", 10*time.Second)
+}
+
+// reload edits the daemon's configuration file, replacing each old text
+// by its new one (pairs), and reloads it with SIGHUP.
+func (d *daemonUnderTest) reload(t *testing.T, oldNew ...string) {
+	t.Helper()
 	path := filepath.Join(d.dir, "intercomd.yaml")
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b = bytes.Replace(b, []byte("invite_timeout: 10s"), []byte("invite_timeout: 20s"), 1)
-	b = bytes.Replace(b, []byte("door_users: [alice]"), []byte("door_users: [alice, bob]"), 1)
-	b = bytes.Replace(b, []byte("state_dir: "), []byte("name: Back door\n  state_dir: "), 1)
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		b = bytes.Replace(b, []byte(oldNew[i]), []byte(oldNew[i+1]), 1)
+	}
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	before := strings.Count(d.stderr.String(), "reload: applied")
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	d.stderr.waitFor(t, "reload: applied", 5*time.Second)
+	for end := time.Now().Add(10 * time.Second); strings.Count(d.stderr.String(), "reload: applied") == before; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the daemon did not reload")
+		}
+	}
+}
+
+// SIGHUP reloads what can change live and names what needs a restart.
+func TestDaemonReload(t *testing.T) {
+	d := startDaemon(t, "")
+	d.reload(t, "invite_timeout: 10s", "invite_timeout: 20s",
+		"door_users: [alice]", "door_users: [alice, bob]",
+		"state_dir: ", "name: Back door\n  state_dir: ")
 	log := d.stderr.String()
 	for _, want := range []string{"calling.invite_timeout", "calling.door_users", "need a restart", "device.name"} {
 		if !strings.Contains(log, want) {

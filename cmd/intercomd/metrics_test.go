@@ -147,6 +147,27 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsSignalingAfterKick: once the device's user signs in elsewhere,
+// the daemon is off signaling for good and /metrics says so.
+func TestMetricsSignalingAfterKick(t *testing.T) {
+	d := startDaemon(t, "http:\n  listen: 127.0.0.1:0\n  metrics: true\n")
+	fams, _ := d.scrape(t)
+	if v, ok := value(fams, "intercomd_signaling_connected"); !ok || v != 1 {
+		t.Fatalf("signaling connected %v (%v) before the kick", v, ok)
+	}
+	d.phone(t, "door") // the same user signs in elsewhere
+	d.stderr.waitFor(t, "logged in elsewhere", 10*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		fams, _ = d.scrape(t)
+		if v, ok := value(fams, "intercomd_signaling_connected"); ok && v == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("intercomd_signaling_connected still 1 after the device was signed in elsewhere")
+		}
+	}
+}
+
 // TestMetricsOffByDefault: without http.metrics there is no /metrics.
 func TestMetricsOffByDefault(t *testing.T) {
 	d := startDaemon(t, "")

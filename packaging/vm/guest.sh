@@ -76,8 +76,8 @@ check "udev rule: /dev/$chip is $(stat -c '%G %a' /dev/$chip)" test "$(stat -c '
 check "enabled" systemctl -q is-enabled intercomd.service
 check "started by postinst" wait_for 90 active
 
-# The test configuration: auto-answer.
-sed -i 's/auto_answer: false/auto_answer: true/' /etc/intercomd/intercomd.yaml
+# The test configuration: auto-answer, and alice a resident (who may call).
+sed -i 's/auto_answer: false/auto_answer: true/; s/residents: \[\]/residents: [alice]/' /etc/intercomd/intercomd.yaml
 since=$(date +%s)
 systemctl restart intercomd.service
 check "restart reaches active (READY=1)" active

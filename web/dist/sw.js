@@ -1,7 +1,7 @@
 // intercomd phone app service worker: caches the app shell so the app opens
 // at once (and installs as an app); /config.json and /mqtt always go to the
 // network. The cache name is the build's content hash.
-const CACHE = "intercomd-3004c487885d9c56";
+const CACHE = "intercomd-6add8b0776954896";
 const SHELL = ["./", "index.html", "style.css", "app.js", "wasm_exec.js", "calling.wasm",
   "manifest.webmanifest", "icon-192.png", "icon-512.png"];
 

@@ -39,7 +39,7 @@ whep:
 
 // requireGo2RTC returns go2rtc's path: $INTERCOMD_GO2RTC, or where
 // scripts/test-deps builds it.
-func requireGo2RTC(t *testing.T) string {
+func requireGo2RTC(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("INTERCOMD_GO2RTC"); p != "" {
 		return p
@@ -55,15 +55,65 @@ func requireGo2RTC(t *testing.T) string {
 	return ""
 }
 
+// startGo2RTC runs go2rtc until the test ends with one stream, door,
+// pulled over WHEP from endpoint with the token in the URL (as a go2rtc
+// configuration must, go2rtc sending nothing but the URL), trusting the
+// certificate authority in the file ca as README tells a Frigate container
+// to. It returns the stream's RTSP restream; go2rtc pulls while a client
+// reads it.
+func startGo2RTC(t testing.TB, endpoint, tok, ca string) string {
+	t.Helper()
+	bin := requireGo2RTC(t)
+	dir := t.TempDir()
+	api, rtsp := freePort(t), freePort(t)
+	cfg := fmt.Sprintf(`api: {listen: "127.0.0.1:%d"}
+rtsp: {listen: "127.0.0.1:%d"}
+srtp: {listen: ""}
+webrtc:
+  listen: ""
+  ice_servers: []
+  filters: {loopback: true, networks: [udp4]}
+streams:
+  door: "webrtc:%s?%s"
+`, api, rtsp, endpoint, url.Values{"token": {tok}}.Encode())
+	if err := os.WriteFile(filepath.Join(dir, "go2rtc.yaml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, "-config", filepath.Join(dir, "go2rtc.yaml"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "SSL_CERT_FILE="+ca)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("go2rtc:\n%s", out)
+		}
+	})
+	out.waitFor(t, "[rtsp] listen", 20*time.Second)
+	return fmt.Sprintf("rtsp://127.0.0.1:%d/door", rtsp)
+}
+
 // whepURL is the daemon's WHEP endpoint, and an HTTP client trusting the
 // device's certificate authority (as go2rtc is set up to).
 func (d *daemonUnderTest) whepURL(t testing.TB) (string, *http.Client, string) {
 	t.Helper()
-	m := regexp.MustCompile(`msg=https listen=(\S+)`).FindStringSubmatch(d.stderr.String())
+	return whepEndpoint(t, d.stderr.String(), filepath.Join(d.dir, "state"))
+}
+
+// whepEndpoint reads the WHEP endpoint from a daemon's log and the
+// certificate authority from its state directory.
+func whepEndpoint(t testing.TB, logs, stateDir string) (string, *http.Client, string) {
+	t.Helper()
+	m := regexp.MustCompile(`msg=https listen=(\S+)`).FindStringSubmatch(logs)
 	if m == nil {
 		t.Fatal("the daemon did not say where it serves HTTPS")
 	}
-	ca := filepath.Join(d.dir, "state", devca.RootCert)
+	ca := filepath.Join(stateDir, devca.RootCert)
 	pem, err := os.ReadFile(ca)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +162,6 @@ func waitGauge(t *testing.T, d *daemonUnderTest, name string, want float64) {
 // by one encoder, nobody rings and the door stays idle; the camera stops
 // when both have gone.
 func TestGo2RTCPullsWHEP(t *testing.T) {
-	go2rtc := requireGo2RTC(t)
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
 		pushtest.Missing(t, "ffmpeg")
@@ -135,39 +184,7 @@ func TestGo2RTCPullsWHEP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	api, rtsp := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(`api: {listen: "127.0.0.1:%d"}
-rtsp: {listen: "127.0.0.1:%d"}
-srtp: {listen: ""}
-webrtc:
-  listen: ""
-  ice_servers: []
-  filters: {loopback: true, networks: [udp4]}
-streams:
-  door: "webrtc:%s?%s"
-`, api, rtsp, endpoint, url.Values{"token": {tok}}.Encode())
-	if err := os.WriteFile(filepath.Join(dir, "go2rtc.yaml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g2Out := &syncBuffer{}
-	g2 := exec.CommandContext(ctx, go2rtc, "-config", filepath.Join(dir, "go2rtc.yaml"))
-	g2.Dir = dir
-	// go2rtc trusts the device's certificate authority as a Frigate
-	// container is told to in README.
-	g2.Env = append(os.Environ(), "SSL_CERT_FILE="+ca)
-	g2.Stdout, g2.Stderr = g2Out, g2Out
-	if err := g2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = g2.Process.Kill()
-		_ = g2.Wait()
-		if t.Failed() {
-			t.Logf("go2rtc:\n%s", g2Out)
-		}
-	}()
-	g2Out.waitFor(t, "[rtsp] listen", 20*time.Second)
+	rtsp := startGo2RTC(t, endpoint, tok, ca)
 
 	// ffmpeg pulls 90 frames (6 s) from go2rtc's RTSP restream, as gray
 	// pictures: their bytes tell the size it decoded.
@@ -175,7 +192,7 @@ streams:
 	var raw bytes.Buffer
 	ffErr := &syncBuffer{}
 	ff := exec.CommandContext(ctx, ffmpeg, "-v", "error", "-rtsp_transport", "tcp",
-		"-i", fmt.Sprintf("rtsp://127.0.0.1:%d/door", rtsp),
+		"-i", rtsp,
 		"-map", "0:v", "-frames:v", fmt.Sprint(frames), "-f", "rawvideo", "-pix_fmt", "gray", "-")
 	ff.Stdout, ff.Stderr = &raw, ffErr
 	if err := ff.Start(); err != nil {
@@ -208,7 +225,7 @@ streams:
 	}
 	t.Logf("ffmpeg decoded %d frames of 320x240 from go2rtc's restream", frames)
 	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp",
-		"-show_entries", "stream=codec_name", "-of", "csv=p=0", fmt.Sprintf("rtsp://127.0.0.1:%d/door", rtsp)).CombinedOutput()
+		"-show_entries", "stream=codec_name", "-of", "csv=p=0", rtsp).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "h264") || !strings.Contains(string(out), "opus") {
 		t.Fatalf("ffprobe of the restream: %v\n%s", err, out)
 	}

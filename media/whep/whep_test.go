@@ -36,13 +36,19 @@ type rig struct {
 
 // newRig serves WHEP over a real camera pipeline (the test pattern at
 // 320x240, off until wanted) and a soft audio engine, on loopback.
-func newRig(t *testing.T, o whep.Options) *rig {
+func newRig(t testing.TB, o whep.Options) *rig {
+	t.Helper()
+	return newRigSized(t, o, 320, 240, 15)
+}
+
+// newRigSized is newRig with the picture's size and rate.
+func newRigSized(t testing.TB, o whep.Options, width, height int, fps float64) *rig {
 	t.Helper()
 	leaktest.Check(t)
 	r := &rig{log: &mqtttest.LogBuffer{}}
 	log := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cam, err := camera.New(camera.Config{
-		Sources:  []camera.Source{{Name: "pattern", Device: camera.TestPatternDevice, Width: 320, Height: 240, FrameRate: 15}},
+		Sources:  []camera.Source{{Name: "pattern", Device: camera.TestPatternDevice, Width: width, Height: height, FrameRate: fps}},
 		StartOff: true,
 	}, log)
 	if err != nil {

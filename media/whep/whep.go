@@ -76,6 +76,8 @@ const (
 	DefaultMaxViewers = 2
 	// DefaultConnectTimeout is how long a session may take to connect.
 	DefaultConnectTimeout = 20 * time.Second
+	// readTimeout bounds the reading of an offer.
+	readTimeout = 10 * time.Second
 	// answerTimeout bounds the gathering of the answer's candidates.
 	answerTimeout = 10 * time.Second
 	// retryAfter is what a client refused for lack of room is told.
@@ -298,20 +300,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusUnsupportedMediaType, "the body must be an SDP offer (Content-Type: application/sdp)", c.User)
 		return
 	}
-	// A slot is held from here until the session ends or the offer fails.
-	if status, msg := s.reserve(); status != 0 {
-		if status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", retryAfter)
-		}
-		s.refuse(w, r, status, msg, c.User)
-		return
-	}
-	registered := false
-	defer func() {
-		if !registered {
-			s.release()
-		}
-	}()
+	// The body is read before a slot is taken: a slow client holds none.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(readTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxOfferSize))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -327,6 +317,20 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, status, msg, c.User)
 		return
 	}
+	// A slot is held from here until the session ends or the offer fails.
+	if status, msg := s.reserve(); status != 0 {
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		s.refuse(w, r, status, msg, c.User)
+		return
+	}
+	registered := false
+	defer func() {
+		if !registered {
+			s.release()
+		}
+	}()
 	ss := &session{
 		user: c.User, token: tok, tokenID: usersig.TokenID(tok), remote: r.RemoteAddr,
 		wake: make(chan struct{}, 1), stop: make(chan string, 1), done: make(chan struct{}),

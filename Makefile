@@ -55,6 +55,7 @@ bench:
 	$(GO) test -run '^$$' -bench InviteToRinging -benchtime 200x ./endpoint/
 	$(GO) test -run '^$$' -bench ButtonToAccept -benchtime 100x ./cmd/intercomd/
 	$(GO) test -run '^$$' -bench . -benchtime 50x ./media/
+	$(GO) test -run '^$$' -bench PostToFirstFrame -benchtime 50x ./media/whep/
 	$(GO) test -run '^$$' -bench StartToReady -benchtime 10x ./packaging/
 
 include packaging/rules.mk

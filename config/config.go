@@ -73,6 +73,9 @@ type Config struct {
 	// HomeAssistant publishes the door station to Home Assistant through
 	// MQTT discovery.
 	HomeAssistant HomeAssistant `yaml:"homeassistant"`
+	// WHEP serves the door's camera and microphone to restreamers such as
+	// go2rtc (Frigate, Home Assistant) at /whep on the HTTP port.
+	WHEP WHEP `yaml:"whep"`
 
 	// src records where the configuration came from, for error messages.
 	// It is nil for a Config built in code.
@@ -278,6 +281,17 @@ type HomeAssistant struct {
 	NodeID string `yaml:"node_id"`
 	// AppURL is the link shown on the device page (configuration_url).
 	AppURL string `yaml:"app_url"`
+}
+
+// WHEP configures the WHEP endpoint (/whep on http.listen): receive-only
+// viewers of the camera and microphone, outside calls.
+type WHEP struct {
+	Enabled bool `yaml:"enabled"`
+	// Users may watch: a token of one of them (intercomd usersig) is
+	// accepted; required when enabled.
+	Users []string `yaml:"users"`
+	// MaxViewers is the number of viewers at once; more get 503.
+	MaxViewers int `yaml:"max_viewers"`
 }
 
 // Media configures WebRTC.
@@ -574,6 +588,7 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	def("device.state_dir", func() { c.Device.StateDir = DefaultStateDir })
 
 	def("homeassistant.discovery_prefix", func() { c.HomeAssistant.DiscoveryPrefix = "homeassistant" })
+	def("whep.max_viewers", func() { c.WHEP.MaxViewers = 2 })
 
 	def("log.level", func() { c.Log.Level = LogInfo })
 	def("log.format", func() { c.Log.Format = LogFormatAuto })

@@ -75,6 +75,7 @@ func (v *validator) validate(c *Config) {
 
 	v.signaling(&c.Signaling)
 	v.homeAssistant(&c.HomeAssistant)
+	v.whep(&c.WHEP)
 	v.calling(c)
 
 	v.listen("http.listen", c.HTTP.Listen, false)
@@ -501,6 +502,14 @@ func (v *validator) push(p *Push) {
 			v.errorf(pre+".topic", "must be 1 to 64 letters, digits, - or _")
 		}
 	}
+}
+
+func (v *validator) whep(w *WHEP) {
+	if w.Enabled && len(w.Users) == 0 {
+		v.errorf("whep.users", "required when whep.enabled is true: the users whose tokens may watch")
+	}
+	v.userIDs("whep.users", w.Users)
+	v.intRange("whep.max_viewers", w.MaxViewers, 1, 16)
 }
 
 func (v *validator) homeAssistant(h *HomeAssistant) {

@@ -132,6 +132,10 @@ func TestValidationRules(t *testing.T) {
 		{"ha node id", "homeassistant:\n  node_id: front door\n", `f.yaml:3: homeassistant.node_id: must match ^[A-Za-z0-9_-]{1,64}$`},
 		{"ha prefix", "homeassistant:\n  discovery_prefix: \"ha/#\"\n", `f.yaml:3: homeassistant.discovery_prefix: must be a non-empty topic without wildcards`},
 		{"ha enabled without broker", "homeassistant:\n  enabled: true\n", `f.yaml:2: homeassistant.broker: required when homeassistant.enabled is true`},
+		// whep
+		{"whep enabled without users", "whep:\n  enabled: true\n", `f.yaml:2: whep.users: required when whep.enabled is true: the users whose tokens may watch`},
+		{"whep user", "whep:\n  users: [go2rtc, \"bad user\"]\n", `f.yaml:3: whep.users[1]: "bad user" is not a valid user ID (must match ^[A-Za-z0-9_-]{1,64}$)`},
+		{"whep max viewers", "whep:\n  max_viewers: 0\n", `f.yaml:3: whep.max_viewers: must be between 1 and 16, got 0`},
 		{"bell pulse", "gpio:\n  bell:\n    line: GPIO5\n    pulse: 11s\n", `f.yaml:5: gpio.bell.pulse: must be greater than 0s and at most 10s`},
 	}
 	for _, tt := range tests {

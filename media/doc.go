@@ -57,6 +57,14 @@
 // browsers behind the hub, and mixing would add a decode and an encode per
 // party.
 //
+// Viewers (NewViewer) watch the device outside calls, for package
+// media/whep: a PeerConnection built like a call's with the same camera and
+// microphone tracks, send-only, answering the viewer's offer. A viewer is
+// no party: it posts nothing to the calling agent and no call sees it. The
+// camera runs while some call sends video or some viewer takes it, the
+// microphone while some call or viewer takes it; the last to leave
+// switches them off.
+//
 // Availability (UserAudioAvailable, UserVideoAvailable) is posted when a
 // remote track starts and ends; UserVoiceVolume every LevelInterval for each
 // party (and for this side's microphone when Options.User is set). Call

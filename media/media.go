@@ -24,6 +24,8 @@ var (
 	ErrPeerLost = errors.New("media connection lost")
 	// ErrClosed: the Media was closed.
 	ErrClosed = errors.New("media closed")
+	// ErrBadOffer: a viewer's offer was refused (Viewer.Answer).
+	ErrBadOffer = errors.New("offer refused")
 )
 
 // fwdPrefix starts the stream ID of a track the hub forwards for a party.
@@ -87,6 +89,7 @@ type Media struct {
 	cameraWant bool            // as the calls want it
 	cameraBusy bool            // a switch is under way off the loop
 	remoteView map[string]bool // remote view wishes, by user (recorded only)
+	viewers    map[*Viewer]struct{}
 }
 
 type call struct {
@@ -153,6 +156,7 @@ func New(opts Options) (*Media, error) {
 		calls:      map[string]*call{},
 		parties:    map[*partyEntry]struct{}{},
 		remoteView: map[string]bool{},
+		viewers:    map[*Viewer]struct{}{},
 	}
 	if opts.Audio == nil {
 		m.log.Warn("no audio engine: calls carry no sound")
@@ -250,6 +254,10 @@ func (m *Media) shutdown() {
 	for id := range m.calls {
 		m.leave(id)
 	}
+	for v := range m.viewers {
+		_ = v.pc.Close()
+		delete(m.viewers, v)
+	}
 	if m.micOn && m.opts.Audio != nil {
 		m.opts.Audio.SetMicOutput(nil)
 		m.micOn = false
@@ -338,8 +346,8 @@ func (m *Media) startMic() {
 // source): opening a V4L2 device and starting the encoder can take seconds.
 const cameraTimeout = 10 * time.Second
 
-// updateCamera switches the camera on while some call sends video, off
-// otherwise. The switch runs off the loop, one at a time, and reports back
+// updateCamera switches the camera on while some call or viewer sends
+// video, off otherwise. The switch runs off the loop, one at a time, and reports back
 // to the loop when done (cameraSwitched): the loop never waits for the
 // device.
 func (m *Media) updateCamera() {
@@ -349,6 +357,9 @@ func (m *Media) updateCamera() {
 	want := false
 	for _, c := range m.calls {
 		want = want || c.video
+	}
+	for v := range m.viewers {
+		want = want || v.video
 	}
 	m.cameraWant = want
 	if want == m.cameraOn || m.cameraBusy {
@@ -402,13 +413,22 @@ func (m *Media) leave(id string) {
 	}
 	delete(m.calls, id)
 	m.log.Info("media left", "call", id)
-	if len(m.calls) == 0 {
-		if m.micOn && m.opts.Audio != nil {
-			m.opts.Audio.SetMicOutput(nil)
-			m.micOn = false
+	m.stopMicIfUnused()
+	m.updateCamera()
+}
+
+// stopMicIfUnused stops the microphone when no call and no viewer needs it.
+func (m *Media) stopMicIfUnused() {
+	if len(m.calls) > 0 || !m.micOn || m.opts.Audio == nil {
+		return
+	}
+	for v := range m.viewers {
+		if v.audio {
+			return
 		}
 	}
-	m.updateCamera()
+	m.opts.Audio.SetMicOutput(nil)
+	m.micOn = false
 }
 
 func (m *Media) setVideo(id string, on bool) {

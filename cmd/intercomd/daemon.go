@@ -29,6 +29,7 @@ import (
 	"github.com/intercomd/intercomd/homeassistant"
 	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/media/whep"
 	"github.com/intercomd/intercomd/mqttsig"
 	"github.com/intercomd/intercomd/station"
 	"github.com/intercomd/intercomd/usersig"
@@ -134,6 +135,7 @@ type daemon struct {
 	push     *pusher               // rings to closed apps (push.go)
 	pushKey  string                // the VAPID public key, "" with Web Push off
 	tokens   *usersig.Registry     // issued tokens (tokens.go)
+	whep     atomic.Pointer[whep.Server]
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -186,6 +188,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		}
 	}()
 	if err := d.openMedia(dv); err != nil {
+		return err
+	}
+	if err := d.startWHEP(dv); err != nil {
 		return err
 	}
 
@@ -528,6 +533,7 @@ func (d *daemon) serveHTTP() error {
 		mux.Handle("/metrics", d.metrics.handler())
 	}
 	d.web = d.mountWeb(mux)
+	d.mountWHEP(mux)
 	if err := d.mountAPI(mux); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/internal/hwconfig"
 	"github.com/intercomd/intercomd/media"
+	"github.com/intercomd/intercomd/media/whep"
 )
 
 // devices is the device's own media: the camera pipeline, the audio
@@ -26,6 +27,7 @@ type devices struct {
 	cam   *camera.Pipeline
 	audio *audio.Engine
 	media *media.Media
+	whep  *whep.Server                        // nil unless whep.enabled
 	bound atomic.Pointer[func(calling.Input)] // the agent's Post
 }
 
@@ -198,6 +200,9 @@ func (dv *devices) post(in calling.Input) {
 
 func (dv *devices) close() error {
 	var errs []error
+	if dv.whep != nil {
+		dv.whep.Close()
+	}
 	if dv.media != nil {
 		errs = append(errs, dv.media.Close())
 	}

@@ -15,8 +15,8 @@ import (
 // metrics is what the daemon exports at /metrics (http.metrics) in the
 // Prometheus text format: counters the daemon's loop increments, and at
 // each scrape the call state, the signaling link, the call quality of every
-// peer, the audio engine's glitches and the running video encoders, then
-// the process's own figures (CPU, memory, Go runtime).
+// peer, the audio engine's glitches, the running video encoders and the
+// WHEP viewers, then the process's own figures (CPU, memory, Go runtime).
 type metrics struct {
 	set   *vm.Set
 	doors *vm.Counter
@@ -99,6 +99,9 @@ func (m *metrics) write(w io.Writer) {
 	}
 	if dv.cam != nil {
 		vm.WriteGaugeFloat64(w, "intercomd_video_encoders", float64(dv.cam.EncodersRunning()))
+	}
+	if dv.whep != nil {
+		vm.WriteGaugeFloat64(w, "intercomd_whep_viewers", float64(dv.whep.Viewers()))
 	}
 }
 

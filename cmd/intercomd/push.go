@@ -180,11 +180,7 @@ func (d *daemon) pressedDoorbell() {
 func (d *daemon) mountAPI(mux *http.ServeMux) error {
 	opts := web.APIOptions{Logger: d.log.With("component", "api"), VAPIDKey: d.pushKey, Accept: d.acceptToken}
 	if d.broker != nil {
-		stateDir, err := d.stateDir()
-		if err != nil {
-			return err
-		}
-		secret, err := d.tokenSecret(stateDir)
+		secret, err := d.userTokenSecret()
 		if err != nil {
 			return err
 		}

@@ -24,8 +24,8 @@ func (d *daemon) acceptToken(token string, c usersig.Claims) string {
 	return ""
 }
 
-// watchTokens closes the connections of revoked and expired tokens, until
-// stop is closed.
+// watchTokens closes the connections (MQTT, WHEP) of revoked and expired
+// tokens, until stop is closed.
 func (d *daemon) watchTokens(secret []byte, stop <-chan struct{}) {
 	t := time.NewTicker(tokenCheckEvery)
 	defer t.Stop()
@@ -43,10 +43,14 @@ func (d *daemon) watchTokens(secret []byte, stop <-chan struct{}) {
 			}
 			d.dropRevokedSubscriptions()
 			now := time.Now()
-			d.broker.Disconnect(func(user, tok string) bool {
+			stale := func(user, tok string) bool {
 				c, err := usersig.Verify(secret, tok, now)
 				return err != nil || c.User != user || d.tokens.Check(tok, c) != ""
-			}, "token revoked or expired")
+			}
+			d.broker.Disconnect(stale, "token revoked or expired")
+			if w := d.whep.Load(); w != nil {
+				w.Drop(stale)
+			}
 		}
 	}
 }
@@ -96,4 +100,14 @@ func (d *daemon) dropRevokedSubscriptions() {
 			d.log.Info("push subscriptions dropped: the user's tokens were revoked", "user", user)
 		}
 	}
+}
+
+// userTokenSecret is the secret user tokens are verified with (the token
+// secret of the state directory, or the configured one).
+func (d *daemon) userTokenSecret() ([]byte, error) {
+	stateDir, err := d.stateDir()
+	if err != nil {
+		return nil, err
+	}
+	return d.tokenSecret(stateDir)
 }

@@ -310,4 +310,3 @@ func writeKeyPair(certFile, keyFile string, der []byte, key *ecdsa.PrivateKey) e
 	}
 	return statefile.Write(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
-

@@ -72,6 +72,8 @@ type Config struct {
 	// HomeAssistant publishes the door station to Home Assistant through
 	// MQTT discovery.
 	HomeAssistant HomeAssistant `yaml:"homeassistant"`
+	// VisitorLog records the doorbell's rings in the state directory.
+	VisitorLog VisitorLog `yaml:"visitor_log"`
 
 	// src records where the configuration came from, for error messages.
 	// It is nil for a Config built in code.
@@ -270,6 +272,17 @@ type HomeAssistant struct {
 	NodeID string `yaml:"node_id"`
 	// AppURL is the link shown on the device page (configuration_url).
 	AppURL string `yaml:"app_url"`
+}
+
+// VisitorLog configures the record of the doorbell's rings: when, a
+// snapshot of the camera, who answered or declined, who opened the door,
+// how long the call lasted. The oldest entries go first.
+type VisitorLog struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxEntries is the number of rings kept.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxBytes bounds the log's files (index and pictures) on disk.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // Media configures WebRTC.
@@ -543,6 +556,10 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	def("device.state_dir", func() { c.Device.StateDir = DefaultStateDir })
 
 	def("homeassistant.discovery_prefix", func() { c.HomeAssistant.DiscoveryPrefix = "homeassistant" })
+
+	def("visitor_log.enabled", func() { c.VisitorLog.Enabled = true })
+	def("visitor_log.max_entries", func() { c.VisitorLog.MaxEntries = 200 })
+	def("visitor_log.max_bytes", func() { c.VisitorLog.MaxBytes = 32 << 20 })
 
 	def("log.level", func() { c.Log.Level = LogInfo })
 	def("log.format", func() { c.Log.Format = LogFormatAuto })

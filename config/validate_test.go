@@ -130,6 +130,8 @@ func TestValidationRules(t *testing.T) {
 		{"ha node id", "homeassistant:\n  node_id: front door\n", `f.yaml:3: homeassistant.node_id: must match ^[A-Za-z0-9_-]{1,64}$`},
 		{"ha prefix", "homeassistant:\n  discovery_prefix: \"ha/#\"\n", `f.yaml:3: homeassistant.discovery_prefix: must be a non-empty topic without wildcards`},
 		{"ha enabled without broker", "homeassistant:\n  enabled: true\n", `f.yaml:2: homeassistant.broker: required when homeassistant.enabled is true`},
+		{"visitor log entries", "visitor_log:\n  max_entries: 0\n", `f.yaml:3: visitor_log.max_entries: must be between 1 and 100000, got 0`},
+		{"visitor log bytes", "visitor_log:\n  max_bytes: 1000\n", `f.yaml:3: visitor_log.max_bytes: must be from 1048576 (1 MiB: a few pictures) to 1099511627776 (1 TiB), got 1000`},
 		{"bell pulse", "gpio:\n  bell:\n    line: GPIO5\n    pulse: 11s\n", `f.yaml:5: gpio.bell.pulse: must be greater than 0s and at most 10s`},
 	}
 	for _, tt := range tests {

@@ -362,6 +362,26 @@ func runNode(t testing.TB, chromium string, d *device, ctl string, timeout time.
 	}
 }
 
+// screenshotDir is where the suite saves its screenshots of every screen
+// (390x844, light and dark) for people to look at: $SCREENSHOT_DIR/<browser>,
+// by default web/e2e/screenshots/<browser>, which git ignores.
+func screenshotDir(t testing.TB, browser string) string {
+	t.Helper()
+	dir := os.Getenv("SCREENSHOT_DIR")
+	if dir == "" {
+		dir = "e2e/screenshots"
+	}
+	dir, err := filepath.Abs(filepath.Join(dir, browser))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
 func TestBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser tests are long; not with -short")
@@ -369,17 +389,7 @@ func TestBrowser(t *testing.T) {
 	chromium := browserEnv(t)
 	d := startDevice(t, buildDaemon(t))
 	ctl := d.control(t)
-	var env []string
-	if os.Getenv("UPDATE_SCREENSHOTS") != "" {
-		dir, err := filepath.Abs("e2e/screenshots")
-		if err != nil {
-			t.Fatal(err)
-		}
-		env = append(env, "SCREENSHOT_DIR="+dir)
-	} else {
-		env = append(env, "SCREENSHOT_DIR="+t.TempDir())
-	}
-	runNode(t, chromium, d, ctl, 8*time.Minute, env, "e2e/app.test.mjs")
+	runNode(t, chromium, d, ctl, 10*time.Minute, []string{"SCREENSHOT_DIR=" + screenshotDir(t, "chromium")}, "e2e/app.test.mjs")
 	if st, err := d.state(); err != nil || st != "idle" {
 		t.Errorf("device state after the suite = %q, %v; want idle", st, err)
 	}

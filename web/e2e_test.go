@@ -395,6 +395,39 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
+// firefoxPath is Debian's Firefox ESR ($FIREFOX), or skips (fails in CI)
+// naming what is missing.
+func firefoxPath(t testing.TB) string {
+	t.Helper()
+	ff := os.Getenv("FIREFOX")
+	if ff == "" {
+		ff = "/usr/bin/firefox-esr"
+	}
+	_, err := os.Stat(ff)
+	needTool(t, "firefox-esr (apt-get install firefox-esr)", err)
+	if _, err := os.Stat("node_modules/puppeteer-core/package.json"); err != nil {
+		needTool(t, "puppeteer-core (npm ci in web/)", err)
+	}
+	return ff
+}
+
+// TestBrowserFirefox runs the main paths in Firefox ESR (puppeteer-core
+// over WebDriver BiDi): sign-in, calling the door, answering a ring, media
+// both ways from getStats, opening the door.
+func TestBrowserFirefox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser tests are long; not with -short")
+	}
+	chromium := browserEnv(t)
+	ff := firefoxPath(t)
+	d := startDevice(t, buildDaemon(t))
+	ctl := d.control(t)
+	runNode(t, chromium, d, ctl, 8*time.Minute, []string{"FIREFOX=" + ff, "SCREENSHOT_DIR=" + screenshotDir(t, "firefox")}, "e2e/firefox.test.mjs")
+	if st, err := d.state(); err != nil || st != "idle" {
+		t.Errorf("device state after the suite = %q, %v; want idle", st, err)
+	}
+}
+
 // BenchmarkCallToVideo measures, in a real browser, the time from pressing
 // Call on the door's entry to the door's video playing, over 20 calls; it
 // reports the median (p50-ms) and the 90th percentile (p90-ms).

@@ -1,8 +1,10 @@
 // Shared helpers of the browser suite. The Go test (web/e2e_test.go) starts
 // intercomd and a control server and passes their addresses in the
 // environment: INTERCOMD_URL (the app), INTERCOMD_CONTROL (press the
-// doorbell, relay pulses, device state, tokens), CHROMIUM, SCREENSHOT_DIR.
+// doorbell, relay pulses, device state, tokens), CHROMIUM, FIREFOX,
+// SCREENSHOT_DIR.
 import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -24,6 +26,28 @@ export async function launch() {
       "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
       "--ignore-certificate-errors", "--autoplay-policy=no-user-gesture-required",
     ],
+  });
+}
+
+// launchFirefox starts Firefox with a fake camera and microphone granted
+// without asking, autoplay allowed, and ICE over loopback (where the suite's
+// device is).
+export function launchFirefox() {
+  return puppeteer.launch({
+    browser: "firefox",
+    executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+    headless: true,
+    acceptInsecureCerts: true,
+    protocolTimeout: 60000,
+    extraPrefsFirefox: {
+      "media.navigator.streams.fake": true,
+      "media.navigator.permission.disabled": true,
+      "media.autoplay.default": 0,
+      "media.autoplay.blocking_policy": 0,
+      "media.peerconnection.ice.loopback": true,
+      "media.peerconnection.ice.obfuscate_host_addresses": false,
+      "dom.vibrator.enabled": true,
+    },
   });
 }
 

@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  APP, PHONE, token, press, relayPulses, until, deviceState, waitDeviceIdle, launchFirefox,
+  APP, PHONE, token, press, relayPulses, until, deviceState, waitDeviceIdle, launchFirefox, firefoxPhone,
 } from "./helpers.mjs";
 import fs from "node:fs";
 import path from "node:path";
@@ -14,19 +14,6 @@ import path from "node:path";
 let browser;
 before(async () => { browser = await launchFirefox(); });
 after(async () => { await browser?.close(); });
-
-// ffPhone opens the app in a fresh context (its own storage) at a phone's
-// size and signs user in with a sign-in link.
-async function ffPhone(user, { waitOnline = true } = {}) {
-  const ctx = await browser.createBrowserContext();
-  const page = await ctx.newPage();
-  await page.setViewport(PHONE);
-  const errors = [];
-  page.on("pageerror", (e) => errors.push(String(e)));
-  await page.goto(`${APP}#token=${encodeURIComponent(await token(user))}`);
-  if (waitOnline) await page.waitForFunction(() => globalThis.intercomd && globalThis.intercomd.linkUp, { timeout: 30000 });
-  return { ctx, page, user, errors };
-}
 
 const state = (p) => p.page.evaluate(() => globalThis.intercomd.state);
 const waitState = (p, s, timeout = 20000) =>
@@ -118,7 +105,7 @@ test("firefox: sign-in screen, sign in, sign out", async () => {
 });
 
 test("firefox: call the door, media both ways, open the door", async (t) => {
-  const alice = await ffPhone("alice");
+  const alice = await firefoxPhone(browser, "alice");
   try {
     await alice.page.waitForSelector('#directory li[data-user="door"] .dot[data-online="true"]');
     await alice.page.click('#directory li[data-user="door"] .call-video');
@@ -139,7 +126,7 @@ test("firefox: call the door, media both ways, open the door", async (t) => {
 });
 
 test("firefox: the doorbell rings, the door is seen before answering, answered with media both ways", async (t) => {
-  const alice = await ffPhone("alice");
+  const alice = await firefoxPhone(browser, "alice");
   if (!(await h264(alice))) {
     // The door offers H.264 video and Opus; Firefox without H.264 takes the
     // sound and refuses the video. The door then drops its camera track

@@ -51,6 +51,19 @@ export function launchFirefox() {
   });
 }
 
+// firefoxPhone opens the app in a fresh context (its own storage) at a phone's
+// size and signs user in with a sign-in link.
+export async function firefoxPhone(browser, user, { waitOnline = true } = {}) {
+  const ctx = await browser.createBrowserContext();
+  const page = await ctx.newPage();
+  await page.setViewport(PHONE);
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${APP}#token=${encodeURIComponent(await token(user))}`);
+  if (waitOnline) await page.waitForFunction(() => globalThis.intercomd && globalThis.intercomd.linkUp, { timeout: 30000 });
+  return { ctx, page, user, errors };
+}
+
 // openTrusting opens a phone's browser that trusts the device's root and
 // nothing else: no certificate error ignored, the root in the NSS database
 // of HOME home (web/e2e_trust_test.go puts it there), a persistent profile

@@ -76,6 +76,8 @@ type Config struct {
 	// WHEP serves the door's camera and microphone to restreamers such as
 	// go2rtc (Frigate, Home Assistant) at /whep on the HTTP port.
 	WHEP WHEP `yaml:"whep"`
+	// VisitorLog records the doorbell's rings in the state directory.
+	VisitorLog VisitorLog `yaml:"visitor_log"`
 
 	// src records where the configuration came from, for error messages.
 	// It is nil for a Config built in code.
@@ -292,6 +294,17 @@ type WHEP struct {
 	Users []string `yaml:"users"`
 	// MaxViewers is the number of viewers at once; more get 503.
 	MaxViewers int `yaml:"max_viewers"`
+}
+
+// VisitorLog configures the record of the doorbell's rings: when, a
+// snapshot of the camera, who answered or declined, who opened the door,
+// how long the call lasted. The oldest entries go first.
+type VisitorLog struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxEntries is the number of rings kept.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxBytes bounds the log's files (index and pictures) on disk.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // Media configures WebRTC.
@@ -589,6 +602,10 @@ func applyDefaults(c *Config, set func(path string) bool) {
 
 	def("homeassistant.discovery_prefix", func() { c.HomeAssistant.DiscoveryPrefix = "homeassistant" })
 	def("whep.max_viewers", func() { c.WHEP.MaxViewers = 2 })
+
+	def("visitor_log.enabled", func() { c.VisitorLog.Enabled = true })
+	def("visitor_log.max_entries", func() { c.VisitorLog.MaxEntries = 200 })
+	def("visitor_log.max_bytes", func() { c.VisitorLog.MaxBytes = 32 << 20 })
 
 	def("log.level", func() { c.Log.Level = LogInfo })
 	def("log.format", func() { c.Log.Format = LogFormatAuto })

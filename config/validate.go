@@ -76,6 +76,10 @@ func (v *validator) validate(c *Config) {
 	v.signaling(&c.Signaling)
 	v.homeAssistant(&c.HomeAssistant)
 	v.whep(&c.WHEP)
+	v.intRange("visitor_log.max_entries", c.VisitorLog.MaxEntries, 1, 100_000)
+	if n := c.VisitorLog.MaxBytes; n < 1<<20 || n > 1<<40 {
+		v.errorf("visitor_log.max_bytes", "must be from 1048576 (1 MiB: a few pictures) to 1099511627776 (1 TiB), got %d", n)
+	}
 	v.calling(c)
 
 	v.listen("http.listen", c.HTTP.Listen, false)

@@ -136,6 +136,8 @@ func TestValidationRules(t *testing.T) {
 		{"whep enabled without users", "whep:\n  enabled: true\n", `f.yaml:2: whep.users: required when whep.enabled is true: the users whose tokens may watch`},
 		{"whep user", "whep:\n  users: [go2rtc, \"bad user\"]\n", `f.yaml:3: whep.users[1]: "bad user" is not a valid user ID (must match ^[A-Za-z0-9_-]{1,64}$)`},
 		{"whep max viewers", "whep:\n  max_viewers: 0\n", `f.yaml:3: whep.max_viewers: must be between 1 and 16, got 0`},
+		{"visitor log entries", "visitor_log:\n  max_entries: 0\n", `f.yaml:3: visitor_log.max_entries: must be between 1 and 100000, got 0`},
+		{"visitor log bytes", "visitor_log:\n  max_bytes: 1000\n", `f.yaml:3: visitor_log.max_bytes: must be from 1048576 (1 MiB: a few pictures) to 1099511627776 (1 TiB), got 1000`},
 		{"bell pulse", "gpio:\n  bell:\n    line: GPIO5\n    pulse: 11s\n", `f.yaml:5: gpio.bell.pulse: must be greater than 0s and at most 10s`},
 	}
 	for _, tt := range tests {

@@ -20,6 +20,7 @@ import (
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/mqttsig"
 	"github.com/intercomd/intercomd/mqttsig/topic"
+	"github.com/intercomd/intercomd/visitorlog"
 )
 
 const docFile = "protocol.md"
@@ -66,7 +67,7 @@ func readDoc(t *testing.T) ([]block, string) {
 				kind = info[1]
 			}
 			switch kind {
-			case "message", "presence", "lenient", "dropped":
+			case "message", "presence", "lenient", "dropped", "visitor":
 			default:
 				t.Fatalf("%s:%d: unknown json block kind %q", docFile, n, kind)
 			}
@@ -126,6 +127,20 @@ func TestJSONBlocks(t *testing.T) {
 			}
 			if same, err := sameJSON([]byte(b.body), enc); err != nil || !same {
 				t.Errorf("%s: not in canonical form (misspelt field, zero value written out?)\ndoc:      %s\nintercomd: %s", b, strings.TrimSpace(b.body), enc)
+			}
+		case "visitor":
+			// A visitor log entry as the HTTPS API serves it: every field
+			// known, and the same JSON when intercomd encodes it again.
+			var e visitorlog.Entry
+			dec := json.NewDecoder(strings.NewReader(b.body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&e); err != nil {
+				t.Errorf("%s: visitor log entry does not decode: %v", b, err)
+				continue
+			}
+			enc, _ := json.Marshal(e)
+			if same, err := sameJSON([]byte(b.body), enc); err != nil || !same {
+				t.Errorf("%s: visitor log entry not as intercomd writes it:\ndoc:       %s\nintercomd: %s", b, strings.TrimSpace(b.body), enc)
 			}
 		case "dropped":
 			if _, err := calling.Decode([]byte(b.body)); err == nil {

@@ -168,7 +168,11 @@ func (m *Media) addLocalTracks(p *peer, hub bool) error {
 	if !c.video {
 		return nil
 	}
-	if m.opts.Camera != nil {
+	if m.opts.Camera != nil && !hub && !takesH264(p.pc.RemoteDescription()) {
+		// A browser without H.264 (Firefox before it has fetched its
+		// OpenH264 plugin): the call goes on with sound only.
+		m.log.Warn("the party's browser offers no H.264: no video to it", "user", p.user)
+	} else if m.opts.Camera != nil {
 		s, err := p.pc.AddTrack(m.opts.Camera.Track())
 		if err != nil {
 			return fmt.Errorf("add video track: %w", err)
@@ -340,7 +344,16 @@ func (m *Media) signal(e calling.Signal) {
 			m.log.Debug("unexpected answer dropped", "from", e.From)
 			return
 		}
-		if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.Msg.SDP}); err != nil {
+		answer := webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.Msg.SDP}
+		if p.camSender != nil && !takesH264(&answer) {
+			// A browser without H.264 refuses the video: it gets sound only.
+			m.log.Warn("the party's browser takes no H.264: no video to it", "user", e.From)
+			if err := p.pc.RemoveTrack(p.camSender); err != nil {
+				m.log.Debug("remove video track", "err", err)
+			}
+			p.camSender = nil
+		}
+		if err := p.pc.SetRemoteDescription(answer); err != nil {
 			m.log.Warn("apply answer", "from", e.From, "err", err)
 			return
 		}
@@ -668,4 +681,27 @@ func (m *Media) remoteTrack(p *peer, tr *webrtc.TrackRemote, rcv *webrtc.RTPRece
 			})
 		}()
 	}
+}
+
+// takesH264 reports whether a remote description has a video section
+// that is not rejected and lists H.264.
+func takesH264(d *webrtc.SessionDescription) bool {
+	if d == nil {
+		return false
+	}
+	parsed, err := d.Unmarshal()
+	if err != nil {
+		return false
+	}
+	for _, md := range parsed.MediaDescriptions {
+		if md.MediaName.Media != "video" || md.MediaName.Port.Value == 0 {
+			continue
+		}
+		for _, a := range md.Attributes {
+			if a.Key == "rtpmap" && strings.Contains(strings.ToUpper(a.Value), " H264/") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/intercomd/intercomd/push"
 	"github.com/intercomd/intercomd/usersig"
+	"github.com/intercomd/intercomd/visitorlog"
 )
 
 // ErrNotRinging is what APIOptions.Decline returns when the call does not
@@ -46,9 +48,18 @@ type APIOptions struct {
 	Ringing func(call, user string) error
 	// Renew returns a fresh token for the user (and device) of a valid
 	// one, and its expiry.
-	Renew  func(token string, c usersig.Claims) (string, time.Time, error)
-	Logger *slog.Logger
-	Now    func() time.Time
+	Renew func(token string, c usersig.Claims) (string, time.Time, error)
+	// Visitors is the visitor log, shown to every signed-in user; nil:
+	// the log is off.
+	Visitors Visitors
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Visitors is the visitor log as the API reads it (*visitorlog.Log).
+type Visitors interface {
+	List() []visitorlog.Entry
+	Image(id string) ([]byte, error)
 }
 
 // API serves the authenticated HTTPS actions of the app under /api/ (see
@@ -77,6 +88,8 @@ func NewAPI(opts APIOptions) *API {
 	a.mux.HandleFunc("POST /api/calls/{call}/decline", a.authed(a.callAction(opts.Decline)))
 	a.mux.HandleFunc("POST /api/calls/{call}/invite", a.authed(a.callAction(opts.Reinvite)))
 	a.mux.HandleFunc("POST /api/calls/{call}/ringing", a.authed(a.callAction(opts.Ringing)))
+	a.mux.HandleFunc("GET /api/visitors", a.authed(a.visitors))
+	a.mux.HandleFunc("GET /api/visitors/{id}/snapshot", a.authed(a.visitorSnapshot))
 	return a
 }
 
@@ -242,5 +255,54 @@ func (a *API) snapshot(w http.ResponseWriter, r *http.Request, user string) {
 		return
 	}
 	w.Header().Set("Content-Type", "image/jpeg")
+	_, _ = w.Write(b)
+}
+
+// maxVisitors bounds the entries of one answer of GET /api/visitors.
+const maxVisitors = 1000
+
+// visitors answers {"visitors": [entry, ...]}, newest first, at most
+// ?limit= of them (default and at most maxVisitors).
+func (a *API) visitors(w http.ResponseWriter, r *http.Request, _ string) {
+	if a.opts.Visitors == nil {
+		apiError(w, http.StatusNotFound, "the visitor log is off on this device (visitor_log.enabled)")
+		return
+	}
+	limit := maxVisitors
+	if q := r.URL.Query().Get("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 {
+			apiError(w, http.StatusBadRequest, "limit: a positive whole number")
+			return
+		}
+		limit = min(n, maxVisitors)
+	}
+	list := a.opts.Visitors.List()
+	if len(list) > limit {
+		list = list[:limit]
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"visitors": list})
+}
+
+// visitorSnapshot serves the picture of one entry of the visitor log.
+func (a *API) visitorSnapshot(w http.ResponseWriter, r *http.Request, _ string) {
+	id := r.PathValue("id")
+	if a.opts.Visitors == nil || !visitorlog.ValidID(id) {
+		apiError(w, http.StatusNotFound, "no such visitor")
+		return
+	}
+	b, err := a.opts.Visitors.Image(id)
+	if errors.Is(err, visitorlog.ErrNotFound) {
+		apiError(w, http.StatusNotFound, "no picture of this visitor")
+		return
+	}
+	if err != nil {
+		a.opts.Logger.Error("visitor log picture", "id", id, "err", err)
+		apiError(w, http.StatusInternalServerError, "could not read the picture")
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	_, _ = w.Write(b)
 }

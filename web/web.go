@@ -238,7 +238,7 @@ func compressible(name string) bool {
 // csp allows the app's own scripts and WebAssembly, MQTT over WebSocket to
 // any host (an external broker), media from the camera.
 const csp = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws: wss:; " +
-	"worker-src 'self' blob:; img-src 'self' data:; media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+	"worker-src 'self' blob:; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 func (a *App) serveConfig(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")

@@ -131,7 +131,8 @@ type daemon struct {
 	onEffect func(calling.Effect)
 	metrics  *metrics              // nil unless http.metrics
 	ha       *homeassistant.Bridge // nil unless homeassistant.broker
-	haCam    *camera.Pipeline      // the camera, for the ring snapshot
+	cam      *camera.Pipeline      // the camera, for the ring's snapshot
+	visitors *visitors             // nil unless visitor_log.enabled (visitors.go)
 	push     *pusher               // rings to closed apps (push.go)
 	pushKey  string                // the VAPID public key, "" with Web Push off
 	tokens   *usersig.Registry     // issued tokens (tokens.go)
@@ -160,6 +161,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer d.push.close()
+	d.openVisitors(stateDir)
 	mopts, err := d.signaling(stateDir)
 	if err != nil {
 		return err
@@ -181,7 +183,8 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	d.push.setCamera(dv.cam)
-	defer d.startHomeAssistant(ctx, dv.cam)()
+	d.cam = dv.cam
+	defer d.startHomeAssistant(ctx)()
 	defer func() {
 		if cerr := dv.close(); cerr != nil {
 			log.Warn("close media", "err", cerr)
@@ -210,9 +213,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		},
 		Logger: log,
 		OnDoor: func(by string) {
-			if d.st.Door(by) && d.metrics != nil {
-				d.metrics.doors.Inc()
-			}
+			d.openDoor(by)
 		},
 		OnEvent:  d.st.Event,
 		OnEffect: d.onEffect,
@@ -235,7 +236,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	events, unsubscribe := ep.Subscribe(256)
 	defer unsubscribe()
-	d.watchHomeAssistant(ctx, ep)
+	d.watchRings(ctx, ep)
 
 	if d.sim != nil {
 		go d.simTerminal(ctx)

@@ -4,10 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/intercomd/intercomd/calling"
-	"github.com/intercomd/intercomd/endpoint"
 	"github.com/intercomd/intercomd/homeassistant"
-	"github.com/intercomd/intercomd/hw/camera"
 )
 
 // haPrincipal is who opens the door from Home Assistant, in the door's log.
@@ -18,7 +15,7 @@ const haPrincipal = "homeassistant"
 // device, without it removes what an earlier run published. It returns the
 // function that leaves the broker. A bridge that cannot start is a warning:
 // the door works without Home Assistant.
-func (d *daemon) startHomeAssistant(ctx context.Context, cam *camera.Pipeline) func() {
+func (d *daemon) startHomeAssistant(ctx context.Context) func() {
 	h := d.cfg.HomeAssistant
 	if h.Broker == "" {
 		return func() {}
@@ -52,7 +49,6 @@ func (d *daemon) startHomeAssistant(ctx context.Context, cam *camera.Pipeline) f
 		return func() {}
 	}
 	d.ha = b
-	d.haCam = cam
 	return b.Close
 }
 
@@ -66,72 +62,5 @@ func (d *daemon) openFromHomeAssistant(by string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = ep.Tick(ctx, func() {
-		if d.st.Door(by) && d.metrics != nil {
-			d.metrics.doors.Inc()
-		}
-	})
-}
-
-// watchHomeAssistant reports the calls to Home Assistant: the ring (and its
-// snapshot) when the door starts a call, its outcome when it ends, and the
-// call state.
-func (d *daemon) watchHomeAssistant(ctx context.Context, ep *endpoint.Endpoint) {
-	if d.ha == nil {
-		return
-	}
-	events, unsubscribe := ep.Subscribe(64)
-	go func() {
-		defer unsubscribe()
-		var ringing, answered, declined bool
-		for {
-			var ev calling.Event
-			select {
-			case <-ctx.Done():
-				return
-			case ev = <-events:
-			}
-			switch e := ev.(type) {
-			case calling.StateChanged:
-				d.ha.CallState(e.To.String())
-				if e.To == calling.Dialing && e.From == calling.Idle {
-					ringing, answered, declined = true, false, false
-					d.ha.Ring()
-					go d.haSnapshot(ctx)
-				}
-			case calling.UserEnter:
-				if ringing && !answered {
-					answered = true
-					d.ha.Outcome(homeassistant.EventAnswered)
-				}
-			case calling.Rejected:
-				declined = true
-			case calling.CallEnd:
-				if ringing && !answered {
-					if declined {
-						d.ha.Outcome(homeassistant.EventDeclined)
-					} else {
-						d.ha.Outcome(homeassistant.EventMissed)
-					}
-				}
-				ringing = false
-			}
-		}
-	}()
-}
-
-// haSnapshot takes the picture of the ring from the camera's shared
-// pipeline (no second encoder) and publishes it.
-func (d *daemon) haSnapshot(ctx context.Context) {
-	if d.haCam == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, snapshotWait)
-	defer cancel()
-	jpeg, err := d.haCam.Snapshot(ctx)
-	if err != nil {
-		d.log.Warn("Home Assistant snapshot", "err", err)
-		return
-	}
-	d.ha.Snapshot(jpeg)
+	_ = ep.Tick(ctx, func() { d.openDoor(by) })
 }

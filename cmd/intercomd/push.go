@@ -186,6 +186,9 @@ func (d *daemon) mountAPI(mux *http.ServeMux) error {
 		}
 		opts.Secret = secret
 		opts.Renew = func(tok string, c usersig.Claims) (string, time.Time, error) { return d.renewToken(secret, tok, c) }
+		if d.visitors != nil {
+			opts.Visitors = d.visitors.log
+		}
 		if p := d.push; p != nil && p.stop == nil {
 			p.stop, p.done = make(chan struct{}), make(chan struct{})
 			go func() {

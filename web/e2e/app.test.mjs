@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   launch, phone, token, press, relayPulses, waitDeviceIdle, until, appState, bannerText,
-  waitState, waitBanner, callButton, screenshot, control, deviceState, PENDING_MEDIA,
+  waitState, waitBanner, callButton, screenshot, control, deviceState, box, openMenu, PHONE, APP,
 } from "./helpers.mjs";
 
 let browser;
@@ -75,13 +75,63 @@ async function withPhones(users, fn) {
   await waitDeviceIdle();
 }
 
+// checkRingingScreen checks the ringing screen at a phone's size: the
+// door's picture fills it, Answer and Decline (and Open door for a user
+// allowed to open) are large and at the bottom, the phone vibrates.
+async function checkRingingScreen(p, mayOpen) {
+  const screen = await box(p, "#incoming-screen");
+  assert.deepEqual([screen.width, screen.height], [PHONE.width, PHONE.height], "the ringing screen fills the phone's screen");
+  const buttons = ["#accept", "#reject", ...(mayOpen ? ["#incoming-door"] : [])];
+  assert.equal(await p.page.locator("#incoming-door").isVisible(), mayOpen, `Open door shown to ${p.user}`);
+  for (const sel of buttons) {
+    const b = await box(p, sel);
+    assert.ok(b.height >= 64 && b.width >= 64, `${sel} is ${b.width}x${b.height} on ${p.user}'s ringing screen`);
+    assert.ok(b.y > PHONE.height * 0.6 && b.y + b.height <= PHONE.height, `${sel} at y=${b.y}..${b.y + b.height}: not at the bottom`);
+    assert.ok(await p.page.locator(sel).getAttribute("aria-label"), `${sel} has no accessible name`);
+  }
+  const v = await box(p, "#preview-video");
+  assert.deepEqual([v.width, v.height], [PHONE.width, PHONE.height], "the door's picture fills the ringing screen");
+  assert.ok((await p.page.evaluate(() => globalThis.vibrations || [])).length > 0, `${p.user}'s phone did not vibrate`);
+  assert.equal(await p.page.locator("#signout").isVisible(), false);
+  assert.equal(await p.page.locator("#top").isVisible(), false, "the header shows while ringing");
+}
+
+// checkCallScreen checks the call screen: video fills it, the timer
+// advances, the controls are large and at the bottom.
+async function checkCallScreen(p) {
+  const v = await box(p, "#remote-video");
+  assert.deepEqual([v.width, v.height], [PHONE.width, PHONE.height], "the video fills the call screen");
+  const t0 = await p.page.locator("#call-timer").textContent();
+  assert.match(t0, /^\d+:\d\d$/);
+  await until(`${p.user}'s call timer advancing past ${t0}`, async () => {
+    const t = await p.page.locator("#call-timer").textContent();
+    return t !== t0 && /^\d+:\d\d$/.test(t);
+  }, 5000);
+  for (const sel of ["#mute", "#speaker", "#audio-only", "#open-door", "#hangup"]) {
+    const b = await box(p, sel);
+    assert.ok(b.height >= 64 && b.width >= 64, `${sel} is ${b.width}x${b.height} on the call screen`);
+    assert.ok(b.y > PHONE.height * 0.6 && b.y + b.height <= PHONE.height, `${sel} at y=${b.y}: not at the bottom`);
+  }
+  // The self-view shows the camera, never a black box.
+  assert.ok(await p.page.evaluate(() => {
+    const v = document.getElementById("local-video");
+    return v.checkVisibility() && v.videoWidth > 0;
+  }), "the self-view is not showing the camera");
+}
+
 test("sign-in screen, then the directory with the door online", async () => {
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 760 } });
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE });
   const page = await ctx.newPage();
   await page.goto(process.env.INTERCOMD_URL);
   await page.locator("#signin-screen").waitFor({ state: "visible" });
+  assert.equal(await page.locator("#signin-title").textContent(), "Sign in to Front door");
+  // An end user is told about links and QR codes, never about commands.
+  const text = await page.locator("body").innerText();
+  assert.doesNotMatch(text, /usersig|intercomd |command|terminal|shell|token/i, `the sign-in screen says: ${text}`);
   await screenshot({ page }, "signin");
-  await page.fill("#token", await token("alice"));
+  // A sign-in link pasted as text works as well as opening it.
+  await page.click("#signin-paste summary");
+  await page.fill("#token", `${APP}#token=${encodeURIComponent(await token("alice"))}`);
   await page.click("#signin");
   await page.waitForFunction(() => globalThis.intercomd.linkUp);
   const door = page.locator('#directory li[data-user="door"]');
@@ -91,12 +141,32 @@ test("sign-in screen, then the directory with the door online", async () => {
   // The token is kept: a reload signs in again by itself.
   await page.reload();
   await page.waitForFunction(() => globalThis.intercomd.linkUp);
-  await screenshot({ page }, "home");
-  // Sign out forgets it.
+  // Sign out is in the menu, not on the home screen.
+  assert.equal(await page.locator("#signout").isVisible(), false);
+  await openMenu({ page });
+  await screenshot({ page }, "menu");
   await page.click("#signout");
   await page.locator("#signin-screen").waitFor({ state: "visible" });
   assert.equal(await page.evaluate(() => localStorage.getItem("intercomd.token")), null);
   await ctx.close();
+});
+
+test("the intercom unreachable: a screen that says so, and the home screen when the link drops", async () => {
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE });
+  const page = await ctx.newPage();
+  await page.route("**/config.json", (r) => r.abort());
+  await page.goto(process.env.INTERCOMD_URL);
+  await page.locator("#unreachable-screen").waitFor({ state: "visible" });
+  assert.match(await page.locator("#unreachable-screen").innerText(), /Can’t reach the intercom/);
+  await screenshot({ page }, "unreachable");
+  await ctx.close();
+  // Signed in, but the broker cannot be reached.
+  const p = await phone(browser, "alice", { waitOnline: false, setup: (c) => c.routeWebSocket(/\/mqtt/, (ws) => ws.close()) });
+  await p.page.locator("#offline-card").waitFor({ state: "visible" });
+  await until("the unreachable text", async () => /Can’t reach Front door/.test(await p.page.locator("#offline-card").innerText()), 15000);
+  assert.equal(await p.page.locator("#status").textContent(), "Connecting…");
+  await screenshot(p, "home-unreachable");
+  await p.ctx.close();
 });
 
 test("a wrong token and an expired token are refused with a clear message", async () => {
@@ -176,6 +246,7 @@ test("call the door: auto-answered, its video plays and its audio arrives", asyn
 
 test("the doorbell rings two phones; the first answer wins; the door opens", async () => {
   await withPhones(["alice", "bob"], async (alice, bob) => {
+    const visitorsBefore = (await alice.page.evaluate(() => globalThis.intercomd.visitors)).length;
     // The door rings only users it knows to be online: wait until the
     // phones see each other online, as the door does through the same
     // retained presence.
@@ -185,8 +256,9 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
     await press();
     for (const p of [alice, bob]) {
       await p.page.locator("#incoming-screen").waitFor({ state: "visible", timeout: 15000 });
-      assert.equal(await p.page.locator("#incoming-who").textContent(), "Front door is calling");
+      assert.equal(await p.page.locator("#incoming-who").textContent(), "Front door");
       assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
+      await checkRingingScreen(p, p.user === "alice");
     }
     // Both see the door (its 320x240 test pattern) before answering: early
     // media, while both still ring and the door still dials (within the
@@ -236,14 +308,39 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
     }
     const open = alice.page.locator("#open-door");
     await open.waitFor({ state: "visible" });
-    await screenshot(alice, "call");
+    await checkCallScreen(alice);
     await open.click();
     await waitBanner(alice, /Door opened/);
     await until("relay pulse", async () => (await relayPulses()) > pulses, 5000);
+    assert.equal(await alice.page.locator("#door-state").textContent(), "Door opened by Alice");
+    await screenshot(alice, "call");
 
     await alice.page.click("#hangup");
     await waitState(alice, "idle");
     await waitDeviceIdle();
+    // The ring is in the visitor log on both phones' home screens: its
+    // picture, who answered, who opened the door.
+    for (const p of [alice, bob]) {
+      const entry = p.page.locator("#visitors li").first();
+      await until(`the ring in ${p.user}'s visitor log, with its picture`, async () => {
+        const list = await p.page.evaluate(() => globalThis.intercomd.visitors);
+        // The app fetches the log as the call ends and again shortly after;
+        // the device may write the outcome a moment later.
+        if (list.length <= visitorsBefore || list[0].outcome !== "answered") {
+          await p.page.evaluate(() => globalThis.intercomd.refreshVisitors());
+          return false;
+        }
+        return await entry.locator("img.thumb").evaluate((img) => img.complete && img.naturalWidth > 0).catch(() => false);
+      }, 20000);
+      assert.deepEqual(await entry.locator("img.thumb").evaluate((img) => [img.naturalWidth, img.naturalHeight]), [320, 240]);
+      assert.match(await entry.locator(".what").textContent(), /^Answered by Alice · 0:0\d · Door opened by Alice$/);
+      assert.equal(await entry.getAttribute("data-outcome"), "answered");
+    }
+    await screenshot(alice, "home");
+    await alice.page.locator("#visitors li button").first().click();
+    await alice.page.locator("#visitor-img").waitFor({ state: "visible" });
+    await screenshot(alice, "visitor");
+    await alice.page.click("#visitor-close");
   });
 });
 
@@ -262,7 +359,7 @@ test("reject: bob declines alice's call", async () => {
   await withPhones(["alice", "bob"], async (alice, bob) => {
     await callButton(alice, "bob", "audio").click();
     await bob.page.locator("#incoming-screen").waitFor({ state: "visible" });
-    assert.equal(await bob.page.locator("#incoming-what").textContent(), "Audio call");
+    assert.match(await bob.page.locator("#incoming-what").textContent(), /audio/);
     await bob.page.click("#reject");
     assert.match(await waitBanner(alice, /declined/), /Bob declined the call/);
     await waitState(alice, "idle");
@@ -374,5 +471,78 @@ test("phone to phone: video both ways, mute, speaker, switch to audio", async ()
     assert.equal(await alice.page.locator("#audio-only").isDisabled(), true);
     await bob.page.click("#hangup");
     await waitState(alice, "idle");
+  });
+});
+
+test("a ring nobody answers is marked missed in the visitor log", async () => {
+  await withPhones(["bob"], async (bob) => {
+    await bob.page.locator('#directory li[data-user="door"] .dot[data-online="true"]').waitFor();
+    await press();
+    await bob.page.locator("#incoming-screen").waitFor({ state: "visible", timeout: 15000 });
+    // invite_timeout is 5 s in the suite's configuration.
+    await waitState(bob, "idle", 20000);
+    const entry = bob.page.locator("#visitors li").first();
+    await until("the missed ring in the visitor log", async () => {
+      await bob.page.evaluate(() => globalThis.intercomd.refreshVisitors());
+      return (await entry.getAttribute("data-outcome")) === "missed" && await entry.locator(".badge").isVisible();
+    }, 20000);
+    assert.equal(await entry.locator(".badge").textContent(), "Missed");
+    assert.match(await entry.locator("button").getAttribute("aria-label"), /^Missed: /);
+  });
+});
+
+test("the visitor log is refused without a token or with a bad one", async () => {
+  await withPhones(["alice"], async (alice) => {
+    const codes = await alice.page.evaluate(async () => {
+      const tok = globalThis.intercomd.token;
+      const list = globalThis.intercomd.visitors;
+      const get = async (path, auth) => (await fetch(path, auth ? { headers: { Authorization: auth } } : {})).status;
+      const pic = list.length > 0 ? `api/visitors/${list[0].id}/snapshot` : "api/visitors/20260101000000-aaaaaaaaaaaaaaaa/snapshot";
+      return {
+        list: [await get("api/visitors"), await get("api/visitors", `Bearer ${tok.slice(0, -2)}xx`), await get("api/visitors", `Bearer ${tok}`)],
+        pic: [await get(pic), await get(pic, "Bearer v1.alice.1.AAAA")],
+      };
+    });
+    assert.deepEqual(codes, { list: [401, 401, 200], pic: [401, 401] });
+    // The browser reports each refusal on the console: expected here.
+    alice.errors.splice(0, Infinity, ...alice.errors.filter((e) => !/status of 401/.test(e)));
+  });
+});
+
+test("a reload during a call ends it at once on both sides and offers to call again", async () => {
+  await withPhones(["alice"], async (alice) => {
+    await callButton(alice, "door").click();
+    await waitState(alice, "in_call", 20000);
+    await alice.page.reload();
+    await alice.page.waitForFunction(() => globalThis.intercomd && globalThis.intercomd.linkUp, null, { timeout: 20000 });
+    // The page said goodbye as it went: the door is idle well before its
+    // media would have timed out.
+    await until("the door idle after alice's reload", async () => (await deviceState()) === "idle", 5000);
+    const card = alice.page.locator("#reload-card");
+    await card.waitFor({ state: "visible" });
+    assert.match(await card.innerText(), /call with Front door ended when the app reloaded/);
+    await screenshot(alice, "home-after-reload");
+    await alice.page.click("#reload-call");
+    await waitState(alice, "in_call", 20000);
+    await alice.page.click("#hangup");
+    await waitState(alice, "idle");
+  });
+});
+
+test("large text: nothing runs off the screen", async () => {
+  await withPhones(["alice"], async (alice) => {
+    // As a phone's largest text setting does: 150 % (the app sizes in rem).
+    await alice.page.evaluate(() => { document.documentElement.style.fontSize = "150%"; });
+    const wide = await alice.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `the home screen is ${wide} px wide with large text`);
+    await screenshot(alice, "home-large-text");
+    await callButton(alice, "door").click();
+    await waitState(alice, "in_call", 20000);
+    for (const sel of ["#mute", "#hangup"]) {
+      const b = await box(alice, sel);
+      assert.ok(b.x >= 0 && b.x + b.width <= 390 && b.y + b.height <= 844, `${sel} off the screen with large text: ${JSON.stringify(b)}`);
+    }
+    await screenshot(alice, "call-large-text");
+    await alice.page.click("#hangup");
   });
 });

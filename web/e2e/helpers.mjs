@@ -1,13 +1,17 @@
 // Shared helpers of the browser suite. The Go test (web/e2e_test.go) starts
 // intercomd and a control server and passes their addresses in the
 // environment: INTERCOMD_URL (the app), INTERCOMD_CONTROL (press the
-// doorbell, relay pulses, device state, tokens), CHROMIUM, SCREENSHOT_DIR.
+// doorbell, relay pulses, device state, tokens), CHROMIUM, FIREFOX,
+// SCREENSHOT_DIR.
 import { chromium } from "playwright-core";
+import puppeteer from "puppeteer-core";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
 export const APP = process.env.INTERCOMD_URL;
+// A phone's screen in CSS pixels (an iPhone 12 to 15).
+export const PHONE = { width: 390, height: 844 };
 const CONTROL = process.env.INTERCOMD_CONTROL;
 if (!APP || !CONTROL) {
   throw new Error("run through `go test ./web -run TestBrowser` (INTERCOMD_URL and INTERCOMD_CONTROL are unset)");
@@ -23,6 +27,41 @@ export async function launch() {
       "--ignore-certificate-errors", "--autoplay-policy=no-user-gesture-required",
     ],
   });
+}
+
+// launchFirefox starts Firefox with a fake camera and microphone granted
+// without asking, autoplay allowed, and ICE over loopback (where the suite's
+// device is).
+export function launchFirefox() {
+  return puppeteer.launch({
+    browser: "firefox",
+    executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+    headless: true,
+    acceptInsecureCerts: true,
+    protocolTimeout: 60000,
+    extraPrefsFirefox: {
+      "media.navigator.streams.fake": true,
+      "media.navigator.permission.disabled": true,
+      "media.autoplay.default": 0,
+      "media.autoplay.blocking_policy": 0,
+      "media.peerconnection.ice.loopback": true,
+      "media.peerconnection.ice.obfuscate_host_addresses": false,
+      "dom.vibrator.enabled": true,
+    },
+  });
+}
+
+// firefoxPhone opens the app in a fresh context (its own storage) at a phone's
+// size and signs user in with a sign-in link.
+export async function firefoxPhone(browser, user, { waitOnline = true } = {}) {
+  const ctx = await browser.createBrowserContext();
+  const page = await ctx.newPage();
+  await page.setViewport(PHONE);
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(`${APP}#token=${encodeURIComponent(await token(user))}`);
+  if (waitOnline) await page.waitForFunction(() => globalThis.intercomd && globalThis.intercomd.linkUp, { timeout: 30000 });
+  return { ctx, page, user, errors };
 }
 
 // openTrusting opens a phone's browser that trusts the device's root and
@@ -43,7 +82,7 @@ export async function openTrusting(home) {
       "--autoplay-policy=no-user-gesture-required",
     ],
     env: { ...process.env, HOME: home },
-    viewport: { width: 390, height: 760 },
+    viewport: PHONE,
   });
   return { ctx, close: async () => { await ctx.close(); fs.rmSync(dir, { recursive: true, force: true }); } };
 }
@@ -72,8 +111,16 @@ export async function until(what, fn, timeout = 15000) {
 
 // phone opens the app in a fresh browser context (its own storage) and
 // signs in with the given token (a fresh valid one for user by default).
-export async function phone(browser, user, { tok, waitOnline = true } = {}) {
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 390, height: 760 }, deviceScaleFactor: 1 });
+export async function phone(browser, user, { tok, waitOnline = true, setup } = {}) {
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE, deviceScaleFactor: 1 });
+  if (setup) await setup(ctx);
+  // Record the vibrations the app asks for.
+  await ctx.addInitScript(() => {
+    globalThis.vibrations = [];
+    if (!navigator.vibrate) return;
+    const real = navigator.vibrate.bind(navigator);
+    navigator.vibrate = (pattern) => { globalThis.vibrations.push(pattern); return real(pattern); };
+  });
   const page = await ctx.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
@@ -106,9 +153,26 @@ export async function waitBanner(p, re, timeout = 15000) {
 // callButton is the Video or Audio button of a directory entry.
 export const callButton = (p, user, kind = "video") => p.page.locator(`#directory li[data-user="${user}"] .call-${kind}`);
 
+// screenshot saves the page as <name>-light.png and <name>-dark.png in
+// SCREENSHOT_DIR (git-ignored web/e2e/screenshots by default).
 export async function screenshot(p, name) {
-  if (!process.env.SCREENSHOT_DIR) return;
-  await p.page.screenshot({ path: path.join(process.env.SCREENSHOT_DIR, `${name}.png`) });
+  const dir = process.env.SCREENSHOT_DIR;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  for (const scheme of ["light", "dark"]) {
+    await p.page.emulateMedia({ colorScheme: scheme });
+    await p.page.screenshot({ path: path.join(dir, `${name}-${scheme}.png`), animations: "disabled" });
+  }
+  await p.page.emulateMedia({ colorScheme: "light" });
+}
+
+// box is an element's size and place on the screen.
+export const box = (p, sel) => p.page.locator(sel).boundingBox();
+
+// openMenu opens the settings menu of the home screen.
+export async function openMenu(p) {
+  await p.page.click("#menu-open");
+  await p.page.locator("#menu").waitFor({ state: "visible" });
 }
 
 export async function waitDeviceIdle(timeout = 40000) {

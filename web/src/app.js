@@ -34,6 +34,13 @@ const app = {
   kicked: false,    // signed in on another device; "Use here" signs in again
   signalOnly: false,
   log: [],          // recent events, for tests and debugging
+  unreachable: false, // config.json could not be fetched
+  linkDownSince: 0, // when the link went down (or signing in started)
+  callStart: 0,     // when the call went in_call (the timer)
+  door: null,       // {ok, text} of the last door request in this call
+  openOnAnswer: false, // Open door tapped while ringing: open once in the call
+  doorTries: 0,
+  visitors: [],     // the visitor log's latest entries
 };
 
 // ---- the calling machine ----
@@ -162,6 +169,24 @@ function onEvent(ev) {
       if (ev.to === "idle") {
         app.invited = null;
         app.signalOnly = false;
+        app.callStart = 0;
+        app.door = null;
+        app.openOnAnswer = false;
+        callTimer.stop();
+        sessionStorage.removeItem(CALL_KEY);
+        // The device writes the ring's outcome (and its picture) as the
+        // call ends: fetch the visitor log now and once more a little later.
+        visitorLog.refresh();
+        setTimeout(() => visitorLog.refresh(), 3000);
+      } else if (ev.to === "in_call") {
+        app.callStart = Date.now();
+        callTimer.start();
+        sessionStorage.setItem(CALL_KEY, JSON.stringify({ peer: app.peer, hub: app.hub, media: app.media, at: Date.now() }));
+        if (app.openOnAnswer) {
+          app.openOnAnswer = false;
+          app.doorTries = 0;
+          post({ type: "open_door" });
+        }
       }
       break;
     case "user_enter":
@@ -200,6 +225,16 @@ function onEvent(ev) {
       break;
     }
     case "door_result":
+      // Opened with the ringing screen's button: the door may not have
+      // our media in the call yet; ask again shortly.
+      if (!ev.ok && ev.reason === "not in the call" && app.doorTries < 3 && app.state === "in_call") {
+        app.doorTries++;
+        setTimeout(() => app.state === "in_call" && post({ type: "open_door" }), 700);
+        break;
+      }
+      app.door = ev.ok
+        ? { ok: true, text: `Door opened by ${nameOf(app.user)}` }
+        : { ok: false, text: `The door did not open: ${ev.reason || "refused"}` };
       banner(ev.ok ? "Door opened." : `The door did not open: ${ev.reason || "refused"}.`, ev.ok ? "ok" : "error");
       break;
     case "switch_to_audio_result":
@@ -267,6 +302,7 @@ class Media {
       // offer gets the local tracks (see signal).
       this.previewing = false;
       $("remote-video").srcObject = this.remote;
+      if (this.remote && this.remote.getVideoTracks().length > 0) $("call-screen").dataset.remote = "";
     } else {
       this.leave();
     }
@@ -285,7 +321,10 @@ class Media {
         return;
       }
       this.local = stream;
-      $("local-video").srcObject = e.media === "video" ? stream : null;
+      const self = $("local-video");
+      self.srcObject = e.media === "video" ? stream : null;
+      // Shown once it has a picture: never a black box.
+      if (self.srcObject) self.addEventListener("loadeddata", () => { if (self.srcObject === stream) self.dataset.live = ""; }, { once: true });
       post({ type: "media_joined", call });
     }, (err) => {
       post({ type: "media_joined", call, error: `camera or microphone: ${err.message || err.name}` });
@@ -348,7 +387,13 @@ class Media {
         if (v.srcObject !== stream) v.srcObject = stream;
         v.play().catch(() => {});
       }
-      if (ev.track.kind === "video") $("preview-video").dataset.live = "";
+      if (ev.track.kind === "video") {
+        $("preview-video").dataset.live = "";
+        const remote = $("remote-video");
+        const shown = () => { if (remote.srcObject === stream && remote.videoWidth > 0) $("call-screen").dataset.remote = ""; };
+        remote.addEventListener("loadeddata", shown, { once: true });
+        shown();
+      }
     };
     pc.onconnectionstatechange = () => {
       if (this.peers.get(user) !== p || p.pc !== pc) return;
@@ -529,7 +574,9 @@ class Media {
     $("remote-video").srcObject = null;
     $("preview-video").srcObject = null;
     delete $("preview-video").dataset.live;
+    delete $("call-screen").dataset.remote;
     $("local-video").srcObject = null;
+    delete $("local-video").dataset.live;
   }
 
   leave() {
@@ -599,6 +646,7 @@ const ringer = {
   ctx: null,
   gain: null,
   timer: 0,
+  buzz: 0,
   tone: "none",
   play(tone) {
     if (tone === this.tone) return;
@@ -606,6 +654,7 @@ const ringer = {
     this.tone = tone;
     document.body.dataset.ringing = tone === "ringtone" ? "true" : "false";
     if (tone === "none") return;
+    if (tone === "ringtone") this.vibrate();
     try {
       this.ctx = this.ctx || new AudioContext();
       this.ctx.resume().catch(() => {});
@@ -636,9 +685,20 @@ const ringer = {
   },
   stop() {
     clearInterval(this.timer);
+    clearInterval(this.buzz);
     this.timer = 0;
+    this.buzz = 0;
+    if (this.tone === "ringtone" && navigator.vibrate) navigator.vibrate(0);
     this.tone = "none";
     document.body.dataset.ringing = "false";
+  },
+  // vibrate buzzes with the ringtone where the browser lets a page (not on
+  // iOS; Chrome on Android once the page has had a tap).
+  vibrate() {
+    if (!navigator.vibrate) return;
+    const buzz = () => { try { navigator.vibrate([700, 300, 700]); } catch { /* not allowed */ } };
+    buzz();
+    this.buzz = setInterval(buzz, 3000);
   },
 };
 
@@ -683,6 +743,7 @@ async function signIn(token) {
   app.loggedIn = false;
   app.state = "idle";
   localStorage.setItem(TOKEN_KEY, token);
+  linkDown();
   await loadWasm();
   app.machine = globalThis.intercomdCalling(JSON.stringify({
     user: app.user,
@@ -693,6 +754,13 @@ async function signIn(token) {
   if (app.machine instanceof Error) throw app.machine;
   showScreen();
   connect(claims);
+}
+
+// linkDown notes when the link went down: after a few seconds the home
+// screen says the intercom cannot be reached.
+function linkDown() {
+  app.linkDownSince = Date.now();
+  setTimeout(render, 5100);
 }
 
 function connect(claims) {
@@ -723,6 +791,8 @@ function connect(claims) {
       post({ type: "link", up: true });
       ringPush.linked();
       tokenRenew.start();
+      visitorLog.refresh();
+      reloaded();
     });
   });
   client.on("error", (err) => {
@@ -743,6 +813,7 @@ function connect(claims) {
     if (app.client !== client) return;
     if (app.linkUp) {
       app.linkUp = false;
+      linkDown();
       post({ type: "link", up: false });
     }
     render();
@@ -815,6 +886,10 @@ function signOut(message) {
   app.token = "";
   app.linkUp = false;
   app.presence.clear();
+  app.visitors = [];
+  for (const url of visitorLog.pics.values()) URL.revokeObjectURL(url);
+  visitorLog.pics.clear();
+  visitorLog.loaded = false;
   banner("");
   showScreen();
   if (message) signInError(message);
@@ -829,19 +904,28 @@ function signInError(text) {
 
 // ---- UI ----
 
+const CALL_KEY = "intercomd.call"; // the call in progress (sessionStorage): a reload says what happened
+
 function showScreen() {
   render();
 }
 
+const mayOpenDoor = () => (app.cfg.door_users || []).includes(app.user);
+
 function render() {
   const signedIn = !!app.machine;
   const st = app.state;
-  $("signin-screen").hidden = signedIn;
-  $("signout").hidden = !signedIn;
+  const ringing = signedIn && st === "ringing" && !!app.invited;
+  const inCall = signedIn && !ringing && (st === "dialing" || st === "in_call" || st === "ringing");
+  $("unreachable-screen").hidden = !app.unreachable;
+  $("top").hidden = app.unreachable || !signedIn || ringing || inCall;
+  $("signin-screen").hidden = app.unreachable || signedIn || !app.cfg;
   $("home-screen").hidden = !signedIn || st !== "idle";
-  $("incoming-screen").hidden = !signedIn || st !== "ringing" || !app.invited;
-  $("call-screen").hidden = !signedIn || !(st === "dialing" || st === "in_call" || (st === "ringing" && !app.invited));
+  $("incoming-screen").hidden = !ringing;
+  $("call-screen").hidden = !inCall;
   document.body.dataset.state = signedIn ? st : "signed-out";
+  document.body.dataset.screen = app.unreachable ? "unreachable" : !signedIn ? "signin" : ringing ? "incoming" : inCall ? "call" : "home";
+  if (app.cfg) $("signin-title").textContent = `Sign in to ${app.cfg.device.name || "the intercom"}`;
 
   const status = $("status");
   if (!signedIn) {
@@ -855,27 +939,67 @@ function render() {
     status.textContent = { idle: "Online", dialing: "Calling…", ringing: "Ringing", in_call: "In call" }[st] || st;
   }
   if (!signedIn) return;
-  $("whoami").textContent = `Signed in as ${nameOf(app.user)}.` +
-    (app.kicked ? " You are signed in on another device." : app.linkUp ? "" : " Connecting to the intercom…");
-  $("use-here").hidden = !app.kicked;
+  $("whoami").textContent = `Signed in as ${nameOf(app.user)} on ${app.cfg.device.name}.`;
+  $("kicked-card").hidden = !app.kicked;
+  const down = !app.linkUp && !app.kicked;
+  $("offline-card").hidden = !down;
+  if (down) {
+    const long = Date.now() - app.linkDownSince > 5000;
+    $("offline-card").querySelector("strong").textContent = long ? `Can’t reach ${app.cfg.device.name} right now.` : "Connecting to the intercom…";
+    $("offline-why").textContent = long
+      ? "Is this phone on the home Wi-Fi? The app keeps trying; calls and rings work again as soon as it is back."
+      : "";
+  }
   renderDirectory();
+  visitorLog.render();
+  settings.render();
 
   if (app.invited) {
-    $("incoming-who").textContent = `${nameOf(app.invited.sponsor)} is calling`;
-    $("incoming-what").textContent = app.invited.media === "video" ? "Video call" : "Audio call";
+    $("incoming-who").textContent = nameOf(app.invited.sponsor);
+    $("incoming-what").textContent = `is ringing · ${app.invited.media === "video" ? "video" : "audio"}`;
+    $("incoming-door").hidden = !(mayOpenDoor() && app.invited.sponsor === app.cfg.device.user);
   }
   const peer = app.hub && app.hub !== app.user ? app.hub : app.peer;
   $("call-who").textContent = nameOf(peer);
   $("call-state").textContent = {
-    dialing: `Calling ${nameOf(peer)}…`,
+    dialing: "Calling…",
     ringing: "Connecting…",
-    in_call: app.signalOnly ? "Connected (signaling only: the other side has no media)" : "Connected",
+    in_call: app.signalOnly ? "Connected (no media)" : "",
   }[st] || "";
+  $("call-timer").hidden = st !== "in_call";
+  callTimer.tick();
+  $("avatar").textContent = (nameOf(peer) || "?").trim().charAt(0).toUpperCase();
   $("videos").dataset.video = app.media === "video" ? "on" : "off";
   const door = app.cfg.device.user;
-  const mayOpen = (app.cfg.door_users || []).includes(app.user);
-  $("open-door").hidden = !(mayOpen && st === "in_call" && (app.hub === door || app.peer === door));
+  $("open-door").hidden = !(mayOpenDoor() && st === "in_call" && (app.hub === door || app.peer === door));
   $("audio-only").disabled = st !== "in_call" || app.media !== "video";
+  const ds = $("door-state");
+  ds.hidden = !app.door;
+  if (app.door) {
+    ds.textContent = app.door.text;
+    ds.dataset.ok = String(app.door.ok);
+  }
+}
+
+// callTimer shows the call's length, every second while in a call.
+const callTimer = {
+  timer: 0,
+  start() {
+    if (!this.timer) this.timer = setInterval(() => this.tick(), 1000);
+    this.tick();
+  },
+  stop() {
+    clearInterval(this.timer);
+    this.timer = 0;
+  },
+  tick() {
+    if (!app.callStart) return;
+    $("call-timer").textContent = fmtDuration(Math.floor((Date.now() - app.callStart) / 1000));
+  },
+};
+
+function presenceText(user) {
+  return app.presence.get(user) === true ? "Online" : "Offline";
 }
 
 function renderDirectory() {
@@ -885,31 +1009,185 @@ function renderDirectory() {
   ul.replaceChildren(...entries.map((e) => {
     const li = document.createElement("li");
     li.dataset.user = e.user;
+    if (e.door) li.className = "door";
     const online = app.presence.get(e.user) === true;
+    const who = document.createElement("div");
+    who.className = "who";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = e.name;
+    const presence = document.createElement("span");
+    presence.className = "presence";
     const dot = document.createElement("span");
     dot.className = "dot";
     dot.dataset.online = String(online);
-    dot.title = online ? "online" : "offline";
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = e.name + (online ? "" : " (offline)");
-    const video = document.createElement("button");
-    video.textContent = "Video";
-    video.className = "call-video primary";
-    video.disabled = !idle || !online;
-    video.onclick = () => placeCall(e.user, "video");
-    const audio = document.createElement("button");
-    audio.textContent = "Audio";
-    audio.className = "call-audio";
-    audio.disabled = !idle || !online;
-    audio.onclick = () => placeCall(e.user, "audio");
-    li.append(dot, name, video, audio);
+    presence.append(dot, e.door && !online ? "Unreachable" : presenceText(e.user));
+    who.append(name, presence);
+    const buttons = document.createElement("div");
+    buttons.className = "buttons";
+    const button = (kind, label, icon, cls) => {
+      const b = document.createElement("button");
+      b.className = `call-${kind} ${cls}`;
+      b.setAttribute("aria-label", `${label} ${e.name}`);
+      b.innerHTML = `<svg aria-hidden="true"><use href="#${icon}"/></svg>`;
+      b.append(e.door ? (kind === "video" ? "See and talk" : "Talk") : (kind === "video" ? "Video" : "Audio"));
+      b.disabled = !idle || !online;
+      b.onclick = () => placeCall(e.user, kind);
+      return b;
+    };
+    buttons.append(button("video", "Video call", "i-video", "primary"), button("audio", "Audio call", "i-phone", ""));
+    li.append(who, buttons);
     return li;
   }));
 }
 
+// visitorLog shows the device's visitor log (docs/protocol.md, 13.3): the
+// latest rings with their pictures, fetched with the user's token (an
+// <img> cannot send it, so each picture becomes a blob: URL).
+const visitorLog = {
+  pics: new Map(), // id -> blob: URL
+  loading: false,
+  loaded: false,
+  async refresh() {
+    if (!app.token || this.loading) return;
+    this.loading = true;
+    try {
+      const r = await ringPush.api("GET", "api/visitors?limit=20");
+      if (!r.ok) return;
+      const { visitors } = await r.json();
+      app.visitors = Array.isArray(visitors) ? visitors : [];
+      this.loaded = true;
+      await Promise.all(app.visitors.filter((v) => v.snapshot && !this.pics.has(v.id)).map(async (v) => {
+        const img = await ringPush.api("GET", `api/visitors/${encodeURIComponent(v.id)}/snapshot`);
+        if (img.ok) this.pics.set(v.id, URL.createObjectURL(await img.blob()));
+      }));
+      for (const [id, url] of this.pics) {
+        if (!app.visitors.some((v) => v.id === id)) {
+          URL.revokeObjectURL(url);
+          this.pics.delete(id);
+        }
+      }
+      render();
+    } catch { /* offline: the list stays as it was */ } finally {
+      this.loading = false;
+    }
+  },
+  describe(v) {
+    const parts = [];
+    if (v.outcome === "answered") {
+      parts.push(`Answered by ${nameOf(v.answered_by)}` + (v.duration_ms > 0 ? ` · ${fmtDuration(Math.round(v.duration_ms / 1000))}` : ""));
+    } else if (v.outcome === "declined") {
+      parts.push(`Declined by ${(v.declined_by || []).map(nameOf).join(", ")}`);
+    } else if (v.outcome === "missed") {
+      parts.push("Missed: nobody answered");
+    } else if (v.outcome === "ringing") {
+      parts.push("Ringing now");
+    } else {
+      parts.push("Interrupted");
+    }
+    for (const d of v.doors || []) parts.push(`Door opened by ${nameOf(d.by)}`);
+    return parts.join(" · ");
+  },
+  when(v) {
+    const t = new Date(v.time);
+    const today = new Date();
+    const time = t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (t.toDateString() === today.toDateString()) return `Today ${time}`;
+    const y = new Date(today);
+    y.setDate(today.getDate() - 1);
+    if (t.toDateString() === y.toDateString()) return `Yesterday ${time}`;
+    return `${t.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" })} ${time}`;
+  },
+  render() {
+    const ul = $("visitors");
+    $("visitors-empty").hidden = app.visitors.length > 0;
+    $("visitors-empty").textContent = this.loaded ? "Nobody has rung yet." : "The visitors show once the intercom is reachable.";
+    ul.replaceChildren(...app.visitors.map((v) => {
+      const li = document.createElement("li");
+      li.dataset.outcome = v.outcome;
+      li.dataset.id = v.id;
+      const b = document.createElement("button");
+      const missed = v.outcome === "missed";
+      b.setAttribute("aria-label", `${missed ? "Missed: " : ""}${this.when(v)}, ${this.describe(v)}`);
+      let thumb;
+      if (this.pics.has(v.id)) {
+        thumb = document.createElement("img");
+        thumb.src = this.pics.get(v.id);
+        thumb.alt = "";
+      } else {
+        thumb = document.createElement("span");
+        thumb.innerHTML = '<svg aria-hidden="true"><use href="#i-door"/></svg>';
+      }
+      thumb.className = "thumb";
+      const text = document.createElement("span");
+      text.className = "text";
+      const when = document.createElement("span");
+      when.className = "when";
+      when.textContent = this.when(v);
+      const what = document.createElement("span");
+      what.className = "what";
+      what.textContent = this.describe(v);
+      if (missed) {
+        const badge = document.createElement("span");
+        badge.className = "badge";
+        badge.textContent = "Missed";
+        text.append(badge);
+      }
+      text.append(when, what);
+      b.append(thumb, text);
+      b.onclick = () => this.show(v);
+      li.append(b);
+      return li;
+    }));
+  },
+  show(v) {
+    $("visitor-title").textContent = this.when(v);
+    const img = $("visitor-img");
+    img.hidden = !this.pics.has(v.id);
+    if (this.pics.has(v.id)) img.src = this.pics.get(v.id);
+    $("visitor-text").textContent = this.describe(v);
+    openDialog($("visitor"));
+  },
+};
+
+function openDialog(d) {
+  if (d.showModal) d.showModal();
+  else d.setAttribute("open", "");
+}
+
+function closeDialog(d) {
+  if (d.close) d.close();
+  else d.removeAttribute("open");
+}
+
+// settings is the menu: notifications, the app installed or not, sign out.
+const settings = {
+  installPrompt: null,
+  render() {
+    let push;
+    if (!("Notification" in window) || !("PushManager" in window) || !("serviceWorker" in navigator)) {
+      push = "This browser cannot ring the phone while the app is closed.";
+    } else if (!ringPush.key) {
+      push = "Rings reach this phone while the app is open.";
+    } else if (Notification.permission === "granted") {
+      push = "On: this phone rings even when the app is closed.";
+    } else if (Notification.permission === "denied") {
+      push = "Blocked in the browser's site settings.";
+    } else {
+      push = "Off: this phone rings only while the app is open.";
+    }
+    $("push-state").textContent = push;
+    const standalone = matchMedia("(display-mode: standalone)").matches || navigator.standalone === true;
+    $("install-state").textContent = standalone
+      ? "Installed on this phone."
+      : this.installPrompt ? "Not installed." : "Not installed: use the browser's menu, Add to Home screen.";
+    $("install").hidden = standalone || !this.installPrompt;
+  },
+};
+
 function placeCall(user, type) {
   banner("");
+  $("reload-card").hidden = true;
   app.peer = user;
   app.media = type;
   app.signalOnly = false;
@@ -917,16 +1195,61 @@ function placeCall(user, type) {
   post({ type: "call", users: [user], media: type });
 }
 
+// reloaded tells, after the app reloaded during a call, that the call is
+// over (a page that reloads loses its connection and its place in the
+// call: the device cannot hand it back) and offers to call again.
+function reloaded() {
+  const raw = sessionStorage.getItem(CALL_KEY);
+  sessionStorage.removeItem(CALL_KEY);
+  if (!raw) return;
+  let c;
+  try {
+    c = JSON.parse(raw);
+  } catch {
+    return;
+  }
+  if (!c || Date.now() - c.at > 10 * 60 * 1000) return;
+  const peer = c.hub && c.hub !== app.user ? c.hub : c.peer;
+  if (!peer || !app.cfg.directory.some((e) => e.user === peer)) return;
+  $("reload-text").textContent = `The call with ${nameOf(peer)} ended when the app reloaded: a reloaded page cannot rejoin a call.`;
+  $("reload-call").onclick = () => placeCall(peer, c.media === "audio" ? "audio" : "video");
+  $("reload-card").hidden = false;
+}
+
 let micMuted = false;
 let speakerOn = true;
+
+// tokenFrom reads a token pasted as it is or inside a sign-in link.
+function tokenFrom(text) {
+  const m = /[#&]token=([^&\s]+)/.exec(text);
+  return m ? decodeURIComponent(m[1]) : text.trim();
+}
 
 function bindUI() {
   $("signin-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     signInError("");
-    signIn($("token").value.trim()).catch((err) => signInError(`Could not start: ${err.message || err}`));
+    signIn(tokenFrom($("token").value)).catch((err) => signInError(`Could not start: ${err.message || err}`));
   });
-  $("signout").onclick = () => signOut("");
+  $("retry").onclick = () => location.reload();
+  $("menu-open").onclick = () => { settings.render(); openDialog($("menu")); };
+  $("menu-close").onclick = () => closeDialog($("menu"));
+  $("visitor-close").onclick = () => closeDialog($("visitor"));
+  $("signout").onclick = () => { closeDialog($("menu")); signOut(""); };
+  $("install").onclick = async () => {
+    const p = settings.installPrompt;
+    settings.installPrompt = null;
+    if (p) {
+      p.prompt();
+      await p.userChoice.catch(() => {});
+    }
+    settings.render();
+  };
+  window.addEventListener("beforeinstallprompt", (e) => {
+    e.preventDefault();
+    settings.installPrompt = e;
+    settings.render();
+  });
   $("use-here").onclick = () => {
     app.kicked = false;
     banner("");
@@ -937,22 +1260,36 @@ function bindUI() {
     app.media = app.invited ? app.invited.media : "video";
     post({ type: "accept" });
   };
+  $("incoming-door").onclick = () => {
+    banner("");
+    app.openOnAnswer = true;
+    app.media = app.invited ? app.invited.media : "video";
+    post({ type: "accept" });
+  };
   $("reject").onclick = () => post({ type: "reject" });
   $("hangup").onclick = () => post({ type: "hangup" });
-  $("open-door").onclick = () => post({ type: "open_door" });
+  $("open-door").onclick = () => { app.doorTries = 3; post({ type: "open_door" }); };
   $("audio-only").onclick = () => post({ type: "switch_audio" });
   $("mute").onclick = () => {
     micMuted = !micMuted;
     $("mute").setAttribute("aria-pressed", String(micMuted));
-    $("mute").textContent = micMuted ? "Unmute" : "Mute";
+    $("mute").querySelector("span").textContent = micMuted ? "Unmute" : "Mute";
     post({ type: "control", control: "mic_mute", on: micMuted });
   };
   $("speaker").onclick = () => {
     speakerOn = !speakerOn;
     $("speaker").setAttribute("aria-pressed", String(speakerOn));
-    $("speaker").textContent = speakerOn ? "Speaker on" : "Speaker off";
+    $("speaker").querySelector("span").textContent = speakerOn ? "Speaker on" : "Speaker off";
     post({ type: "control", control: "hands_free", on: speakerOn });
   };
+  // Leaving the page in a call (a reload, a closed tab): hang up, so the
+  // other side learns at once, and remember the call for the reload.
+  window.addEventListener("pagehide", () => {
+    if (!app.machine || app.state === "idle") return;
+    const saved = sessionStorage.getItem(CALL_KEY);
+    post({ type: "hangup" });
+    if (saved) sessionStorage.setItem(CALL_KEY, saved);
+  });
   // Unlock audio output on the first tap anywhere (ringtones need it).
   document.addEventListener("pointerdown", () => {
     try {
@@ -960,6 +1297,8 @@ function bindUI() {
       ringer.ctx.resume().catch(() => {});
     } catch { /* no Web Audio */ }
   }, { once: true });
+  // The visitor log while the app is open.
+  setInterval(() => { if (app.linkUp && app.state === "idle" && !document.hidden) visitorLog.refresh(); }, 60000);
 }
 
 async function boot() {
@@ -970,8 +1309,8 @@ async function boot() {
   try {
     app.cfg = await (await fetch("config.json", { cache: "no-store" })).json();
   } catch (err) {
-    $("status").textContent = "Intercom unreachable";
-    banner("The intercom cannot be reached. Check the Wi-Fi and reload.", "error");
+    app.unreachable = true;
+    render();
     return;
   }
   $("title").textContent = app.cfg.device.name || "Intercom";
@@ -1072,10 +1411,12 @@ const ringPush = {
     const perm = await Notification.requestPermission();
     $("push-enable").hidden = true;
     if (perm !== "granted") {
+      settings.render();
       banner("Without notifications this phone rings only while the app is open.");
       return;
     }
     await this.subscribe(await navigator.serviceWorker.ready);
+    settings.render();
     banner("This phone now rings even when the app is closed.");
   },
   async subscribe(reg) {
@@ -1130,6 +1471,8 @@ globalThis.intercomd = {
   get pushKey() { return ringPush.key; },
   get token() { return app.token; },
   renewToken() { return tokenRenew.renew(); },
+  get visitors() { return app.visitors.slice(); },
+  refreshVisitors() { return visitorLog.refresh(); },
   peerConnections() { return [...media.peers.values()].map((p) => p.pc).filter(Boolean); },
   do(input) { post(input); },
 };

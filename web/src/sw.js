@@ -1,6 +1,7 @@
 // intercomd phone app service worker: caches the app shell so the app opens
-// at once (and installs as an app); /config.json and /mqtt always go to the
-// network. The cache name is the build's content hash.
+// at once (and installs as an app); /config.json, /mqtt and the API (whose
+// answers are the user's: the visitor log) always go to the network and are
+// never cached. The cache name is the build's content hash.
 const CACHE = "intercomd-@VERSION@";
 const SHELL = ["./", "index.html", "style.css", "app.js", "wasm_exec.js", "calling.wasm",
   "manifest.webmanifest", "icon-192.png", "icon-512.png"];
@@ -18,7 +19,7 @@ self.addEventListener("activate", (e) => {
 self.addEventListener("fetch", (e) => {
   const url = new URL(e.request.url);
   if (e.request.method !== "GET" || url.origin !== location.origin ||
-      url.pathname.endsWith("/config.json") || url.pathname.endsWith("/mqtt")) {
+      url.pathname.endsWith("/config.json") || url.pathname.endsWith("/mqtt") || url.pathname.includes("/api/")) {
     return;
   }
   // Network first, so an updated device serves its new app; the cache when

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/endpoint"
+	"github.com/intercomd/intercomd/homeassistant"
+	"github.com/intercomd/intercomd/visitorlog"
+)
+
+// ringSnapshotWait bounds the wait for the camera's first frame after a
+// ring (the camera starts with the call).
+const ringSnapshotWait = 5 * time.Second
+
+// visitors is the visitor log and its entry of the ring under way.
+type visitors struct {
+	log  *visitorlog.Log
+	ring atomic.Pointer[string] // set from the ring to its end
+}
+
+// openVisitors opens the visitor log in the state directory's visitors/
+// when visitor_log.enabled. A log that cannot be opened is a warning: the
+// door works without it.
+func (d *daemon) openVisitors(stateDir string) {
+	v := d.cfg.VisitorLog
+	if !v.Enabled {
+		return
+	}
+	dir := filepath.Join(stateDir, "visitors")
+	l, err := visitorlog.Open(visitorlog.Options{MaxEntries: v.MaxEntries, MaxBytes: v.MaxBytes, Disk: visitorlog.Dir(dir)})
+	if l == nil {
+		d.log.Warn("visitor log off: it cannot be opened", "dir", dir, "err", err)
+		return
+	}
+	if err != nil {
+		d.log.Warn("visitor log", "dir", dir, "err", err)
+	}
+	d.visitors = &visitors{log: l}
+	d.log.Info("visitor log", "dir", dir, "entries", len(l.List()))
+}
+
+// watchRings follows the device's calls through the shared ring tracker:
+// each ring (a call the doorbell places), its snapshot from the camera's
+// shared pipeline (no second encoder), who answered or declined and the
+// outcome, for Home Assistant and the visitor log; and the call state for
+// Home Assistant.
+func (d *daemon) watchRings(ctx context.Context, ep *endpoint.Endpoint) {
+	if d.ha == nil && d.visitors == nil {
+		return
+	}
+	events, unsubscribe := ep.Subscribe(64)
+	go func() {
+		defer unsubscribe()
+		var (
+			tr visitorlog.Tracker
+			id string // the visitor log's entry of the ring
+		)
+		for {
+			var ev calling.Event
+			select {
+			case <-ctx.Done():
+				return
+			case ev = <-events:
+			}
+			if sc, ok := ev.(calling.StateChanged); ok {
+				d.ha.CallState(sc.To.String())
+			}
+			ch := tr.Step(ev)
+			switch ch.Kind {
+			case visitorlog.Rang:
+				d.ha.Ring()
+				id = d.logRing()
+				go d.ringSnapshot(ctx, id)
+			case visitorlog.Answer:
+				d.ha.Outcome(homeassistant.EventAnswered)
+				d.logged(id, func(l *visitorlog.Log) error { return l.Answered(id, ch.User) })
+			case visitorlog.Decline:
+				d.logged(id, func(l *visitorlog.Log) error { return l.Declined(id, ch.User) })
+			case visitorlog.End:
+				switch ch.Outcome {
+				case visitorlog.Declined:
+					d.ha.Outcome(homeassistant.EventDeclined)
+				case visitorlog.Missed:
+					d.ha.Outcome(homeassistant.EventMissed)
+				}
+				if d.visitors != nil {
+					d.visitors.ring.Store(nil)
+				}
+				d.logged(id, func(l *visitorlog.Log) error { return l.End(id, ch.Outcome, ch.Duration) })
+				id = ""
+			}
+		}
+	}()
+}
+
+// logRing adds the visitor log's entry of a ring and makes it the ring
+// under way (for openDoor); "" without a log.
+func (d *daemon) logRing() string {
+	if d.visitors == nil {
+		return ""
+	}
+	id, err := d.visitors.log.Ring(time.Now())
+	if err != nil {
+		d.log.Warn("visitor log: the ring is kept in memory only", "err", err)
+	}
+	d.visitors.ring.Store(&id)
+	return id
+}
+
+// logged applies a change to the visitor log's entry id, when there is one,
+// and logs a failure (the ring goes on regardless).
+func (d *daemon) logged(id string, fn func(*visitorlog.Log) error) {
+	if d.visitors == nil || id == "" {
+		return
+	}
+	if err := fn(d.visitors.log); err != nil {
+		d.log.Warn("visitor log", "entry", id, "err", err)
+	}
+}
+
+// ringSnapshot takes the picture of a ring from the camera's shared
+// pipeline, once, for Home Assistant and the visitor log entry id. Without
+// a camera, or without a frame in time, the entry has no picture.
+func (d *daemon) ringSnapshot(ctx context.Context, id string) {
+	if d.cam == nil || (d.ha == nil && id == "") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, ringSnapshotWait)
+	defer cancel()
+	jpeg, err := d.cam.Snapshot(ctx)
+	if err != nil {
+		d.log.Warn("ring snapshot", "err", err)
+		return
+	}
+	d.ha.Snapshot(jpeg)
+	d.logged(id, func(l *visitorlog.Log) error { return l.Snapshot(id, jpeg) })
+}
+
+// openDoor opens the door for by through the station (and its relay
+// limits), on the calling loop: a phone's Open door in a call and Home
+// Assistant's button. An opening during a ring goes in its visitor log
+// entry.
+func (d *daemon) openDoor(by string) {
+	if !d.st.Door(by) {
+		return
+	}
+	if d.metrics != nil {
+		d.metrics.doors.Inc()
+	}
+	if d.visitors == nil {
+		return
+	}
+	if id := d.visitors.ring.Load(); id != nil {
+		at := time.Now()
+		go d.logged(*id, func(l *visitorlog.Log) error { return l.DoorOpened(*id, by, at) })
+	}
+}

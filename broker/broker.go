@@ -513,8 +513,40 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		_ = cl.WritePacket(ack)
 		return code
 	}
+	h.b.retire(cl.ID)
 	h.b.log.Info("mqtt client connected", "user", user, "client", cl.ID, "remote", cl.Net.Remote, "listener", cl.Net.Listener)
 	return nil
+}
+
+// retireWait bounds how long a new connection waits for the one it
+// replaces to be torn down.
+const retireWait = 2 * time.Second
+
+// retire ends the connection holding client ID id, if any, and waits until
+// mochi has torn it down, before a new connection with that ID is attached.
+// mochi tears a clean session down by client ID after its connection ends
+// (unsubscribing the ID and deleting it from its client list): when a client
+// reconnected at once (a phone back after a drop, paho's reconnect keeps its
+// client ID) that late teardown removed the new connection's subscriptions
+// and entry, and the phone, connected, received nothing. Waiting here leaves
+// no teardown of the old connection to race with the new one; sessions are
+// never taken over (nothing is resumed anyway).
+func (b *Broker) retire(id string) {
+	deadline := time.Now().Add(retireWait)
+	for {
+		old, ok := b.srv.Clients.Get(id)
+		if !ok {
+			return
+		}
+		if !old.Closed() {
+			_ = b.srv.DisconnectClient(old, packets.ErrSessionTakenOver)
+		}
+		if time.Now().After(deadline) {
+			b.log.Warn("mqtt connection replaced before its predecessor was torn down", "client", id)
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (b *Broker) refused(cl *mqtt.Client, pk packets.Packet, reason string) {

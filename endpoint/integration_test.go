@@ -287,7 +287,7 @@ func TestOfflineInvitee(t *testing.T) {
 func TestEmptyPresenceIsOffline(t *testing.T) {
 	brokers(t, func(t *testing.T, env *mqtttest.Env) {
 		a := newPhone(t, env, "alice")
-		raw, err := env.RawConnect(env.RawOptions("dave", env.Password("dave"), "dave-raw"))
+		raw, err := env.RawConnect(env.RawOptions("dave", env.Password("dave"), "dave.raw"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +318,7 @@ func TestRingReachesPhoneThatComesBack(t *testing.T) {
 	brokers(t, func(t *testing.T, env *mqtttest.Env) {
 		a := newPhone(t, env, "alice", withTimeout(30*time.Second))
 		// bob's last connection said online and is gone, without a will.
-		raw, err := env.RawConnect(env.RawOptions("bob", env.Password("bob"), "bob-away"))
+		raw, err := env.RawConnect(env.RawOptions("bob", env.Password("bob"), "bob.away"))
 		if err != nil {
 			t.Fatal(err)
 		}

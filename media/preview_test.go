@@ -210,6 +210,14 @@ func TestPreviewRingGroup(t *testing.T) {
 	alice.do(ctx, calling.Reject{})
 	bob.do(ctx, calling.Reject{})
 	dev.wait(ctx, from, "call end", isCallEnd)
+	// The connection closes on the media's goroutine, after the call-end
+	// event: wait for it (or the test's deadline) before counting.
+	for strings.Count(dev.logs.String(), `msg="peer closed"`) < closed+1 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	if got := strings.Count(dev.logs.String(), `msg="peer closed"`); got != closed+1 {
 		t.Errorf("the door closed %d connections after alice declined her preview, want 1", got-closed)
 	}

@@ -238,7 +238,7 @@ func TestGo2RTCPullsWHEP(t *testing.T) {
 	}
 	waitGauge(t, d, "intercomd_whep_viewers", 0)
 	waitGauge(t, d, "intercomd_video_encoders", 0)
-	if strings.Contains(d.stdout.String(), "[dialing]") || strings.Contains(d.stderr.String(), "doorbell pressed") {
+	if strings.Contains(d.stdout.String(), "[dialing]") || strings.Contains(d.stderr.String(), "msg=button") {
 		t.Fatalf("a WHEP viewer rang:\n%s", d.stdout)
 	}
 }

@@ -94,7 +94,7 @@ check "signaling link up" wait_for 60 journal_has 'msg="signaling link" up=true'
 # A press of the call button on the chip reaches the sandboxed daemon.
 button=/sys/devices/platform/$dev/$chip/sim_gpio17/pull
 echo pull-down >$button && sleep 0.3 && echo pull-up >$button
-check "button press on /dev/$chip seen by the daemon" wait_for 30 journal_has "doorbell pressed"
+check "button press on /dev/$chip seen by the daemon" wait_for 30 journal_has "msg=button name=call gesture=press"
 
 # A call from the softphone.
 tok=$(intercomd usersig --config /etc/intercomd/intercomd.yaml --user alice --ttl 1h)

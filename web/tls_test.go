@@ -23,13 +23,20 @@ import (
 // with h's certificate, plain HTTP for the install page.
 func servePort(t *testing.T, app *web.App, h *web.HTTPS) string {
 	t.Helper()
+	app.SetRoot(h.Root())
+	return serveWith(t, h, app, app.PlainHTTP(), web.ServerOptions{})
+}
+
+// serveWith serves secure over HTTPS with h's certificate and plain over
+// plain HTTP on one loopback port, under o, as the daemon does.
+func serveWith(t *testing.T, h *web.HTTPS, secure, plain http.Handler, o web.ServerOptions) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.SetRoot(h.Root())
-	l := web.Listen(ln, h.TLSConfig(), app.PlainHTTP())
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second}
+	l := web.Listen(ln, h.TLSConfig(), plain, o)
+	srv := web.NewServer(secure, o)
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()

@@ -535,7 +535,7 @@ func (d *daemon) serveHTTP() error {
 	if ln, err = d.webTLS(ln); err != nil {
 		return err
 	}
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.http = web.NewServer(mux, d.serverOptions())
 	go func() {
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server", "err", err)

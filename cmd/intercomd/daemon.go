@@ -204,9 +204,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		},
 		Logger: log,
 		OnDoor: func(by string) {
-			if d.st.Door(by) && d.metrics != nil {
-				d.metrics.doors.Inc()
-			}
+			d.st.Door(by)
 		},
 		OnEvent:  d.st.Event,
 		OnEffect: d.onEffect,
@@ -226,6 +224,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.metrics != nil {
 		d.metrics.ep.Store(ep)
 		d.metrics.dv.Store(dv)
+		d.metrics.door.Store(d.panel.Relay())
 	}
 	events, unsubscribe := ep.Subscribe(256)
 	defer unsubscribe()

@@ -66,11 +66,7 @@ func (d *daemon) openFromHomeAssistant(by string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = ep.Tick(ctx, func() {
-		if d.st.Door(by) && d.metrics != nil {
-			d.metrics.doors.Inc()
-		}
-	})
+	_ = ep.Tick(ctx, func() { d.st.Door(by) })
 }
 
 // watchHomeAssistant reports the calls to Home Assistant: the ring (and its

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/endpoint"
 )
 
 // scrape reads the daemon's /metrics over its HTTPS port: the value of
@@ -69,6 +70,18 @@ func value(samples map[string]float64, name string, labels ...string) (float64, 
 	return 0, false
 }
 
+// aliceAnswers signs alice in, rings the doorbell and has her answer.
+func (d *daemonUnderTest) aliceAnswers(t *testing.T) *endpoint.Endpoint {
+	t.Helper()
+	alice, _ := d.phone(t, "alice")
+	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	if err := alice.Do(t.Context(), calling.Accept{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, calling.InCall)
+	return alice
+}
+
 // TestMetrics: with http.metrics the daemon's /metrics follows a doorbell
 // call: the state while it lasts, the peer's call quality and the one video
 // encoder, the door opening, and the call's end by reason.
@@ -85,13 +98,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("calls counted before any call")
 	}
 
-	alice, _ := d.phone(t, "alice")
-	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	alice := d.aliceAnswers(t)
 	ctx := t.Context()
-	if err := alice.Do(ctx, calling.Accept{}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, alice, calling.InCall)
 	if err := alice.Do(ctx, calling.OpenDoor{}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,13 +174,8 @@ func TestMetricsOffByDefault(t *testing.T) {
 // counts the pulses the relay drove, a request during a pulse extending it.
 func TestMetricsCountDoorPulses(t *testing.T) {
 	d := startDaemon(t, "http:\n  listen: 127.0.0.1:0\n  metrics: true\ngpio:\n  backend: sim\n  relay: {line: GPIO22, pulse: 3s}\n")
-	alice, _ := d.phone(t, "alice")
-	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	alice := d.aliceAnswers(t)
 	ctx := t.Context()
-	if err := alice.Do(ctx, calling.Accept{}); err != nil {
-		t.Fatal(err)
-	}
-	waitState(t, alice, calling.InCall)
 	const requests = 20
 	for range requests {
 		if err := alice.Do(ctx, calling.OpenDoor{}); err != nil {

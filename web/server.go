@@ -117,3 +117,17 @@ func (c *countedConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+// Secure adds the headers every HTTPS response carries: HSTS (a year, this
+// host alone: a phone that trusts the device's certificate never speaks
+// plain HTTP to it again), X-Frame-Options DENY (nothing frames the app)
+// and nosniff. The pages set their own Content-Security-Policy.
+func Secure(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Strict-Transport-Security", "max-age=31536000")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
+}

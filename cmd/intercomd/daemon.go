@@ -534,7 +534,7 @@ func (d *daemon) serveHTTP() error {
 	if ln, err = d.webTLS(ln); err != nil {
 		return err
 	}
-	d.http = web.NewServer(mux, d.serverOptions())
+	d.http = web.NewServer(web.Secure(mux), d.serverOptions())
 	go func() {
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server", "err", err)

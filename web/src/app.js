@@ -669,12 +669,43 @@ function presencePayload(state) {
   return JSON.stringify({ v: 1, state, session: app.session, versions: [1] });
 }
 
+// refusedMessage says why the intercom refused a token with these claims.
+function refusedMessage(claims) {
+  return claims.expires.getTime() <= Date.now()
+    ? `Your sign-in expired on ${claims.expires.toLocaleDateString()}. Ask for a new token.`
+    : "The intercom refused this token (wrong, altered or expired). Ask for a new one.";
+}
+
+// loadConfig fetches the intercom's configuration (directory, groups, who
+// may open the door), which it gives to signed-in users only: the parsed
+// JSON, or null when the token is refused.
+async function loadConfig(token) {
+  const r = await fetch("config.json", { cache: "no-store", headers: { "Authorization": `Bearer ${token}` } });
+  if (r.status === 401) return null;
+  if (!r.ok) throw new Error(`config.json: ${r.status} ${r.statusText}`);
+  return r.json();
+}
+
 async function signIn(token) {
   const claims = parseToken(token);
   if (!claims) {
     signInError("This is not an intercom token. It looks like v1.name.1798761600.… — ask for a new one.");
     return;
   }
+  let cfg;
+  try {
+    cfg = await loadConfig(token);
+  } catch (err) {
+    $("status").textContent = "Intercom unreachable";
+    banner("The intercom cannot be reached. Check the Wi-Fi and reload.", "error");
+    return;
+  }
+  if (!cfg) {
+    signOut(refusedMessage(claims));
+    return;
+  }
+  app.cfg = cfg;
+  $("title").textContent = cfg.device.name || "Intercom";
   app.token = token;
   app.user = claims.user;
   app.session = randomID();
@@ -733,10 +764,7 @@ function connect(claims) {
       app.refused = true;
       client.end(true);
       app.client = null;
-      const expired = claims.expires.getTime() <= Date.now();
-      signOut(expired
-        ? `Your sign-in expired on ${claims.expires.toLocaleDateString()}. Ask for a new token.`
-        : "The intercom refused this token (wrong, altered or expired). Ask for a new one.");
+      signOut(refusedMessage(claims));
     }
   });
   client.on("close", () => {
@@ -967,14 +995,6 @@ async function boot() {
   if ("serviceWorker" in navigator && window.isSecureContext) {
     navigator.serviceWorker.register("sw.js").catch((err) => console.warn("intercomd: service worker:", err));
   }
-  try {
-    app.cfg = await (await fetch("config.json", { cache: "no-store" })).json();
-  } catch (err) {
-    $("status").textContent = "Intercom unreachable";
-    banner("The intercom cannot be reached. Check the Wi-Fi and reload.", "error");
-    return;
-  }
-  $("title").textContent = app.cfg.device.name || "Intercom";
   // A sign-in link carries the token in the fragment, which never reaches
   // a server or a log: keep it, then take it out of the address bar.
   const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);

@@ -17,7 +17,7 @@ import (
 	"github.com/intercomd/intercomd/web"
 )
 
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(`version: 1
 device: {user: door, name: Front door}

@@ -228,6 +228,11 @@ type Doorbell struct {
 	Users []string `yaml:"users"`
 }
 
+// DefaultMaxConnections is http.max_connections' default: far more than a
+// household's phones hold (a few each), far fewer than the service's
+// descriptor limit (LimitNOFILE in systemd/intercomd.service).
+const DefaultMaxConnections = 256
+
 // HTTP configures the HTTPS server (phone web app, MQTT over WebSocket).
 type HTTP struct {
 	Listen string `yaml:"listen"`
@@ -238,9 +243,14 @@ type HTTP struct {
 	KeyFile  string `yaml:"key_file"`
 	// Metrics serves /metrics in the Prometheus text format on this port:
 	// calls by end reason, door openings, call state, call quality of
-	// every peer, audio glitches. Off by default: anyone who can reach the
-	// port can read it.
+	// every peer, audio glitches (no call IDs, no user names). Off by
+	// default: anyone who can reach the port can read it, so reach it
+	// only from the monitoring host (a firewall rule, or a reverse proxy).
 	Metrics bool `yaml:"metrics"`
+	// MaxConnections bounds the connections the port holds at once,
+	// HTTPS, plain HTTP and MQTT over WebSocket together; past it new ones
+	// are closed at once. Idle ones are closed after a minute.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Push rings phones whose app is closed: Web Push to every browser a
@@ -630,6 +640,7 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	}
 
 	def("http.listen", func() { c.HTTP.Listen = ":8443" })
+	def("http.max_connections", func() { c.HTTP.MaxConnections = DefaultMaxConnections })
 
 	def("media.ice_restart_timeout", func() { c.Media.ICERestartTimeout = 20 * time.Second })
 	def("media.video", func() { c.Media.Video = true })

@@ -83,6 +83,7 @@ func (v *validator) validate(c *Config) {
 	v.calling(c)
 
 	v.listen("http.listen", c.HTTP.Listen, false)
+	v.intRange("http.max_connections", c.HTTP.MaxConnections, 8, 4096)
 	v.push(&c.Push)
 	v.certPair("http", c.HTTP.CertFile, c.HTTP.KeyFile)
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/intercomd/intercomd/config"
 )
 
 // maxExposure is the highest acceptable overall exposure that
@@ -290,6 +292,64 @@ func TestUnitKeepsWhatTheDaemonNeeds(t *testing.T) {
 	if !slices.Contains(s["Service.SystemCallFilter"], "@system-service") {
 		t.Errorf("SystemCallFilter lacks @system-service")
 	}
+}
+
+// TestUnitBoundsResources: under the default limit of 1,024 descriptors,
+// 1,011 idle HTTPS connections locked every phone out. The unit gives the
+// daemon room beyond what the HTTP port may hold, and bounds its memory to
+// what a Raspberry Pi can spare.
+func TestUnitBoundsResources(t *testing.T) {
+	s := unitSettings(t)
+	one := func(k string) string {
+		t.Helper()
+		if len(s["Service."+k]) != 1 {
+			t.Fatalf("%s set %d times, want once", k, len(s["Service."+k]))
+		}
+		return s["Service."+k][0]
+	}
+	nofile, err := strconv.Atoi(one("LimitNOFILE"))
+	if err != nil {
+		t.Fatalf("LimitNOFILE: %v", err)
+	}
+	// http.max_connections is at most 4096; the default is far below.
+	if nofile < 4096+1024 || nofile < 4*config.DefaultMaxConnections {
+		t.Errorf("LimitNOFILE=%d leaves no room beside http.max_connections (default %d, at most 4096)", nofile, config.DefaultMaxConnections)
+	}
+	high, hard := megabytes(t, one("MemoryHigh")), megabytes(t, one("MemoryMax"))
+	if hard < 128 || hard > 384 {
+		t.Errorf("MemoryMax=%dM: want room for a call with several viewers (128M) and for the rest of a 512 MB Pi (384M at most)", hard)
+	}
+	if high >= hard {
+		t.Errorf("MemoryHigh=%dM is not below MemoryMax=%dM", high, hard)
+	}
+	var gomem string
+	for _, e := range s["Service.Environment"] {
+		if v, ok := strings.CutPrefix(e, "GOMEMLIMIT="); ok {
+			gomem = v
+		}
+	}
+	if m, ok := strings.CutSuffix(gomem, "MiB"); !ok {
+		t.Errorf("GOMEMLIMIT=%q, want NMiB", gomem)
+	} else if n, err := strconv.Atoi(m); err != nil || n >= high {
+		t.Errorf("GOMEMLIMIT=%s: the collector must work harder before the kernel reclaims (MemoryHigh=%dM)", gomem, high)
+	}
+}
+
+// megabytes reads a systemd size with an M or G suffix.
+func megabytes(t *testing.T, v string) int {
+	t.Helper()
+	mul := 1
+	switch {
+	case strings.HasSuffix(v, "G"):
+		mul = 1024
+	case !strings.HasSuffix(v, "M"):
+		t.Fatalf("size %q: want M or G", v)
+	}
+	n, err := strconv.Atoi(v[:len(v)-1])
+	if err != nil {
+		t.Fatalf("size %q: %v", v, err)
+	}
+	return n * mul
 }
 
 // TestSysusersCreatesUser applies intercomd.sysusers to a scratch root with

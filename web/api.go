@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -62,6 +63,55 @@ type Visitors interface {
 	Image(id string) ([]byte, error)
 }
 
+// Tokens verifies the user tokens that requests carry as
+// "Authorization: Bearer <token>".
+type Tokens struct {
+	// Secret verifies user tokens (usersig); without one no token is
+	// valid.
+	Secret []byte
+	// Accept, when set, refuses a verified token (revoked): it returns ""
+	// to accept or the reason to refuse.
+	Accept func(token string, c usersig.Claims) string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// errNoToken: the request carries no bearer token.
+var errNoToken = errors.New("sign in: Authorization: Bearer <token> required")
+
+// Verify returns the token of r and its claims, or why it is refused.
+func (t Tokens) Verify(r *http.Request) (string, usersig.Claims, error) {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return "", usersig.Claims{}, errNoToken
+	}
+	tok = strings.TrimSpace(tok)
+	now := time.Now
+	if t.Now != nil {
+		now = t.Now
+	}
+	c, err := usersig.Verify(t.Secret, tok, now())
+	if err == nil && t.Accept != nil {
+		if reason := t.Accept(tok, c); reason != "" {
+			err = errors.New(reason)
+		}
+	}
+	if err != nil {
+		return "", usersig.Claims{}, fmt.Errorf("token refused: %s", strings.TrimPrefix(err.Error(), "verify token: "))
+	}
+	return tok, c, nil
+}
+
+// refuse answers 401 for an error of Verify.
+func refuse(w http.ResponseWriter, err error) {
+	if errors.Is(err, errNoToken) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="intercomd"`)
+	} else {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="intercomd", error="invalid_token"`)
+	}
+	apiError(w, http.StatusUnauthorized, err.Error())
+}
+
 // API serves the authenticated HTTPS actions of the app under /api/ (see
 // docs/protocol.md): push subscriptions and the actions of a notification.
 // Every action carries the user's token as "Authorization: Bearer <token>"
@@ -114,23 +164,11 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request, string)) http.Ha
 
 // authedToken verifies the bearer token and passes it and its claims on.
 func (a *API) authedToken(h func(http.ResponseWriter, *http.Request, string, usersig.Claims)) http.HandlerFunc {
+	tokens := Tokens{Secret: a.opts.Secret, Accept: a.opts.Accept, Now: a.opts.Now}
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="intercomd"`)
-			apiError(w, http.StatusUnauthorized, "sign in: Authorization: Bearer <token> required")
-			return
-		}
-		tok = strings.TrimSpace(tok)
-		c, err := usersig.Verify(a.opts.Secret, tok, a.opts.Now())
-		if err == nil && a.opts.Accept != nil {
-			if reason := a.opts.Accept(tok, c); reason != "" {
-				err = errors.New(reason)
-			}
-		}
+		tok, c, err := tokens.Verify(r)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="intercomd", error="invalid_token"`)
-			apiError(w, http.StatusUnauthorized, "token refused: "+strings.TrimPrefix(err.Error(), "verify token: "))
+			refuse(w, err)
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)

@@ -271,13 +271,27 @@ func startDevice(t testing.TB, bin string) *device {
 		t.Fatalf("intercomd did not start its HTTP server within 30 s\n%s", d.output.String())
 	}
 	// The app must be served: a daemon without the web app fails here.
-	resp, err := d.client.Get(d.url + "config.json")
+	// Its configuration goes to signed-in users only.
+	tok, err := usersig.Sign([]byte(tokenSecret), "alice", time.Now().Add(time.Hour))
 	if err != nil {
-		t.Fatalf("GET %sconfig.json: %v: the daemon does not serve the phone web app over HTTPS (serveHTTP must call mountWeb and webTLS)", d.url, err)
+		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %sconfig.json: %s: the daemon does not serve the phone web app", d.url, resp.Status)
+	for _, c := range []struct {
+		auth string
+		want int
+	}{{"", http.StatusUnauthorized}, {"Bearer " + tok, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, d.url+"config.json", nil)
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := d.client.Do(req)
+		if err != nil {
+			t.Fatalf("GET %sconfig.json: %v: the daemon does not serve the phone web app over HTTPS (serveHTTP must call mountWeb and webTLS)", d.url, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("GET %sconfig.json (token %v): %s, want %d", d.url, c.auth != "", resp.Status, c.want)
+		}
 	}
 	return d
 }

@@ -19,7 +19,8 @@ const sniffTimeout = 10 * time.Second
 // the caller's server; any other is plain HTTP, served by the Listener's own
 // small server with the handler given to Listen (the install page, which a
 // phone must reach before it trusts the device's certificate, and redirects
-// to HTTPS for everything else).
+// to HTTPS for everything else). It holds at most ServerOptions.MaxConns
+// connections of both kinds at once.
 type Listener struct {
 	ln    net.Listener
 	tls   chan net.Conn
@@ -27,18 +28,22 @@ type Listener struct {
 	done  chan struct{}
 	once  sync.Once
 	srv   *http.Server
+	limit limiter
 }
 
 // Listen wraps ln: TLS connections with cfg come out of Accept, plain
-// HTTP ones are served with plain until Close.
-func Listen(ln net.Listener, cfg *tls.Config, plain http.Handler) *Listener {
+// HTTP ones are served with plain until Close, under the bounds of o
+// (serve the TLS ones with NewServer and the same o).
+func Listen(ln net.Listener, cfg *tls.Config, plain http.Handler, o ServerOptions) *Listener {
+	o = o.withDefaults()
 	l := &Listener{
 		ln:    ln,
 		tls:   make(chan net.Conn),
 		plain: make(chan net.Conn),
 		done:  make(chan struct{}),
+		limit: limiter{slots: make(chan struct{}, o.MaxConns), log: o.Log},
 	}
-	l.srv = &http.Server{Handler: plain, ReadHeaderTimeout: sniffTimeout, ReadTimeout: time.Minute, WriteTimeout: time.Minute, IdleTimeout: time.Minute}
+	l.srv = NewServer(plain, o)
 	go l.acceptLoop(cfg)
 	go func() { _ = l.srv.Serve(plainListener{l}) }()
 	return l
@@ -64,7 +69,9 @@ func (l *Listener) acceptLoop(cfg *tls.Config) {
 			continue
 		}
 		backoff = 0
-		go l.sniff(c, cfg)
+		if c, ok := l.limit.take(c); ok {
+			go l.sniff(c, cfg)
+		}
 	}
 }
 

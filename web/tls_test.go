@@ -23,13 +23,20 @@ import (
 // with h's certificate, plain HTTP for the install page.
 func servePort(t *testing.T, app *web.App, h *web.HTTPS) string {
 	t.Helper()
+	app.SetRoot(h.Root())
+	return serveWith(t, h, app, app.PlainHTTP(), web.ServerOptions{})
+}
+
+// serveWith serves secure over HTTPS with h's certificate and plain over
+// plain HTTP on one loopback port, under o, as the daemon does.
+func serveWith(t *testing.T, h *web.HTTPS, secure, plain http.Handler, o web.ServerOptions) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	app.SetRoot(h.Root())
-	l := web.Listen(ln, h.TLSConfig(), app.PlainHTTP())
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 5 * time.Second}
+	l := web.Listen(ln, h.TLSConfig(), plain, o)
+	srv := web.NewServer(secure, o)
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
@@ -74,9 +81,9 @@ func TestDeviceCAPort(t *testing.T) {
 	c := trusting(root)
 
 	// HTTPS, trusting the root alone.
-	resp, _ := fetch(t, c, "https://"+addr+"/config.json")
+	resp, _ := fetch(t, c, "https://"+addr+"/manifest.webmanifest")
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
-		t.Fatalf("https config.json: %s", resp.Status)
+		t.Fatalf("https manifest: %s", resp.Status)
 	}
 	if p := resp.TLS.NegotiatedProtocol; p != "" && p != "http/1.1" {
 		t.Errorf("ALPN %q: the WebSocket upgrade needs HTTP/1.1", p)
@@ -172,7 +179,7 @@ func TestConfiguredCertificate(t *testing.T) {
 	}
 	app := web.New(testConfig(t), nil)
 	addr := servePort(t, app, h)
-	if resp, _ := fetch(t, trusting(firstRoot), "https://"+addr+"/config.json"); resp.StatusCode != http.StatusOK {
+	if resp, _ := fetch(t, trusting(firstRoot), "https://"+addr+"/manifest.webmanifest"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("configured certificate: %s", resp.Status)
 	}
 	// Nothing to install: the page says so, and there is no root to get.
@@ -188,7 +195,7 @@ func TestConfiguredCertificate(t *testing.T) {
 	time.Sleep(10 * time.Millisecond) // a later modification time
 	secondRoot := writePair(t, certFile, keyFile)
 	h.Check(time.Now())
-	if resp, _ := fetch(t, trusting(secondRoot), "https://"+addr+"/config.json"); resp.StatusCode != http.StatusOK {
+	if resp, _ := fetch(t, trusting(secondRoot), "https://"+addr+"/manifest.webmanifest"); resp.StatusCode != http.StatusOK {
 		t.Errorf("renewed configured certificate not served: %s", resp.Status)
 	}
 	// Broken on disk: the last good one stays served.
@@ -196,12 +203,76 @@ func TestConfiguredCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Check(time.Now())
-	if resp, _ := fetch(t, trusting(secondRoot), "https://"+addr+"/config.json"); resp.StatusCode != http.StatusOK {
+	if resp, _ := fetch(t, trusting(secondRoot), "https://"+addr+"/manifest.webmanifest"); resp.StatusCode != http.StatusOK {
 		t.Errorf("after a broken key file: %s", resp.Status)
 	}
 
 	// A configured pair that does not load at start is an error naming it.
 	if _, err := web.NewHTTPS(config.HTTP{CertFile: certFile, KeyFile: filepath.Join(dir, "missing.pem")}, state, nil); err == nil || !strings.Contains(err.Error(), certFile) {
 		t.Errorf("missing key: err = %v, want one naming %s", err, certFile)
+	}
+}
+
+// TLS 1.2 offered two CBC suites with SHA-1 MACs: a client offering only
+// those (and the RSA ones) gets no connection now, and a TLS 1.2 client
+// gets a forward-secret AEAD suite.
+func TestTLSRefusesCBCSuites(t *testing.T) {
+	addr := servePort(t, web.New(testConfig(t), nil), deviceHTTPS(t))
+	cbc := []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+		tls.TLS_RSA_WITH_AES_256_CBC_SHA, tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+	}
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: cbc})
+	if err == nil {
+		s := c.ConnectionState().CipherSuite
+		c.Close()
+		t.Fatalf("a client offering only CBC and RSA key exchange connected with %s", tls.CipherSuiteName(s))
+	}
+	c, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS 1.2: %v", err)
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	if name := tls.CipherSuiteName(st.CipherSuite); !strings.HasPrefix(name, "TLS_ECDHE_") || !(strings.Contains(name, "_GCM_") || strings.Contains(name, "CHACHA20")) {
+		t.Errorf("TLS 1.2 suite %s", name)
+	}
+	for _, s := range web.TLSConfig(tls.Certificate{}).CipherSuites {
+		for _, bad := range tls.InsecureCipherSuites() {
+			if s == bad.ID {
+				t.Errorf("insecure suite %s configured", bad.Name)
+			}
+		}
+	}
+}
+
+// HTTPS responses carry HSTS, X-Frame-Options and nosniff.
+func TestSecureHeaders(t *testing.T) {
+	app := web.New(testConfig(t), nil)
+	h := deviceHTTPS(t)
+	app.SetRoot(h.Root())
+	addr := serveWith(t, h, web.Secure(app), app.PlainHTTP(), web.ServerOptions{})
+	c := trusting(h.Root())
+	for _, p := range []string{"/", "/config.json", "/app.js", "/nope"} {
+		resp, _ := fetch(t, c, "https://"+addr+p)
+		for k, want := range map[string]string{
+			"Strict-Transport-Security": "max-age=31536000",
+			"X-Frame-Options":           "DENY",
+			"X-Content-Type-Options":    "nosniff",
+		} {
+			if got := resp.Header.Get(k); got != want {
+				t.Errorf("%s: %s = %q, want %q", p, k, got, want)
+			}
+		}
+	}
+	if resp, _ := fetch(t, c, "https://"+addr+"/"); !strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Errorf("the page's CSP: %q", resp.Header.Get("Content-Security-Policy"))
+	}
+	// Not over plain HTTP, where browsers ignore it.
+	resp, _ := fetch(t, c, "http://"+addr+"/install")
+	if resp.Header.Get("Strict-Transport-Security") != "" {
+		t.Errorf("HSTS over plain HTTP")
 	}
 }

@@ -10,8 +10,8 @@
 // web/src, web/wasm and the npm packages locked in web/package-lock.json) is
 // committed and embedded in the binary; TestBundleUpToDate checks that it
 // matches its sources. Browser tests: `go test ./web -run TestBrowser`
-// (Debian's chromium, node; see e2e_test.go). App serves it with /config.json, which tells the page where to
-// connect and whom it can call; the daemon mounts MQTT over WebSocket at /mqtt
+// (Debian's chromium, node; see e2e_test.go). App serves it with /config.json, which tells a
+// signed-in page where to connect and whom it can call; the daemon mounts MQTT over WebSocket at /mqtt
 // itself. HTTPS serves everything with a configured certificate or one from
 // the device's own certificate authority (package devca; browsers grant
 // camera and microphone, and register service workers, only on origins they
@@ -48,8 +48,10 @@ import (
 //go:embed all:dist
 var dist embed.FS
 
-// ClientConfig is the JSON served at /config.json: what the page needs to
-// sign in and call. It holds nothing secret; the token is the user's.
+// ClientConfig is the JSON served at /config.json to a signed-in user:
+// what the page needs to connect and call. It is not secret from the
+// residents, but tells a stranger who lives there and who may open the
+// door, so it is served only with a valid token (App.SetTokens).
 type ClientConfig struct {
 	Device ClientDevice `json:"device"`
 	// MQTTURL is the ws:// or wss:// broker address for an external broker;
@@ -117,6 +119,7 @@ func NewClientConfig(cfg *config.Config) ClientConfig {
 type App struct {
 	root   fs.FS
 	client atomic.Pointer[ClientConfig]
+	tokens atomic.Pointer[Tokens] // who may read /config.json; nil: nobody
 	log    *slog.Logger
 
 	root509 atomic.Pointer[x509.Certificate] // the device CA's root; see SetRoot
@@ -146,6 +149,10 @@ func (a *App) SetConfig(cfg *config.Config) {
 	a.client.Store(&c)
 }
 
+// SetTokens sets how the tokens of the users who may read /config.json are
+// verified; until it is called nobody may.
+func (a *App) SetTokens(t Tokens) { a.tokens.Store(&t) }
+
 // ServeHTTP implements http.Handler.
 func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -158,7 +165,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 	switch name {
 	case "config.json":
-		a.serveConfig(w)
+		a.serveConfig(w, r)
 		return
 	case "install", "ca.crt", "ca.mobileconfig", "install.html":
 		a.serveInstall(w, r, strings.TrimSuffix(name, ".html"))
@@ -240,9 +247,18 @@ func compressible(name string) bool {
 const csp = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self' ws: wss:; " +
 	"worker-src 'self' blob:; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
-func (a *App) serveConfig(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
+// serveConfig serves the page's configuration to a signed-in user.
+func (a *App) serveConfig(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	t := a.tokens.Load()
+	if t == nil {
+		t = &Tokens{}
+	}
+	if _, _, err := t.Verify(r); err != nil {
+		refuse(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(a.client.Load())
 }
 

@@ -10,12 +10,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/usersig"
 	"github.com/intercomd/intercomd/web"
 )
 
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(`version: 1
 device: {user: door, name: Front door}
@@ -133,10 +135,74 @@ func TestHandlerServesWasmCompressedOrNot(t *testing.T) {
 	}
 }
 
+// signIn lets a token of secret read the app's /config.json and returns
+// the header of alice's.
+func signIn(t *testing.T, app *web.App) []string {
+	t.Helper()
+	secret, err := usersig.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.SetTokens(web.Tokens{Secret: secret})
+	tok, err := usersig.Sign(secret, "alice", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"Authorization", "Bearer " + tok}
+}
+
+// Without signing in /config.json gave the directory, the groups and who
+// may open the door to anyone: it needs a valid token now.
+func TestClientConfigNeedsToken(t *testing.T) {
+	app := web.New(testConfig(t), nil)
+	secret, err := usersig.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(user string, exp time.Duration) string {
+		tok, err := usersig.Sign(secret, user, time.Now().Add(exp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + tok
+	}
+	valid := sign("alice", time.Hour)
+	check := func(name string, want int, header ...string) {
+		t.Helper()
+		resp := get(t, app, "/config.json", header...)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != want {
+			t.Errorf("%s: %s, want %d", name, resp.Status, want)
+		}
+		if want != http.StatusOK && (bytes.Contains(body, []byte("directory")) || bytes.Contains(body, []byte("door_users")) || bytes.Contains(body, []byte("Alice"))) {
+			t.Errorf("%s: refused, yet told: %s", name, body)
+		}
+		if want == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: no WWW-Authenticate", name)
+		}
+	}
+	check("no tokens set", http.StatusUnauthorized, "Authorization", valid)
+	app.SetTokens(web.Tokens{Secret: secret, Accept: func(tok string, c usersig.Claims) string {
+		if c.User == "mallory" {
+			return "revoked"
+		}
+		return ""
+	}})
+	check("no token", http.StatusUnauthorized)
+	check("not bearer", http.StatusUnauthorized, "Authorization", "Basic YWxpY2U6eA==")
+	check("garbage", http.StatusUnauthorized, "Authorization", "Bearer v1.alice.x.y")
+	check("expired", http.StatusUnauthorized, "Authorization", sign("alice", -time.Minute))
+	check("revoked", http.StatusUnauthorized, "Authorization", sign("mallory", time.Hour))
+	other, _ := usersig.NewSecret()
+	forged, _ := usersig.Sign(other, "alice", time.Now().Add(time.Hour))
+	check("another secret's", http.StatusUnauthorized, "Authorization", "Bearer "+forged)
+	check("valid", http.StatusOK, "Authorization", valid)
+}
+
 func TestClientConfig(t *testing.T) {
 	cfg := testConfig(t)
 	h := web.New(cfg, nil)
-	resp := get(t, h, "/config.json")
+	resp := get(t, h, "/config.json", signIn(t, h)...)
 	if resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("config.json is cacheable: %q", resp.Header.Get("Cache-Control"))
 	}
@@ -177,9 +243,10 @@ func TestSetConfigAfterReload(t *testing.T) {
 	// The daemon changes its configuration in place on reload; the app
 	// serves its own copy until told.
 	cfg.Calling.DoorUsers = append(cfg.Calling.DoorUsers, "bob")
+	auth := signIn(t, app)
 	doors := func() []string {
 		var c web.ClientConfig
-		if err := json.NewDecoder(get(t, app, "/config.json").Body).Decode(&c); err != nil {
+		if err := json.NewDecoder(get(t, app, "/config.json", auth...).Body).Decode(&c); err != nil {
 			t.Fatal(err)
 		}
 		return c.DoorUsers

@@ -14,7 +14,6 @@ import (
 	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/hw/camera/m2m"
 	"github.com/intercomd/intercomd/hw/gpio"
-	"github.com/intercomd/intercomd/internal/hwconfig"
 	"github.com/intercomd/intercomd/usersig"
 	"github.com/intercomd/intercomd/web"
 )
@@ -99,39 +98,6 @@ func runUserSig(_ context.Context, args []string, env *cmdEnv) error {
 		link := web.SignInLink(*origin, tok)
 		fmt.Fprintln(env.stdout, link)
 		return printQR(env.stdout, link)
-	}
-	return nil
-}
-
-func runRelayOff(_ context.Context, args []string, env *cmdEnv) error {
-	fs := newFlags("relay-off", "Drive the door relay (and the bell) to their inactive level and exit. Safe to run at any time; the unit runs it after every stop.", env)
-	path := fs.String("config", "", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	backend, sim, err := gpioBackend(cfg.GPIO)
-	if err != nil {
-		return fmt.Errorf("relay-off: %w", err)
-	}
-	if sim != nil {
-		fmt.Fprintln(env.stdout, "relay-off: no GPIO chip; nothing to do")
-		return nil
-	}
-	g, err := hwconfig.GPIO(cfg.GPIO)
-	if err != nil {
-		return fmt.Errorf("relay-off: %w", err)
-	}
-	for _, rc := range []gpio.RelayConfig{g.Relay, g.Bell} {
-		if !rc.Configured() {
-			continue
-		}
-		if err := gpio.RelayOff(rc, backend); err != nil {
-			return fmt.Errorf("relay-off: %w", err)
-		}
 	}
 	return nil
 }

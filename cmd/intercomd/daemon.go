@@ -233,6 +233,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if d.metrics != nil {
 		d.metrics.ep.Store(ep)
 		d.metrics.dv.Store(dv)
+		d.metrics.door.Store(d.panel.Relay())
 	}
 	events, unsubscribe := ep.Subscribe(256)
 	defer unsubscribe()
@@ -545,7 +546,7 @@ func (d *daemon) serveHTTP() error {
 	if ln, err = d.webTLS(ln); err != nil {
 		return err
 	}
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.http = web.NewServer(web.Secure(mux), d.serverOptions())
 	go func() {
 		if err := d.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("http server", "err", err)

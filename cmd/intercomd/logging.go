@@ -8,12 +8,15 @@ import (
 	"sync"
 
 	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/internal/loglimit"
 )
 
 // newLogger builds the one logger of the process. Under systemd (stdout is
 // the journal: $JOURNAL_STREAM is set) lines carry no timestamp, since the
 // journal adds its own, and start with a "<N>" syslog priority that journald
-// turns into the entry's level.
+// turns into the entry's level. What clients send cannot flood it: long
+// values are cut and warnings are rate-limited per client (package
+// loglimit); records below Warn, the door's included, are never dropped.
 func newLogger(w io.Writer, c config.Log, getenv func(string) string) *slog.Logger {
 	level := new(slog.LevelVar)
 	level.Set(c.Level.Slog())
@@ -46,7 +49,7 @@ func newLoggerLevel(w io.Writer, c config.Log, getenv func(string) string, level
 	if journal && c.Format != config.LogFormatJSON {
 		h = &priorityHandler{w: w, opts: opts, mu: new(sync.Mutex)}
 	}
-	return slog.New(h)
+	return slog.New(loglimit.New(h, loglimit.Options{}))
 }
 
 // priorityHandler writes text records prefixed with the sd-daemon syslog

@@ -40,3 +40,24 @@ func TestLoggerJournalFormat(t *testing.T) {
 		t.Errorf("outside systemd lines carry time and level: %q", buf.String())
 	}
 }
+
+// The process's logger cuts long values and rate-limits a client's
+// warnings, and never drops the door's records.
+func TestLoggerLimitsClients(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger(&buf, config.Log{Level: config.LogInfo}, func(string) string { return "" })
+	long := strings.Repeat("T", 60<<10)
+	for range 1000 {
+		log.Warn("message dropped", "from", "mallory", "err", "unknown message type \""+long+"\"")
+		log.Info("door opened", "by", "alice")
+	}
+	if n := strings.Count(buf.String(), "door opened"); n != 1000 {
+		t.Errorf("%d of 1000 door openings logged", n)
+	}
+	if n := strings.Count(buf.String(), "from=mallory"); n > 20 {
+		t.Errorf("%d of mallory's 1000 warnings logged", n)
+	}
+	if buf.Len() > 200<<10 {
+		t.Errorf("%d bytes of log for 1000 warnings of 60 KB", buf.Len())
+	}
+}

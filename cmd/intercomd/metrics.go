@@ -1,33 +1,39 @@
 package main
 
 import (
+	"cmp"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/endpoint"
+	"github.com/intercomd/intercomd/hw/gpio"
+	"github.com/intercomd/intercomd/media"
 )
 
 // metrics is what the daemon exports at /metrics (http.metrics) in the
 // Prometheus text format: counters the daemon's loop increments, and at
-// each scrape the call state, the signaling link, the call quality of every
-// peer, the audio engine's glitches, the running video encoders and the
-// WHEP viewers, then the process's own figures (CPU, memory, Go runtime).
+// each scrape the door relay's pulses, the call state, the signaling link,
+// the call quality of every peer, the audio engine's glitches, the running
+// video encoders and the WHEP viewers, then the process's own figures (CPU,
+// memory, Go runtime). No label carries a call ID or a user name: whoever
+// reaches /metrics learns how the device is doing, not who calls whom.
 type metrics struct {
-	set   *vm.Set
-	doors *vm.Counter
-	ep    atomic.Pointer[endpoint.Endpoint]
-	link  atomic.Bool
-	dv    atomic.Pointer[devices]
+	set  *vm.Set
+	door atomic.Pointer[gpio.Relay]
+	ep   atomic.Pointer[endpoint.Endpoint]
+	link atomic.Bool
+	dv   atomic.Pointer[devices]
 }
 
 func newMetrics() *metrics {
 	m := &metrics{set: vm.NewSet()}
-	m.doors = m.set.NewCounter("intercomd_door_openings_total")
 	m.set.RegisterMetricsWriter(m.write)
 	return m
 }
@@ -70,14 +76,21 @@ func (m *metrics) write(w io.Writer) {
 		vm.WriteGaugeFloat64(w, series("intercomd_call_state", "state", s.String()), b2f(s == st))
 	}
 	vm.WriteGaugeFloat64(w, "intercomd_signaling_connected", b2f(m.link.Load()))
+	// Pulses driven, not requests: requests during a pulse only extend it.
+	vm.WriteCounterUint64(w, "intercomd_door_openings_total", m.door.Load().Pulses())
 	dv := m.dv.Load()
 	if dv == nil {
 		return
 	}
 	if dv.media != nil {
-		for _, p := range dv.media.Stats() {
+		stats := dv.media.Stats()
+		slices.SortFunc(stats, func(a, b media.PeerStats) int {
+			return cmp.Or(strings.Compare(a.Call, b.Call), strings.Compare(a.User, b.User))
+		})
+		for i, p := range stats {
+			// The peer's place among those of the calls under way.
 			peer := func(name string, kv ...string) string {
-				return series(name, append([]string{"call", p.Call, "user", p.User}, kv...)...)
+				return series(name, append([]string{"peer", strconv.Itoa(i + 1)}, kv...)...)
 			}
 			vm.WriteGaugeFloat64(w, peer("intercomd_peer_round_trip_seconds"), p.RTT.Seconds())
 			vm.WriteGaugeFloat64(w, peer("intercomd_peer_fraction_lost"), p.FractionLost)

@@ -176,14 +176,16 @@ func (d *daemon) pressedDoorbell() {
 
 // mountAPI serves the app's HTTPS actions at /api/. They need the
 // embedded broker's token secret; with an external broker only the push
-// key is served.
+// key is served. The app's /config.json is served to the holders of the
+// device's tokens, whichever the broker.
 func (d *daemon) mountAPI(mux *http.ServeMux) error {
 	opts := web.APIOptions{Logger: d.log.With("component", "api"), VAPIDKey: d.pushKey, Accept: d.acceptToken}
+	secret, err := d.userTokenSecret()
+	if err != nil {
+		return err
+	}
+	d.web.SetTokens(web.Tokens{Secret: secret, Accept: d.acceptToken})
 	if d.broker != nil {
-		secret, err := d.userTokenSecret()
-		if err != nil {
-			return err
-		}
 		opts.Secret = secret
 		opts.Renew = func(tok string, c usersig.Claims) (string, time.Time, error) { return d.renewToken(secret, tok, c) }
 		if d.visitors != nil {

@@ -148,9 +148,6 @@ func (d *daemon) openDoor(by string) {
 	if !d.st.Door(by) {
 		return
 	}
-	if d.metrics != nil {
-		d.metrics.doors.Inc()
-	}
 	if d.visitors == nil {
 		return
 	}

@@ -42,7 +42,7 @@ func (d *daemon) webTLS(ln net.Listener) (net.Listener, error) {
 		d.web.SetRoot(h.Root())
 		plain = d.web.PlainHTTP()
 	}
-	l := web.Listen(ln, h.TLSConfig(), plain)
+	l := web.Listen(ln, h.TLSConfig(), plain, d.serverOptions())
 	go h.Run(l.Done())
 	if root := h.Root(); root != nil {
 		d.log.Info("phones trust the device's certificate authority from its install page",
@@ -51,6 +51,11 @@ func (d *daemon) webTLS(ln net.Listener) (net.Listener, error) {
 		d.log.Debug("https certificate", "file", d.cfg.HTTP.CertFile, "sha256", web.Fingerprint(h.Certificate().Leaf.Raw))
 	}
 	return l, nil
+}
+
+// serverOptions bound the HTTP port's connections (web.ServerOptions).
+func (d *daemon) serverOptions() web.ServerOptions {
+	return web.ServerOptions{MaxConns: d.cfg.HTTP.MaxConnections, Log: d.log.With("component", "http")}
 }
 
 // installURL is the plain-HTTP address of the install page on the HTTP

@@ -120,11 +120,15 @@ func openPulsed(b Backend, name string, rc RelayConfig) (OutputLine, error) {
 // RelayOff opens the relay line of cfg, drives it inactive and releases it.
 // It is meant for a process of its own run after the daemon stopped (systemd
 // ExecStopPost). A config without a relay is not an error.
-func RelayOff(cfg RelayConfig, b Backend) error {
+func RelayOff(cfg RelayConfig, b Backend) error { return OutputOff(RelayName, cfg, b) }
+
+// OutputOff is RelayOff for the pulsed output called name (RelayName or
+// BellName).
+func OutputOff(name string, cfg RelayConfig, b Backend) error {
 	if !cfg.Configured() {
 		return nil
 	}
-	line, err := openPulsed(b, RelayName, cfg)
+	line, err := openPulsed(b, name, cfg)
 	if err != nil {
 		return err
 	}

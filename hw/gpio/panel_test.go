@@ -405,6 +405,10 @@ func TestRepeatedPulseNeverExceedsMax(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
+		// Twelve requests, two pulses driven: Pulses counts the latter.
+		if n := r.Pulses(); n != 2 {
+			t.Fatalf("Pulses() = %d, want the 2 openings driven", n)
+		}
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,8 @@ type Relay struct {
 	timer    *time.Timer
 	gen      uint64 // bumped whenever timer is replaced or cancelled
 	closed   bool
+
+	pulses atomic.Uint64 // times energised
 }
 
 func newRelay(name string, line OutputLine, cfg RelayConfig, log *slog.Logger) *Relay {
@@ -59,6 +62,7 @@ func (r *Relay) Pulse(d time.Duration) error {
 			return fmt.Errorf("energise %s: %w", r.name, err)
 		}
 		r.on = true
+		r.pulses.Add(1)
 		r.first = now
 		r.deadline = now.Add(d)
 		r.log.Info("energised", "output", r.name, "for", d)
@@ -132,6 +136,15 @@ func (r *Relay) haltLocked() error {
 		r.log.Info("halted", "output", r.name, "after", time.Since(r.first))
 	}
 	return nil
+}
+
+// Pulses returns how many times the output was energised: a Pulse while
+// it is energised extends that pulse and is not counted.
+func (r *Relay) Pulses() uint64 {
+	if r == nil {
+		return 0
+	}
+	return r.pulses.Load()
 }
 
 // Energised reports whether the output is energised.

@@ -124,7 +124,8 @@ test("sign-in screen, then the directory with the door online", async () => {
   const page = await ctx.newPage();
   await page.goto(process.env.INTERCOMD_URL);
   await page.locator("#signin-screen").waitFor({ state: "visible" });
-  assert.equal(await page.locator("#signin-title").textContent(), "Sign in to Front door");
+  // The device's name and directory are for signed-in users only.
+  assert.equal(await page.locator("#signin-title").textContent(), "Sign in to the intercom");
   // An end user is told about links and QR codes, never about commands.
   const text = await page.locator("body").innerText();
   assert.doesNotMatch(text, /usersig|intercomd |command|terminal|shell|token/i, `the sign-in screen says: ${text}`);
@@ -137,6 +138,7 @@ test("sign-in screen, then the directory with the door online", async () => {
   const door = page.locator('#directory li[data-user="door"]');
   await door.locator('.dot[data-online="true"]').waitFor();
   assert.equal(await door.locator(".name").textContent(), "Front door");
+  assert.equal(await page.locator("#title").textContent(), "Front door");
   assert.equal(await page.locator("#status").textContent(), "Online");
   // The token is kept: a reload signs in again by itself.
   await page.reload();
@@ -155,7 +157,7 @@ test("the intercom unreachable: a screen that says so, and the home screen when 
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE });
   const page = await ctx.newPage();
   await page.route("**/config.json", (r) => r.abort());
-  await page.goto(process.env.INTERCOMD_URL);
+  await page.goto(`${APP}#token=${encodeURIComponent(await token("alice"))}`);
   await page.locator("#unreachable-screen").waitFor({ state: "visible" });
   assert.match(await page.locator("#unreachable-screen").innerText(), /Can’t reach the intercom/);
   await screenshot({ page }, "unreachable");

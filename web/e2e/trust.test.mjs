@@ -54,7 +54,7 @@ test("trusting only the device's root: app, service worker, installable", async 
     const host = os.hostname().toLowerCase();
     byName.hostname = host.includes(".") ? host : `${host}.local`;
     const named = await b.ctx.newPage();
-    const r2 = await named.goto(new URL("config.json", byName).href);
+    const r2 = await named.goto(new URL("manifest.webmanifest", byName).href);
     assert.equal(r2.status(), 200, `${byName.hostname}: ${r2.status()}`);
   } finally {
     await b.close();

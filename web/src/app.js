@@ -35,6 +35,7 @@ const app = {
   signalOnly: false,
   log: [],          // recent events, for tests and debugging
   unreachable: false, // config.json could not be fetched
+  loading: false, // config.json is on its way
   linkDownSince: 0, // when the link went down (or signing in started)
   callStart: 0,     // when the call went in_call (the timer)
   door: null,       // {ok, text} of the last door request in this call
@@ -729,12 +730,46 @@ function presencePayload(state) {
   return JSON.stringify({ v: 1, state, session: app.session, versions: [1] });
 }
 
+// refusedMessage says why the intercom refused a token with these claims.
+function refusedMessage(claims) {
+  return claims.expires.getTime() <= Date.now()
+    ? `Your sign-in expired on ${claims.expires.toLocaleDateString()}. Ask for a new token.`
+    : "The intercom refused this token (wrong, altered or expired). Ask for a new one.";
+}
+
+// loadConfig fetches the intercom's configuration (directory, groups, who
+// may open the door), which it gives to signed-in users only: the parsed
+// JSON, or null when the token is refused.
+async function loadConfig(token) {
+  const r = await fetch("config.json", { cache: "no-store", headers: { "Authorization": `Bearer ${token}` } });
+  if (r.status === 401) return null;
+  if (!r.ok) throw new Error(`config.json: ${r.status} ${r.statusText}`);
+  return r.json();
+}
+
 async function signIn(token) {
   const claims = parseToken(token);
   if (!claims) {
     signInError("This is not an intercom token. It looks like v1.name.1798761600.… — ask for a new one.");
     return;
   }
+  let cfg;
+  app.loading = true;
+  try {
+    cfg = await loadConfig(token);
+  } catch (err) {
+    app.loading = false;
+    app.unreachable = true;
+    render();
+    return;
+  }
+  app.loading = false;
+  if (!cfg) {
+    signOut(refusedMessage(claims));
+    return;
+  }
+  app.cfg = cfg;
+  $("title").textContent = cfg.device.name || "Intercom";
   app.token = token;
   app.user = claims.user;
   app.session = randomID();
@@ -803,10 +838,7 @@ function connect(claims) {
       app.refused = true;
       client.end(true);
       app.client = null;
-      const expired = claims.expires.getTime() <= Date.now();
-      signOut(expired
-        ? `Your sign-in expired on ${claims.expires.toLocaleDateString()}. Ask for a new token.`
-        : "The intercom refused this token (wrong, altered or expired). Ask for a new one.");
+      signOut(refusedMessage(claims));
     }
   });
   client.on("close", () => {
@@ -896,6 +928,8 @@ function signOut(message) {
 }
 
 function signInError(text) {
+  app.loading = false;
+  render();
   const e = $("signin-error");
   e.textContent = text;
   e.hidden = !text;
@@ -919,13 +953,13 @@ function render() {
   const inCall = signedIn && !ringing && (st === "dialing" || st === "in_call" || st === "ringing");
   $("unreachable-screen").hidden = !app.unreachable;
   $("top").hidden = app.unreachable || !signedIn || ringing || inCall;
-  $("signin-screen").hidden = app.unreachable || signedIn || !app.cfg;
+  $("signin-screen").hidden = app.unreachable || signedIn || app.loading;
   $("home-screen").hidden = !signedIn || st !== "idle";
   $("incoming-screen").hidden = !ringing;
   $("call-screen").hidden = !inCall;
   document.body.dataset.state = signedIn ? st : "signed-out";
   document.body.dataset.screen = app.unreachable ? "unreachable" : !signedIn ? "signin" : ringing ? "incoming" : inCall ? "call" : "home";
-  if (app.cfg) $("signin-title").textContent = `Sign in to ${app.cfg.device.name || "the intercom"}`;
+  $("signin-title").textContent = `Sign in to ${(app.cfg && app.cfg.device.name) || "the intercom"}`;
 
   const status = $("status");
   if (!signedIn) {
@@ -1306,14 +1340,6 @@ async function boot() {
   if ("serviceWorker" in navigator && window.isSecureContext) {
     navigator.serviceWorker.register("sw.js").catch((err) => console.warn("intercomd: service worker:", err));
   }
-  try {
-    app.cfg = await (await fetch("config.json", { cache: "no-store" })).json();
-  } catch (err) {
-    app.unreachable = true;
-    render();
-    return;
-  }
-  $("title").textContent = app.cfg.device.name || "Intercom";
   // A sign-in link carries the token in the fragment, which never reaches
   // a server or a log: keep it, then take it out of the address bar.
   const m = /(?:^|[#&])token=([^&]+)/.exec(location.hash);
@@ -1323,6 +1349,7 @@ async function boot() {
   }
   ringPush.fromFragment();
   const token = localStorage.getItem(TOKEN_KEY);
+  app.loading = !!token;
   render();
   if (token) {
     signIn(token).catch((err) => signInError(`Could not start: ${err.message || err}`));

@@ -197,6 +197,8 @@ func (s *script) run(cmd string, line int) []string {
 				msg.Status = ParseMemberState(v)
 			case "session":
 				msg.Session = v
+			case "to_session":
+				msg.ToSession = v
 			case "ok":
 				b := v == "true"
 				msg.OK = &b
@@ -235,15 +237,18 @@ func (s *script) run(cmd string, line int) []string {
 		}
 		in = MediaJoined{Call: args[0], Err: err}
 	case "peer-joined":
-		in = PeerJoined{Call: args[0], User: args[1]}
+		u, sess, _ := strings.Cut(args[1], "/")
+		in = PeerJoined{Call: args[0], User: u, Session: sess}
 	case "peer-left":
-		in = PeerLeft{Call: args[0], User: args[1]}
+		u, sess, _ := strings.Cut(args[1], "/")
+		in = PeerLeft{Call: args[0], User: u, Session: sess}
 	case "media-failed":
 		in = MediaFailed{Call: args[0], Err: errors.New("ice failed")}
 	case "presence":
 		in = Presence{User: args[0], Online: args[1] == "online"}
 	case "media-out":
-		in = MediaOut{Call: args[0], To: args[1], Msg: Message{Type: ParseMsgType(args[2]), SDP: "v=0"}}
+		u, sess, _ := strings.Cut(args[1], "/")
+		in = MediaOut{Call: args[0], To: u, Session: sess, Msg: Message{Type: ParseMsgType(args[2]), SDP: "v=0"}}
 	default:
 		return fail("unknown verb %q", verb)
 	}

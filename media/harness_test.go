@@ -45,6 +45,9 @@ type partyOpts struct {
 	engine bool
 	cfg    media.Config
 	net    transport.Net
+	// session is the login session (a device of the user); "" is a
+	// random one.
+	session string
 }
 
 // party is a calling endpoint with real media: SoftAudio with a tone
@@ -170,7 +173,7 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 	defer cancel()
 	ep, err := endpoint.Start(ctx, endpoint.Options{
 		MQTT:    env.ClientOptions(user),
-		Calling: calling.Config{User: user},
+		Calling: calling.Config{User: user, Session: o.session, MultiDevice: true},
 		Logger:  log,
 		Media: func(post func(calling.Input)) agent.Media {
 			mopts.Post = post

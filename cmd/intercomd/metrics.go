@@ -77,7 +77,7 @@ func (m *metrics) write(w io.Writer) {
 	if dv.media != nil {
 		for _, p := range dv.media.Stats() {
 			peer := func(name string, kv ...string) string {
-				return series(name, append([]string{"call", p.Call, "user", p.User}, kv...)...)
+				return series(name, append([]string{"call", p.Call, "user", p.User, "session", p.Session}, kv...)...)
 			}
 			vm.WriteGaugeFloat64(w, peer("intercomd_peer_round_trip_seconds"), p.RTT.Seconds())
 			vm.WriteGaugeFloat64(w, peer("intercomd_peer_fraction_lost"), p.FractionLost)

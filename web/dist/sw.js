@@ -1,7 +1,7 @@
 // intercomd phone app service worker: caches the app shell so the app opens
 // at once (and installs as an app); /config.json and /mqtt always go to the
 // network. The cache name is the build's content hash.
-const CACHE = "intercomd-42487c10bc61159d";
+const CACHE = "intercomd-f07eeb0cc08d225a";
 const SHELL = ["./", "index.html", "style.css", "app.js", "wasm_exec.js", "calling.wasm",
   "manifest.webmanifest", "icon-192.png", "icon-512.png"];
 

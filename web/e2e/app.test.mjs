@@ -53,6 +53,33 @@ async function previewVideo(p, [w, h]) {
   return size;
 }
 
+// ringAndPreview presses the doorbell and waits until every one of phones
+// rings for the door and previews its video (its 320x240 test pattern:
+// early media, while they still ring and the door still dials, within the
+// suite's 5 s invitation timeout); each page keeps its preview's
+// connection as globalThis.previewPC.
+async function ringAndPreview(phones) {
+  await press();
+  for (const p of phones) {
+    await p.page.locator("#incoming-screen").waitFor({ state: "visible", timeout: 15000 });
+    assert.equal(await p.page.locator("#incoming-who").textContent(), "Front door is calling");
+    assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
+  }
+  await Promise.all(phones.map((p) => previewVideo(p, [320, 240])));
+  for (const p of phones) {
+    assert.equal(await appState(p), "ringing");
+    assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
+    await p.page.evaluate(() => { globalThis.previewPC = globalThis.intercomd.peerConnections()[0]; });
+  }
+}
+
+// callVideo waits for the call screen's video of p and returns its width,
+// height and whether it is muted.
+const callVideo = (p) => p.page.waitForFunction(() => {
+  const v = document.getElementById("remote-video");
+  return v.videoWidth > 0 && [v.videoWidth, v.videoHeight, v.muted];
+}, null, { timeout: 10000 }).then((h) => h.jsonValue());
+
 // each opens phones for one test and closes them after, checking that no
 // page reported an error.
 async function withPhones(users, fn) {
@@ -182,21 +209,8 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
     await alice.page.locator('#directory li[data-user="bob"] .dot[data-online="true"]').waitFor();
     await bob.page.locator('#directory li[data-user="alice"] .dot[data-online="true"]').waitFor();
     const pulses = await relayPulses();
-    await press();
-    for (const p of [alice, bob]) {
-      await p.page.locator("#incoming-screen").waitFor({ state: "visible", timeout: 15000 });
-      assert.equal(await p.page.locator("#incoming-who").textContent(), "Front door is calling");
-      assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
-    }
-    // Both see the door (its 320x240 test pattern) before answering: early
-    // media, while both still ring and the door still dials (within the
-    // suite's 5 s invitation timeout).
-    await Promise.all([alice, bob].map((p) => previewVideo(p, [320, 240])));
-    for (const p of [alice, bob]) {
-      assert.equal(await appState(p), "ringing");
-      assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
-      await p.page.evaluate(() => { globalThis.previewPC = globalThis.intercomd.peerConnections()[0]; });
-    }
+    // Both see the door before answering.
+    await ringAndPreview([alice, bob]);
     const previewRemote = await remoteIdentity(alice);
     assert.equal(await deviceState(), "dialing");
     await screenshot(alice, "incoming");
@@ -224,10 +238,7 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
     // The door renegotiated that connection rather than making a new one:
     // same DTLS certificate, same ICE credentials.
     assert.deepEqual(await remoteIdentity(alice), previewRemote);
-    assert.deepEqual(await alice.page.waitForFunction(() => {
-      const v = document.getElementById("remote-video");
-      return v.videoWidth > 0 && [v.videoWidth, v.videoHeight, v.muted];
-    }, null, { timeout: 10000 }).then((h) => h.jsonValue()), [320, 240, false]);
+    assert.deepEqual(await callVideo(alice), [320, 240, false]);
     assert.deepEqual(await alice.page.evaluate(() => globalThis.intercomd.peerConnections()[0].getSenders()
       .filter((s) => s.track).map((s) => s.track.kind).sort()), ["audio", "video"]);
     if (!(await alice.page.evaluate(() => globalThis.intercomd.signalOnly))) {
@@ -256,18 +267,9 @@ test("alice on two devices: both ring and see the door; one answers; the other s
       assert.equal(await p.page.locator("#use-here").isVisible(), false);
     }
     const heard = JSON.parse(await control("heard?user=alice")).count;
-    await press();
-    for (const p of [phone1, phone2]) {
-      await p.page.locator("#incoming-screen").waitFor({ state: "visible", timeout: 15000 });
-      assert.equal(await p.page.locator("#incoming-who").textContent(), "Front door is calling");
-      assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
-    }
     // Both devices preview the door at once, each on a connection of its
     // own with the door (different ICE credentials).
-    await Promise.all([phone1, phone2].map((p) => previewVideo(p, [320, 240])));
-    for (const p of [phone1, phone2]) {
-      await p.page.evaluate(() => { globalThis.previewPC = globalThis.intercomd.peerConnections()[0]; });
-    }
+    await ringAndPreview([phone1, phone2]);
     const [id1, id2] = [await remoteIdentity(phone1), await remoteIdentity(phone2)];
     assert.notEqual(id1[1], id2[1], "both devices of alice share one connection with the door");
     assert.equal(await deviceState(), "dialing");
@@ -288,10 +290,7 @@ test("alice on two devices: both ring and see the door; one answers; the other s
       return pcs.length === 1 && pcs[0] === globalThis.previewPC && pcs[0].connectionState === "connected";
     }), "phone2's call is not on the connection of its preview");
     assert.deepEqual(await remoteIdentity(phone2), id2);
-    assert.deepEqual(await phone2.page.waitForFunction(() => {
-      const v = document.getElementById("remote-video");
-      return v.videoWidth > 0 && [v.videoWidth, v.videoHeight, v.muted];
-    }, null, { timeout: 10000 }).then((h) => h.jsonValue()), [320, 240, false]);
+    assert.deepEqual(await callVideo(phone2), [320, 240, false]);
     await until("the door hearing alice on phone2", async () => JSON.parse(await control("heard?user=alice")).count > heard, 10000);
     // The call stays up once phone1's connection is gone: the video goes
     // on and the door still has alice.

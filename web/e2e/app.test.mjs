@@ -56,7 +56,7 @@ async function previewVideo(p, [w, h]) {
 // ringAndPreview presses the doorbell and waits until every one of phones
 // rings for the door and previews its video (its 320x240 test pattern:
 // early media, while they still ring and the door still dials, within the
-// suite's 5 s invitation timeout); each page keeps its preview's
+// suite's 10 s invitation timeout); each page keeps its preview's
 // connection as globalThis.previewPC.
 async function ringAndPreview(phones) {
   await press();
@@ -333,9 +333,9 @@ test("no answer: alice's call to bob times out", async () => {
   await withPhones(["alice", "bob"], async (alice, bob) => {
     await callButton(alice, "bob", "audio").click();
     await bob.page.locator("#incoming-screen").waitFor({ state: "visible" });
-    // invite_timeout is 5 s in the suite's configuration.
-    assert.match(await waitBanner(alice, /did not answer/, 15000), /Bob did not answer/);
-    assert.match(await waitBanner(bob, /Missed call/, 15000), /Missed call from Alice/);
+    // invite_timeout is 10 s in the suite's configuration.
+    assert.match(await waitBanner(alice, /did not answer/, 25000), /Bob did not answer/);
+    assert.match(await waitBanner(bob, /Missed call/, 25000), /Missed call from Alice/);
     await waitState(bob, "idle");
   });
 });

@@ -20,14 +20,14 @@ func (s *SignalMedia) Do(e calling.MediaEffect) {
 	case calling.JoinMedia:
 		s.Post(calling.MediaJoined{Call: e.Call})
 	case calling.ConnectPeer:
-		s.Post(calling.MediaOut{Call: e.Call, To: e.User, Msg: calling.Message{Type: calling.MsgOffer, SDP: placeholderSDP}})
+		s.Post(calling.MediaOut{Call: e.Call, To: e.User, Session: e.Session, Msg: calling.Message{Type: calling.MsgOffer, SDP: placeholderSDP}})
 	case calling.Signal:
 		switch e.Msg.Type {
 		case calling.MsgOffer:
-			s.Post(calling.MediaOut{Call: e.Call, To: e.From, Msg: calling.Message{Type: calling.MsgAnswer, SDP: placeholderSDP}})
-			s.Post(calling.PeerJoined{Call: e.Call, User: e.From})
+			s.Post(calling.MediaOut{Call: e.Call, To: e.From, Session: e.Session, Msg: calling.Message{Type: calling.MsgAnswer, SDP: placeholderSDP}})
+			s.Post(calling.PeerJoined{Call: e.Call, User: e.From, Session: e.Session})
 		case calling.MsgAnswer:
-			s.Post(calling.PeerJoined{Call: e.Call, User: e.From})
+			s.Post(calling.PeerJoined{Call: e.Call, User: e.From, Session: e.Session})
 		}
 	}
 }

@@ -19,5 +19,8 @@
 //
 // Topology: the party that placed a call is its hub. Every party that accepts
 // connects its media to the hub; the hub relays who is in the call to the
-// others. When the hub leaves, the call ends for everyone.
+// others. When the hub leaves, the call ends for everyone. The hub's media
+// is per device of a party (its login session, Message.Session): several
+// devices of one user may preview a call, and the one that accepts keeps
+// its media while the others' is torn down.
 package calling

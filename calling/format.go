@@ -17,6 +17,7 @@ func (m Message) String() string {
 	}
 	add("call", m.Call)
 	add("invite", m.Invite)
+	add("to_session", m.ToSession)
 	if len(m.Users) > 0 {
 		add("users", strings.Join(m.Users, ","))
 	}
@@ -85,15 +86,15 @@ func Describe(e Effect) string {
 			return fmt.Sprintf("media join %s %s hub=%s", d.Call, d.Type, d.Hub)
 		case ConnectPeer:
 			if d.Preview {
-				return fmt.Sprintf("media connect %s %s preview", d.Call, d.User)
+				return fmt.Sprintf("media connect %s %s preview", d.Call, device(d.User, d.Session))
 			}
-			return fmt.Sprintf("media connect %s %s", d.Call, d.User)
+			return fmt.Sprintf("media connect %s %s", d.Call, device(d.User, d.Session))
 		case DisconnectPeer:
-			return fmt.Sprintf("media disconnect %s %s", d.Call, d.User)
+			return fmt.Sprintf("media disconnect %s %s", d.Call, device(d.User, d.Session))
 		case LeaveMedia:
 			return fmt.Sprintf("media leave %s", d.Call)
 		case Signal:
-			return fmt.Sprintf("media signal %s from %s %s", d.Call, d.From, d.Msg.Type)
+			return fmt.Sprintf("media signal %s from %s %s", d.Call, device(d.From, d.Session), d.Msg.Type)
 		case Ring:
 			return "media ring " + d.Tone.String()
 		case SetVideo:
@@ -148,6 +149,15 @@ func DescribeEvent(ev Event) string {
 		return fmt.Sprintf("VoiceVolume %s %d", ev.User, ev.Volume)
 	}
 	return fmt.Sprintf("%T %+v", ev, ev)
+}
+
+// device names a user's device: "user/session", or "user" when the
+// session is unknown.
+func device(user, session string) string {
+	if session == "" {
+		return user
+	}
+	return user + "/" + session
 }
 
 // reasonText is r's wire name, "" for ReasonUnknown (no reason given).

@@ -87,12 +87,15 @@ type (
 		Call string
 		Err  error
 	}
-	// PeerJoined: a remote party's media is connected.
-	PeerJoined struct{ Call, User string }
-	// PeerLeft: a remote party's media is gone (closed or failed for good).
+	// PeerJoined: a remote party's media is connected. Session is the
+	// party's device, as in the ConnectPeer or Signal that made the
+	// connection.
+	PeerJoined struct{ Call, User, Session string }
+	// PeerLeft: a remote party's media with device Session is gone (closed
+	// or failed for good).
 	PeerLeft struct {
-		Call, User string
-		Reason     Reason // ReasonUnknown counts as ReasonHangup
+		Call, User, Session string
+		Reason              Reason // ReasonUnknown counts as ReasonHangup
 	}
 	// MediaFailed: a fatal media error; the call ends.
 	MediaFailed struct {
@@ -100,11 +103,13 @@ type (
 		Err  error
 	}
 	// MediaOut is a message the media layer wants sent to a party of the
-	// call (offer, answer, candidate); the core stamps the call ID on it.
+	// call (offer, answer, candidate), for the party's device Session; the
+	// core stamps the call ID and that device (to_session) on it.
 	MediaOut struct {
-		Call string
-		To   string
-		Msg  Message
+		Call    string
+		To      string
+		Session string
+		Msg     Message
 	}
 	// MediaStatus carries availability and voice level of a party; the core
 	// turns it into UserVideoAvailable, UserAudioAvailable or
@@ -234,24 +239,28 @@ type (
 		Hub   string
 		IsHub bool
 	}
-	// ConnectPeer (hub only): set up media with User, who accepted; or,
-	// with Preview, who asked to see and hear the hub before answering (send
-	// only, and no PeerJoined expected until a later ConnectPeer without
-	// Preview, which may reuse the connection).
+	// ConnectPeer (hub only): set up media with User's device Session,
+	// which accepted; or, with Preview, which asked to see and hear the hub
+	// before answering (send only, and no PeerJoined expected until a later
+	// ConnectPeer without Preview for the same device, which may reuse the
+	// connection). Media is per device: several devices of one user may
+	// preview at once, each on a connection of its own.
 	ConnectPeer struct {
-		Call, User string
-		Preview    bool
+		Call, User, Session string
+		Preview             bool
 	}
-	// DisconnectPeer (hub only): tear down media with User.
-	DisconnectPeer struct{ Call, User string }
+	// DisconnectPeer (hub only): tear down media with User's device
+	// Session, leaving the user's other devices alone.
+	DisconnectPeer struct{ Call, User, Session string }
 	// LeaveMedia: the call is over; release everything.
 	LeaveMedia struct{ Call string }
 	// Signal hands a media message (offer, answer, candidate) from a party
-	// of the current call to the media layer.
+	// of the current call, sent by its device Session, to the media layer.
 	Signal struct {
-		Call string
-		From string
-		Msg  Message
+		Call    string
+		From    string
+		Session string
+		Msg     Message
 	}
 	// Ring plays a tone (or stops it with ToneNone).
 	Ring struct{ Tone Tone }

@@ -57,13 +57,30 @@ const (
 )
 
 type party struct {
-	state   partyState
-	invite  string // hub: the invite ID sent to this party
-	preview bool   // hub: media flows to this pending party (early media)
+	state  partyState
+	invite string // hub: the invite ID sent to this party
+	// hub: the party's devices (login sessions) the hub has media with:
+	// those previewing while it is pending (early media), then the one
+	// that accepted.
+	previews []string
+	session  string
 	// hub, while pending: the invitation as sent, and when it expires, to
 	// send it again when the party's presence comes online.
 	invitation Message
 	deadline   time.Time
+}
+
+// MaxPreviews is how many devices of one invitee may preview a call at
+// once; a further device's preview is ignored.
+const MaxPreviews = 4
+
+// device reports whether the hub has media with the party's device session:
+// one previewing while the party is pending, the one that accepted after.
+func (p *party) device(session string) bool {
+	if p.state == partyPending {
+		return slices.Contains(p.previews, session)
+	}
+	return session == p.session
 }
 
 // call is everything that lives exactly as long as one call. It is dropped
@@ -233,7 +250,7 @@ func (m *Machine) step(in Input) {
 	case PeerJoined:
 		m.peerJoined(in)
 	case PeerLeft:
-		m.peerLeft(in.Call, in.User, in.Reason, true)
+		m.peerLeft(in.Call, in.User, in.Session, in.Reason, true)
 	case MediaFailed:
 		if c := m.call; c != nil && c.id == in.Call {
 			m.emit(Error{Err: in.Err})
@@ -461,11 +478,20 @@ func (m *Machine) removeParty(u string, status MemberState) {
 	if p.state == partyPending {
 		m.stopTimer(Timer{Kind: TimerInvite, Call: c.id, Invite: p.invite, User: u})
 	}
-	if p.state != partyPending || p.preview {
-		m.media(DisconnectPeer{Call: c.id, User: u})
-	}
+	m.disconnect(u, p)
 	delete(c.parties, u)
 	m.relay(u, status)
+}
+
+// disconnect tears down the hub's media with every device of party u.
+func (m *Machine) disconnect(u string, p *party) {
+	sessions := p.previews
+	if p.state != partyPending {
+		sessions = []string{p.session}
+	}
+	for _, s := range sessions {
+		m.media(DisconnectPeer{Call: m.call.id, User: u, Session: s})
+	}
 }
 
 // endIfEmpty ends a hub's call when no remote party is left and nobody is
@@ -622,6 +648,9 @@ func (m *Machine) hangupWith(reason Reason) {
 
 func (m *Machine) received(r Received) {
 	msg := r.Msg
+	if msg.ToSession != "" && msg.ToSession != m.cfg.Session {
+		return // for another device of my user
+	}
 	if r.From == m.cfg.User {
 		m.fromMyself(msg)
 		return
@@ -743,8 +772,15 @@ func (m *Machine) receivedAsHub(r Received) {
 			return
 		}
 		m.stopTimer(Timer{Kind: TimerInvite, Call: c.id, Invite: p.invite, User: r.From})
-		p.state = partyAccepted
-		m.media(ConnectPeer{Call: c.id, User: r.From})
+		m.media(ConnectPeer{Call: c.id, User: r.From, Session: msg.Session})
+		// The device that answered keeps its media; the user's other
+		// devices stop previewing.
+		for _, s := range p.previews {
+			if s != msg.Session {
+				m.media(DisconnectPeer{Call: c.id, User: r.From, Session: s})
+			}
+		}
+		p.state, p.session, p.previews = partyAccepted, msg.Session, nil
 		if c.ringGroup {
 			// First answer wins: the others stop ringing now, each told
 			// in its own inbox (a group cancel would reach the winner too).
@@ -753,20 +789,18 @@ func (m *Machine) receivedAsHub(r Received) {
 				if q := c.parties[u]; q.state == partyPending {
 					m.stopTimer(Timer{Kind: TimerInvite, Call: c.id, Invite: q.invite, User: u})
 					m.send(u, Message{Type: MsgCancel, Call: c.id, Invite: q.invite, Reason: ReasonElsewhere})
-					if q.preview {
-						m.media(DisconnectPeer{Call: c.id, User: u})
-					}
+					m.disconnect(u, q)
 					delete(c.parties, u)
 				}
 			}
 		}
 		m.relay(r.From, MemberAccepted)
 	case MsgPreview:
-		if p.state != partyPending || p.preview || !matches(msg, c.id, p.invite) {
+		if p.state != partyPending || p.device(msg.Session) || len(p.previews) >= MaxPreviews || !matches(msg, c.id, p.invite) {
 			return
 		}
-		p.preview = true
-		m.media(ConnectPeer{Call: c.id, User: r.From, Preview: true})
+		p.previews = append(p.previews, msg.Session)
+		m.media(ConnectPeer{Call: c.id, User: r.From, Session: msg.Session, Preview: true})
 	case MsgReject:
 		if p.state != partyPending || !matches(msg, c.id, p.invite) {
 			return
@@ -788,10 +822,10 @@ func (m *Machine) receivedAsHub(r Received) {
 		m.removeParty(r.From, status)
 		m.endIfEmpty(reason)
 	case MsgLeave:
-		m.peerLeft(c.id, r.From, msg.Reason, false)
+		m.peerLeft(c.id, r.From, msg.Session, msg.Reason, false)
 	case MsgOffer, MsgAnswer, MsgCandidate:
-		if (p.state != partyPending || p.preview) && msg.Call != "" {
-			m.media(Signal{Call: c.id, From: r.From, Msg: msg})
+		if p.device(msg.Session) && msg.Call != "" {
+			m.media(Signal{Call: c.id, From: r.From, Session: msg.Session, Msg: msg})
 		}
 	case MsgSwitchAudio:
 		m.switchAudioMessage(r)
@@ -832,7 +866,7 @@ func (m *Machine) receivedAsCallee(r Received) {
 		m.member(msg.User, msg.Status)
 	case MsgOffer, MsgAnswer, MsgCandidate:
 		if c.preview || c.accepting || c.accepted {
-			m.media(Signal{Call: c.id, From: r.From, Msg: msg})
+			m.media(Signal{Call: c.id, From: r.From, Session: msg.Session, Msg: msg})
 		}
 	case MsgSwitchAudio:
 		m.switchAudioMessage(r)
@@ -908,7 +942,7 @@ func (m *Machine) peerJoined(in PeerJoined) {
 	if !c.isHub && !c.accepted {
 		return
 	}
-	if c.isHub && p.state != partyAccepted {
+	if c.isHub && (p.state != partyAccepted || in.Session != p.session) {
 		return
 	}
 	p.state = partyPresent
@@ -933,23 +967,30 @@ func (m *Machine) peerJoined(in PeerJoined) {
 	}
 }
 
-// peerLeft: a remote party left the call, by its leave or, fromMedia, as
-// the media layer saw its media go for good. The side whose media noticed
-// tells the other with a leave (§11.6): the other may not have noticed.
-func (m *Machine) peerLeft(id, user string, reason Reason, fromMedia bool) {
+// peerLeft: a remote party's device (login session) left the call, by its
+// leave or, fromMedia, as the media layer saw its media go for good. The
+// side whose media noticed tells the other with a leave (§11.6): the other
+// may not have noticed. On the hub, only the device in the call counts: a
+// device that stopped previewing (the user answered on another) takes
+// nothing down.
+func (m *Machine) peerLeft(id, user, session string, reason Reason, fromMedia bool) {
 	c := m.call
 	if c == nil || c.id != id {
 		return
 	}
 	p := c.parties[user]
-	if p == nil || p.state == partyPending {
+	if p == nil || p.state == partyPending || (c.isHub && session != p.session) {
 		return
 	}
 	if reason == ReasonUnknown {
 		reason = ReasonHangup
 	}
 	if fromMedia {
-		m.send(user, Message{Type: MsgLeave, Call: c.id, Reason: reason})
+		leave := Message{Type: MsgLeave, Call: c.id, Reason: reason}
+		if c.isHub {
+			leave.ToSession = session // the user's other devices are not in the call
+		}
+		m.send(user, leave)
 	}
 	if p.state == partyPresent {
 		m.emit(UserLeave{User: user})
@@ -993,7 +1034,11 @@ func (m *Machine) hubLeft(reason Reason) {
 
 func (m *Machine) mediaOut(in MediaOut) {
 	c := m.call
-	if c == nil || c.id != in.Call || c.parties[in.To] == nil {
+	if c == nil || c.id != in.Call {
+		return
+	}
+	p := c.parties[in.To]
+	if p == nil || (c.isHub && !p.device(in.Session)) {
 		return
 	}
 	switch in.Msg.Type {
@@ -1002,7 +1047,7 @@ func (m *Machine) mediaOut(in MediaOut) {
 		return
 	}
 	msg := in.Msg
-	msg.Call = c.id
+	msg.Call, msg.ToSession = c.id, in.Session
 	m.send(in.To, msg)
 }
 

@@ -173,14 +173,21 @@ func TestWorldPreviewThenAnswer(t *testing.T) {
 	}
 }
 
+// ringTwoDevices has the door call alice, signed in on two devices
+// (multi-device), and delivers the invitations.
+func ringTwoDevices(t *testing.T) (w *world, door, phone1, phone2 *node) {
+	w = newWorld(t)
+	multi := func(c *Config) { c.MultiDevice = true }
+	door = w.add("door", "1")
+	phone1, phone2 = w.add("alice", "phone1", multi), w.add("alice", "phone2", multi)
+	w.step(door, Call{Users: []string{"alice"}, Type: Video})
+	w.deliver()
+	return w, door, phone1, phone2
+}
+
 // The same user on two devices: both ring; one answers; the other stops.
 func TestWorldTwoDevicesOneAnswers(t *testing.T) {
-	w := newWorld(t)
-	multi := func(c *Config) { c.MultiDevice = true }
-	d := w.add("door", "1")
-	p1, p2 := w.add("alice", "phone1", multi), w.add("alice", "phone2", multi)
-	w.step(d, Call{Users: []string{"alice"}, Type: Video})
-	w.deliver()
+	w, d, p1, p2 := ringTwoDevices(t)
 	if p1.m.State() != Ringing || p2.m.State() != Ringing {
 		t.Fatalf("%s", w.states())
 	}
@@ -190,6 +197,58 @@ func TestWorldTwoDevicesOneAnswers(t *testing.T) {
 		t.Fatalf("%s", w.states())
 	}
 	has(t, p1, "CallingCancel sponsor=door reason=elsewhere")
+}
+
+// The same user on two devices, both previewing the door's video while
+// they ring: each device has media of its own with the door. One answers:
+// the other stops ringing ("answered elsewhere") and its media ends, and
+// the door's media with the device that answered stays up.
+func TestWorldTwoDevicesPreviewOneAnswers(t *testing.T) {
+	for _, declined := range []bool{false, true} {
+		t.Run(map[bool]string{false: "accept", true: "decline"}[declined], func(t *testing.T) {
+			w, d, p1, p2 := ringTwoDevices(t)
+			w.step(p1, Preview{})
+			w.step(p2, Preview{})
+			w.deliver()
+			if !w.links[link{d.m.CallID(), d, p1}] || !w.links[link{d.m.CallID(), d, p2}] || len(w.links) != 2 {
+				t.Fatalf("both devices preview: links %v", w.links)
+			}
+			if declined {
+				w.step(p2, Reject{})
+				w.deliver()
+				if !w.allIdle() || len(w.links) != 0 {
+					t.Fatalf("after alice declined on phone2: %s, links %v", w.states(), w.links)
+				}
+				has(t, p1, "CallingCancel sponsor=door reason=elsewhere")
+				return
+			}
+			w.step(p2, Accept{})
+			w.deliver()
+			if p1.m.State() != Idle || p2.m.State() != InCall || d.m.State() != InCall {
+				t.Fatalf("after phone2 answered: %s", w.states())
+			}
+			has(t, p1, "CallingCancel sponsor=door reason=elsewhere")
+			has(t, d, "UserEnter alice")
+			if len(w.links) != 1 || !w.links[link{d.m.CallID(), d, p2}] {
+				t.Fatalf("the door's media: %v, want phone2's only", w.links)
+			}
+			// phone1's connection closing, as the door's media layer may
+			// report it late (phone1 closed its side when it stopped
+			// ringing), and a stray leave from phone1, take nothing down;
+			// long after, the call is still up on phone2's media.
+			w.step(d, PeerLeft{Call: d.m.CallID(), User: "alice", Session: "phone1", Reason: ReasonMedia})
+			w.step(d, Received{From: "alice", Msg: Message{V: 1, Type: MsgLeave, Call: d.m.CallID(), Session: "phone1"}})
+			w.advance(5 * time.Minute)
+			if p2.m.State() != InCall || d.m.State() != InCall || slices.Contains(d.events, "UserLeave alice") {
+				t.Fatalf("phone1 stopping took phone2's call down: %s; door saw %q", w.states(), d.events)
+			}
+			w.step(p2, Hangup{})
+			w.deliver()
+			if !w.allIdle() || len(w.links) != 0 {
+				t.Fatalf("after hangup: %s, links %v", w.states(), w.links)
+			}
+		})
+	}
 }
 
 func TestWorldKickedOffline(t *testing.T) {

@@ -199,6 +199,8 @@ func (s *script) run(cmd string, line int) []string {
 				msg.Status = ParseMemberState(v)
 			case "session":
 				msg.Session = v
+			case "to_session":
+				msg.ToSession = v
 			case "ok":
 				b := v == "true"
 				msg.OK = &b
@@ -237,10 +239,12 @@ func (s *script) run(cmd string, line int) []string {
 		}
 		in = MediaJoined{Call: args[0], Err: err}
 	case "peer-joined":
-		in = PeerJoined{Call: args[0], User: args[1]}
+		u, sess, _ := strings.Cut(args[1], "/")
+		in = PeerJoined{Call: args[0], User: u, Session: sess}
 	case "peer-left":
-		// peer-left <call> <user> [reason]
-		pl := PeerLeft{Call: args[0], User: args[1]}
+		// peer-left <call> <user>[/<session>] [reason]
+		u, sess, _ := strings.Cut(args[1], "/")
+		pl := PeerLeft{Call: args[0], User: u, Session: sess}
 		if len(args) > 2 {
 			pl.Reason = ParseReason(args[2])
 		}
@@ -250,7 +254,8 @@ func (s *script) run(cmd string, line int) []string {
 	case "presence":
 		in = Presence{User: args[0], Online: args[1] == "online"}
 	case "media-out":
-		in = MediaOut{Call: args[0], To: args[1], Msg: Message{Type: ParseMsgType(args[2]), SDP: "v=0"}}
+		u, sess, _ := strings.Cut(args[1], "/")
+		in = MediaOut{Call: args[0], To: u, Session: sess, Msg: Message{Type: ParseMsgType(args[2]), SDP: "v=0"}}
 	default:
 		return fail("unknown verb %q", verb)
 	}

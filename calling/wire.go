@@ -39,6 +39,10 @@ type Message struct {
 	Call    string  `json:"call,omitempty"`    // call ID, the room
 	Invite  string  `json:"invite,omitempty"`  // invite ID
 	Session string  `json:"session,omitempty"` // sender's login session
+	// ToSession names the addressee's device when a message to a user's
+	// inbox is for one of its devices only (media messages); the user's
+	// other devices drop it.
+	ToSession string `json:"to_session,omitempty"`
 
 	Users     []string `json:"users,omitempty"`      // invite: every invitee of this invitation
 	Group     string   `json:"group,omitempty"`      // invite: group the invitation went to
@@ -121,7 +125,7 @@ func (m *Message) Validate() error {
 	bad := func(format string, args ...any) error {
 		return errorf(ErrBadMessage, "%s: %s", m.Type, fmt.Sprintf(format, args...))
 	}
-	for name, s := range map[string]string{"call": m.Call, "invite": m.Invite, "session": m.Session} {
+	for name, s := range map[string]string{"call": m.Call, "invite": m.Invite, "session": m.Session, "to_session": m.ToSession} {
 		if len(s) > MaxIDLength || !utf8.ValidString(s) {
 			return bad("field %s is not a valid ID", name)
 		}

@@ -113,7 +113,8 @@ func (w *world) apply(n *node, e Effect) {
 	}
 }
 
-// media simulates a media layer that always connects.
+// media simulates a media layer that always connects, one connection per
+// device (node).
 func (w *world) media(n *node, d MediaEffect) {
 	switch d := d.(type) {
 	case JoinMedia:
@@ -123,14 +124,14 @@ func (w *world) media(n *node, d MediaEffect) {
 		for _, p := range w.nodes {
 			// A preview connects before the party joined its media; the
 			// connection is then reused by the call (PeerJoined again).
-			if p.user == d.User && p.m.CallID() == d.Call && (p.joined[d.Call] || d.Preview || w.links[link{d.Call, n, p}]) {
+			if p.user == d.User && p.session == d.Session && p.m.CallID() == d.Call && (p.joined[d.Call] || d.Preview || w.links[link{d.Call, n, p}]) {
 				l := link{d.Call, n, p}
 				w.links[l] = true
 				p.joined[d.Call] = true
 				w.later(func() {
 					if w.links[l] && p.m.CallID() == d.Call {
-						w.step(n, PeerJoined{Call: d.Call, User: p.user})
-						w.step(p, PeerJoined{Call: d.Call, User: n.user})
+						w.step(n, PeerJoined{Call: d.Call, User: p.user, Session: p.session})
+						w.step(p, PeerJoined{Call: d.Call, User: n.user, Session: n.session})
 					}
 				})
 				return
@@ -138,9 +139,9 @@ func (w *world) media(n *node, d MediaEffect) {
 		}
 	case DisconnectPeer:
 		for l := range w.links {
-			if l.call == d.Call && l.hub == n && l.peer.user == d.User {
+			if l.call == d.Call && l.hub == n && l.peer.user == d.User && l.peer.session == d.Session {
 				delete(w.links, l)
-				w.later(func() { w.step(l.peer, PeerLeft{Call: d.Call, User: n.user}) })
+				w.later(func() { w.step(l.peer, PeerLeft{Call: d.Call, User: n.user, Session: n.session}) })
 			}
 		}
 	case LeaveMedia:
@@ -150,11 +151,11 @@ func (w *world) media(n *node, d MediaEffect) {
 				continue
 			}
 			delete(w.links, l)
-			other, gone := l.peer, l.hub.user
+			other, gone := l.peer, l.hub
 			if l.peer == n {
-				other, gone = l.hub, l.peer.user
+				other, gone = l.hub, l.peer
 			}
-			w.later(func() { w.step(other, PeerLeft{Call: d.Call, User: gone}) })
+			w.later(func() { w.step(other, PeerLeft{Call: d.Call, User: gone.user, Session: gone.session}) })
 		}
 	case Ring:
 		n.tone = d.Tone

@@ -217,8 +217,8 @@ type Calling struct {
 	// see Config.Callers.
 	Callers []string `yaml:"callers"`
 	// MultiDevice allows one user to be logged in on several devices: they
-	// all ring, the first to answer takes the call. When false (the
-	// default), a new login signs the user's other devices out.
+	// all ring, the first to answer takes the call (the default). When
+	// false, a new login signs the user's other devices out.
 	MultiDevice bool `yaml:"multi_device"`
 }
 
@@ -635,6 +635,7 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	}
 
 	def("calling.invite_timeout", func() { c.Calling.InviteTimeout = 30 * time.Second })
+	def("calling.multi_device", func() { c.Calling.MultiDevice = true })
 	if !set("calling.doorbell.group") && !set("calling.doorbell.users") {
 		c.Calling.Doorbell.Group = "residents"
 	}

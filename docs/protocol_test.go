@@ -369,14 +369,14 @@ func (s *sim) media(n *simNode, e calling.MediaEffect) {
 	case calling.JoinMedia:
 		s.later(n, calling.MediaJoined{Call: e.Call})
 	case calling.ConnectPeer:
-		s.later(n, calling.MediaOut{Call: e.Call, To: e.User, Msg: calling.Message{Type: calling.MsgOffer, SDP: simSDP}})
+		s.later(n, calling.MediaOut{Call: e.Call, To: e.User, Session: e.Session, Msg: calling.Message{Type: calling.MsgOffer, SDP: simSDP}})
 	case calling.Signal:
 		switch e.Msg.Type {
 		case calling.MsgOffer:
-			s.later(n, calling.MediaOut{Call: e.Call, To: e.From, Msg: calling.Message{Type: calling.MsgAnswer, SDP: simSDP}})
-			s.later(n, calling.PeerJoined{Call: e.Call, User: e.From})
+			s.later(n, calling.MediaOut{Call: e.Call, To: e.From, Session: e.Session, Msg: calling.Message{Type: calling.MsgAnswer, SDP: simSDP}})
+			s.later(n, calling.PeerJoined{Call: e.Call, User: e.From, Session: e.Session})
 		case calling.MsgAnswer:
-			s.later(n, calling.PeerJoined{Call: e.Call, User: e.From})
+			s.later(n, calling.PeerJoined{Call: e.Call, User: e.From, Session: e.Session})
 		}
 	}
 }

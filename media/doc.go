@@ -29,6 +29,14 @@
 // follows. A preview that fails ends only the preview. DisconnectPeer and
 // LeaveMedia close a preview like any connection.
 //
+// A hub's connections are per device: each is keyed by the party's user
+// and login session (ConnectPeer.Session), so several devices of one user
+// can preview a call at once, each on a connection of its own.
+// DisconnectPeer closes that one device's connection; the device that
+// answers keeps its own, and closing the others' previews neither touches
+// its media nor is reported (no PeerLeft). Media messages going out name
+// the device they are for (MediaOut.Session).
+//
 // When a connection goes disconnected or failed the hub sends an ICE restart
 // offer (Restart in the message) and the party answers it. A connection
 // that is not connected ICERestartTimeout after it was created or went down

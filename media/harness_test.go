@@ -47,6 +47,9 @@ type partyOpts struct {
 	net    transport.Net
 	// onEffect sees every effect of the party's calling agent.
 	onEffect func(calling.Effect)
+	// session is the login session (a device of the user); "" is a
+	// random one.
+	session string
 }
 
 // party is a calling endpoint with real media: SoftAudio with a tone
@@ -172,7 +175,7 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 	defer cancel()
 	ep, err := endpoint.Start(ctx, endpoint.Options{
 		MQTT:     env.ClientOptions(user),
-		Calling:  calling.Config{User: user},
+		Calling:  calling.Config{User: user, Session: o.session, MultiDevice: true},
 		Logger:   log,
 		OnEffect: o.onEffect,
 		Media: func(post func(calling.Input)) agent.Media {

@@ -101,9 +101,26 @@ type call struct {
 	// preview (party side): the hub's media is previewed before joining
 	// (early media); nothing local is sent until JoinMedia.
 	preview bool
-	peers   map[string]*peer
-	pending map[string][]webrtc.ICECandidateInit
+	peers   map[peerKey]*peer
+	pending map[peerKey][]webrtc.ICECandidateInit
 	fwd     map[string]*forward // hub: forwarding tracks, by source party
+}
+
+// peerKey names the other end of a connection: a party's device (user and
+// login session). A hub has one connection per device, so that several
+// devices of one user can preview a call and the one that answers keeps
+// its media when the others stop.
+type peerKey struct{ user, session string }
+
+// party returns the peer of user's device in the call (not a preview), nil
+// if there is none.
+func (c *call) party(user string) *peer {
+	for _, p := range c.peers {
+		if p.user == user && !p.preview {
+			return p
+		}
+	}
+	return nil
 }
 
 // forward holds the tracks a hub forwards one party's media on.
@@ -272,7 +289,7 @@ func (m *Media) handle(e calling.MediaEffect) {
 		m.connectPeer(e)
 	case calling.DisconnectPeer:
 		if c := m.calls[e.Call]; c != nil {
-			m.dropPeer(c, e.User)
+			m.dropPeer(c, peerKey{e.User, e.Session})
 		}
 	case calling.LeaveMedia:
 		m.leave(e.Call)
@@ -296,8 +313,8 @@ func (m *Media) handle(e calling.MediaEffect) {
 func newCall(id string) *call {
 	return &call{
 		id:      id,
-		peers:   map[string]*peer{},
-		pending: map[string][]webrtc.ICECandidateInit{},
+		peers:   map[peerKey]*peer{},
+		pending: map[peerKey][]webrtc.ICECandidateInit{},
 		fwd:     map[string]*forward{},
 	}
 }
@@ -402,8 +419,8 @@ func (m *Media) leave(id string) {
 	if c == nil {
 		return
 	}
-	for u := range c.peers {
-		m.closePeer(c, u)
+	for k := range c.peers {
+		m.closePeer(c, k)
 	}
 	for e := range m.parties {
 		if e.call == id {

@@ -17,9 +17,10 @@ import (
 // peer is one PeerConnection of a call, with the party at its other end.
 // Loop-owned, except the fields readers are handed at start.
 type peer struct {
-	call *call
-	user string
-	pc   *webrtc.PeerConnection
+	call    *call
+	user    string
+	session string // the party's device (login session)
+	pc      *webrtc.PeerConnection
 
 	closed      bool
 	remoteSet   bool // a remote description was applied
@@ -55,12 +56,14 @@ func (p *peer) stopTimers() {
 	}
 }
 
-func (m *Media) newPeer(c *call, user string) (*peer, error) {
+func (p *peer) key() peerKey { return peerKey{p.user, p.session} }
+
+func (m *Media) newPeer(c *call, k peerKey) (*peer, error) {
 	pc, err := m.api.NewPeerConnection(webrtc.Configuration{ICEServers: m.opts.ICEServers})
 	if err != nil {
-		return nil, fmt.Errorf("new peer connection for %s: %w", user, err)
+		return nil, fmt.Errorf("new peer connection for %s: %w", k.user, err)
 	}
-	p := &peer{call: c, user: user, pc: pc, stats: m.getters.take(), fwdSenders: map[string][]*webrtc.RTPSender{}, preview: c.preview}
+	p := &peer{call: c, user: k.user, session: k.session, pc: pc, stats: m.getters.take(), fwdSenders: map[string][]*webrtc.RTPSender{}, preview: c.preview}
 	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
 		if cand == nil {
 			return
@@ -74,46 +77,47 @@ func (m *Media) newPeer(c *call, user string) (*peer, error) {
 	pc.OnTrack(func(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 		m.enqueue(func() { m.remoteTrack(p, tr, rcv) })
 	})
-	c.peers[user] = p
+	c.peers[k] = p
 	m.armDownTimer(p)
 	return p, nil
 }
 
-// connectPeer (hub) creates the party's PeerConnection and offers. For a
-// preview the party gets this side's tracks only (it is not forwarded and
-// gets no forwarding); when a previewing party then joins, its connection
-// is kept and renegotiated.
+// connectPeer (hub) creates the PeerConnection of the party's device and
+// offers. For a preview the party gets this side's tracks only (it is not
+// forwarded and gets no forwarding); when a previewing device then joins,
+// its connection is kept and renegotiated.
 func (m *Media) connectPeer(e calling.ConnectPeer) {
 	c := m.calls[e.Call]
 	if c == nil || !c.isHub {
 		m.log.Warn("connect peer: no such call as hub", "call", e.Call, "user", e.User)
 		return
 	}
-	if old := c.peers[e.User]; old != nil {
+	k := peerKey{e.User, e.Session}
+	if old := c.peers[k]; old != nil {
 		switch {
 		case e.Preview:
-			m.log.Debug("connect peer: already connected for a preview", "call", c.id, "user", e.User)
+			m.log.Debug("connect peer: already connected for a preview", "call", c.id, "user", e.User, "session", e.Session)
 			return
 		case old.preview:
 			old.preview = false
-			m.log.Info("previewing peer joins on its connection", "call", c.id, "user", e.User)
+			m.log.Info("previewing peer joins on its connection", "call", c.id, "user", e.User, "session", e.Session)
 			m.forwardParty(c, old)
 			m.negotiate(old, false)
 			return
 		}
-		m.closePeer(c, e.User)
+		m.closePeer(c, k)
 	}
-	p, err := m.newPeer(c, e.User)
+	p, err := m.newPeer(c, k)
 	if err != nil {
 		m.log.Warn("connect peer", "err", err)
-		m.post(calling.PeerLeft{Call: c.id, User: e.User, Reason: calling.ReasonMedia})
+		m.post(calling.PeerLeft{Call: c.id, User: e.User, Session: e.Session, Reason: calling.ReasonMedia})
 		return
 	}
 	p.preview = e.Preview
 	if err := m.addLocalTracks(p, true); err != nil {
 		m.log.Warn("connect peer: add tracks", "user", e.User, "err", err)
-		m.closePeer(c, e.User)
-		m.post(calling.PeerLeft{Call: c.id, User: e.User, Reason: calling.ReasonMedia})
+		m.closePeer(c, k)
+		m.post(calling.PeerLeft{Call: c.id, User: e.User, Session: e.Session, Reason: calling.ReasonMedia})
 		return
 	}
 	if !p.preview {
@@ -127,13 +131,13 @@ func (m *Media) connectPeer(e calling.ConnectPeer) {
 // to nobody in a 1-to-1 call); previewing parties are left out.
 func (m *Media) forwardParty(c *call, p *peer) {
 	m.ensureForward(c, p.user)
-	for u, q := range c.peers {
-		if u == p.user || q.preview {
+	for _, q := range c.peers {
+		if q.user == p.user || q.preview {
 			continue
 		}
-		m.ensureForward(c, u)
+		m.ensureForward(c, q.user)
 		m.addForward(q, p.user)
-		m.addForward(p, u)
+		m.addForward(p, q.user)
 		m.negotiate(q, false)
 	}
 }
@@ -145,7 +149,7 @@ func (m *Media) markJoined(p *peer) {
 		return
 	}
 	p.joined = true
-	m.post(calling.PeerJoined{Call: p.call.id, User: p.user})
+	m.post(calling.PeerJoined{Call: p.call.id, User: p.user, Session: p.session})
 }
 
 // addLocalTracks adds the microphone and camera tracks. The hub adds them
@@ -272,7 +276,7 @@ func (m *Media) removeForward(p *peer, src string) bool {
 
 // passPLI asks party src for a key frame of the video the hub forwards.
 func (m *Media) passPLI(c *call, src string) {
-	p := c.peers[src]
+	p := c.party(src)
 	if p == nil || p.closed || p.videoSSRC == 0 || time.Since(p.lastPLI) < 300*time.Millisecond {
 		return
 	}
@@ -312,21 +316,22 @@ func (m *Media) negotiate(p *peer, restart bool) {
 	}
 	p.offerIsICE = restart
 	m.log.Debug("offer", "call", p.call.id, "user", p.user, "restart", restart)
-	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Msg: calling.Message{Type: calling.MsgOffer, SDP: offer.SDP, Restart: restart}})
+	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Session: p.session, Msg: calling.Message{Type: calling.MsgOffer, SDP: offer.SDP, Restart: restart}})
 }
 
 func (m *Media) localCandidate(p *peer, init webrtc.ICECandidateInit) {
 	if p.closed {
 		return
 	}
-	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Msg: calling.Message{
+	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Session: p.session, Msg: calling.Message{
 		Type:      calling.MsgCandidate,
 		Candidate: &calling.Candidate{Candidate: init.Candidate, SDPMid: init.SDPMid, SDPMLineIndex: init.SDPMLineIndex},
 	}})
 }
 
-// signal applies an offer, answer or candidate from a party.
+// signal applies an offer, answer or candidate from a party's device.
 func (m *Media) signal(e calling.Signal) {
+	k := peerKey{e.From, e.Session}
 	c := m.calls[e.Call]
 	if c == nil && e.Msg.Type != calling.MsgOffer {
 		m.log.Debug("signal for no call dropped", "call", e.Call, "type", e.Msg.Type.String())
@@ -337,9 +342,9 @@ func (m *Media) signal(e calling.Signal) {
 		if c == nil {
 			c = m.previewCall(e.Call, e.From)
 		}
-		m.offer(c, e.From, e.Msg)
+		m.offer(c, k, e.Msg)
 	case calling.MsgAnswer:
-		p := c.peers[e.From]
+		p := c.peers[k]
 		if p == nil || p.pc.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
 			m.log.Debug("unexpected answer dropped", "from", e.From)
 			return
@@ -373,10 +378,10 @@ func (m *Media) signal(e calling.Signal) {
 			return
 		}
 		init := webrtc.ICECandidateInit{Candidate: e.Msg.Candidate.Candidate, SDPMid: e.Msg.Candidate.SDPMid, SDPMLineIndex: e.Msg.Candidate.SDPMLineIndex}
-		p := c.peers[e.From]
+		p := c.peers[k]
 		if p == nil || !p.remoteSet || p.pc.SignalingState() != webrtc.SignalingStateStable {
-			if len(c.pending[e.From]) < maxPendingCandidates {
-				c.pending[e.From] = append(c.pending[e.From], init)
+			if len(c.pending[k]) < maxPendingCandidates {
+				c.pending[k] = append(c.pending[k], init)
 			}
 			return
 		}
@@ -401,15 +406,16 @@ func (m *Media) previewCall(id, hub string) *call {
 // for the first one. In a preview it answers without local tracks; the
 // first offer after joining gets them, on the transceivers the first offer
 // made (pion's AddTrack reuses a transceiver that has never sent).
-func (m *Media) offer(c *call, from string, msg calling.Message) {
+func (m *Media) offer(c *call, k peerKey, msg calling.Message) {
+	from := k.user
 	if c.isHub || from != c.hub {
 		m.log.Debug("offer from a non-hub dropped", "from", from)
 		return
 	}
-	p := c.peers[from]
+	p := c.peers[k]
 	if p == nil {
 		var err error
-		if p, err = m.newPeer(c, from); err != nil {
+		if p, err = m.newPeer(c, k); err != nil {
 			m.log.Warn("answer hub", "err", err)
 			m.post(calling.MediaFailed{Call: c.id, Err: err})
 			return
@@ -437,7 +443,7 @@ func (m *Media) offer(c *call, from string, msg calling.Message) {
 		return
 	}
 	m.log.Debug("answer", "call", c.id, "to", from, "restart", msg.Restart, "preview", c.preview)
-	m.post(calling.MediaOut{Call: c.id, To: from, Msg: calling.Message{Type: calling.MsgAnswer, SDP: answer.SDP}})
+	m.post(calling.MediaOut{Call: c.id, To: from, Session: k.session, Msg: calling.Message{Type: calling.MsgAnswer, SDP: answer.SDP}})
 	m.flushCandidates(c, p)
 	if !c.preview {
 		p.preview = false
@@ -451,19 +457,19 @@ func (m *Media) offer(c *call, from string, msg calling.Message) {
 func (m *Media) answerFailed(p *peer, err error) {
 	switch {
 	case p.call.preview:
-		m.dropPeer(p.call, p.user)
+		m.dropPeer(p.call, p.key())
 	case !p.joined:
 		m.post(calling.MediaFailed{Call: p.call.id, Err: err})
 	}
 }
 
 func (m *Media) flushCandidates(c *call, p *peer) {
-	for _, init := range c.pending[p.user] {
+	for _, init := range c.pending[p.key()] {
 		if err := p.pc.AddICECandidate(init); err != nil {
 			m.log.Debug("add candidate", "from", p.user, "err", err)
 		}
 	}
-	delete(c.pending, p.user)
+	delete(c.pending, p.key())
 }
 
 // stateChanged reacts to the connection's current state (callbacks arrive
@@ -479,7 +485,7 @@ func (m *Media) stateChanged(p *peer) {
 		p.stopTimers()
 		if !p.connected {
 			p.connected = true
-			m.log.Info("peer connected", "call", c.id, "user", p.user)
+			m.log.Info("peer connected", "call", c.id, "user", p.user, "session", p.session)
 			if m.opts.Camera != nil && p.camSender != nil && c.video {
 				m.opts.Camera.ViewerJoined()
 			}
@@ -543,7 +549,7 @@ func (m *Media) resendOffer(p *peer) {
 	}
 	p.lastRestart = time.Now()
 	m.log.Debug("offer again", "call", p.call.id, "user", p.user, "restart", p.offerIsICE)
-	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Msg: calling.Message{Type: calling.MsgOffer, SDP: d.SDP, Restart: p.offerIsICE}})
+	m.post(calling.MediaOut{Call: p.call.id, To: p.user, Session: p.session, Msg: calling.Message{Type: calling.MsgOffer, SDP: d.SDP, Restart: p.offerIsICE}})
 }
 
 // armDownTimer starts the timer that gives up on a connection that is not
@@ -569,49 +575,52 @@ func (m *Media) peerLost(p *peer, why string) {
 		return
 	}
 	c := p.call
-	m.log.Warn("peer lost", "call", c.id, "user", p.user, "why", why, "preview", p.preview)
-	m.dropPeer(c, p.user)
+	m.log.Warn("peer lost", "call", c.id, "user", p.user, "session", p.session, "why", why, "preview", p.preview)
+	m.dropPeer(c, p.key())
 	if c.preview {
 		return // only the preview ends; the phone still rings
 	}
 	if c.isHub {
-		m.post(calling.PeerLeft{Call: c.id, User: p.user, Reason: calling.ReasonMedia})
+		m.post(calling.PeerLeft{Call: c.id, User: p.user, Session: p.session, Reason: calling.ReasonMedia})
 	} else {
 		m.post(calling.MediaFailed{Call: c.id, Err: fmt.Errorf("media with %s: %s: %w", p.user, why, ErrPeerLost)})
 	}
 }
 
-// dropPeer closes a party's PeerConnection and, on a hub, stops forwarding
-// it to the others.
-func (m *Media) dropPeer(c *call, user string) {
-	if c.peers[user] == nil {
+// dropPeer closes the PeerConnection of a party's device and, on a hub,
+// stops forwarding the party to the others unless it only previewed (a
+// preview is neither forwarded nor sent the others: the user's device in
+// the call, if any, goes on).
+func (m *Media) dropPeer(c *call, k peerKey) {
+	p := c.peers[k]
+	if p == nil {
 		return
 	}
-	m.closePeer(c, user)
-	delete(c.pending, user)
-	if !c.isHub {
+	m.closePeer(c, k)
+	delete(c.pending, k)
+	if !c.isHub || p.preview {
 		return
 	}
 	for _, q := range c.peers {
-		if m.removeForward(q, user) {
+		if m.removeForward(q, k.user) {
 			m.negotiate(q, false)
 		}
 	}
-	delete(c.fwd, user)
+	delete(c.fwd, k.user)
 }
 
-func (m *Media) closePeer(c *call, user string) {
-	p := c.peers[user]
+func (m *Media) closePeer(c *call, k peerKey) {
+	p := c.peers[k]
 	if p == nil {
 		return
 	}
 	p.closed = true
 	p.stopTimers()
-	delete(c.peers, user)
+	delete(c.peers, k)
 	if err := p.pc.Close(); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
-		m.log.Debug("close peer connection", "user", user, "err", err)
+		m.log.Debug("close peer connection", "user", k.user, "err", err)
 	}
-	m.log.Info("peer closed", "call", c.id, "user", user)
+	m.log.Info("peer closed", "call", c.id, "user", k.user, "session", k.session, "preview", p.preview)
 }
 
 // remoteTrack starts reading a track a party sends (or the hub forwards),
@@ -627,7 +636,7 @@ func (m *Media) remoteTrack(p *peer, tr *webrtc.TrackRemote, rcv *webrtc.RTPRece
 		user, forwarded = strings.TrimPrefix(sid, fwdPrefix), true
 	}
 	var fwd *webrtc.TrackLocalStaticRTP
-	if c.isHub && !forwarded {
+	if c.isHub && !forwarded && !p.preview {
 		if f := c.fwd[user]; f != nil {
 			if tr.Kind() == webrtc.RTPCodecTypeAudio {
 				fwd = f.audio

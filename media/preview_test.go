@@ -45,6 +45,18 @@ func logHas(log string, parts ...string) bool {
 	return false
 }
 
+// waitLog waits until a line of p's log contains every one of parts.
+func (p *party) waitLog(ctx context.Context, parts ...string) {
+	p.t.Helper()
+	for !logHas(p.logs.String(), parts...) {
+		select {
+		case <-ctx.Done():
+			p.t.Fatalf("%s: no log line with %q: %v", p.user, parts, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // do runs a command, failing the test on error.
 func (p *party) do(ctx context.Context, in calling.Input) {
 	p.t.Helper()
@@ -221,4 +233,72 @@ func TestPreviewRingGroup(t *testing.T) {
 	if got := strings.Count(dev.logs.String(), `msg="peer closed"`); got != closed+1 {
 		t.Errorf("the door closed %d connections after alice declined her preview, want 1", got-closed)
 	}
+}
+
+// TestPreviewTwoDevicesOneAnswers: alice is signed in on two devices
+// (phone1 at 880 Hz, phone2 at 660 Hz). The door rings her; both devices
+// preview its video, each on a connection of its own. phone2 answers: it
+// gets the call on its preview's connection and its media keeps flowing
+// both ways, while phone1 stops ringing (answered elsewhere) and the door
+// closes phone1's connection only.
+func TestPreviewTwoDevicesOneAnswers(t *testing.T) {
+	env := mqtttest.StartEmbedded(t, mqtttest.Options{})
+	dev := newParty(t, env, "door", partyOpts{tone: 440, camera: true})
+	phone1 := newParty(t, env, "alice", partyOpts{tone: 880, session: "phone1"})
+	phone2 := newParty(t, env, "alice", partyOpts{tone: 660, session: "phone2"})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	dev.call(ctx, calling.Video, "alice")
+	for _, p := range []*party{phone1, phone2} {
+		p.wait(ctx, 0, "the invitation", isInvited)
+		p.do(ctx, calling.Preview{})
+	}
+	for _, p := range []*party{phone1, phone2} {
+		p.waitFrames(ctx, "door", 15)
+	}
+	for _, s := range []string{"phone1", "phone2"} {
+		dev.waitLog(ctx, `msg="peer connected"`, "user=alice", "session="+s)
+	}
+
+	phone2.do(ctx, calling.Accept{})
+	phone1.wait(ctx, 0, "cancelled: answered elsewhere", func(e calling.Event) bool {
+		c, ok := e.(calling.CallingCancel)
+		return ok && c.Reason == calling.ReasonElsewhere
+	})
+	dev.wait(ctx, 0, "alice entering", isEnter("alice"))
+	phone2.wait(ctx, 0, "door entering", isEnter("door"))
+	// The door closed phone1's preview and phone1 left its media; the
+	// door's connection with phone2 is the one of its preview.
+	dev.waitLog(ctx, `msg="peer closed"`, "user=alice", "session=phone1")
+	phone1.waitLog(ctx, `msg="media left"`)
+	dev.waitLog(ctx, "previewing peer joins on its connection", "session=phone2")
+
+	// phone2's media flows both ways after phone1 is gone: the door hears
+	// phone2 (660 Hz, not phone1's 880 Hz), phone2 hears and sees the door.
+	checkTone(t, "door", "alice", dev.hear(ctx, "alice"), 660)
+	checkTone(t, "alice on phone2", "door", phone2.hear(ctx, "door"), 440)
+	phone2.waitFrames(ctx, "door", 15)
+	after, _, _ := phone1.videoFrames("door")
+	phone2.waitFrames(ctx, "door", 15)
+	if n, _, _ := phone1.videoFrames("door"); n != after {
+		t.Errorf("phone1 received %d frames after it stopped ringing", n-after)
+	}
+	if st := dev.ep.State(); st != calling.InCall {
+		t.Errorf("the door is %s, want in_call", st)
+	}
+	if st := phone2.ep.State(); st != calling.InCall {
+		t.Errorf("phone2 is %s, want in_call", st)
+	}
+	log := dev.logs.String()
+	if logHas(log, `msg="peer closed"`, "session=phone2") || logHas(log, `msg="peer lost"`) {
+		t.Error("the door closed or lost phone2's connection during the call")
+	}
+	if n := strings.Count(log, `msg="peer connected"`); n != 2 {
+		t.Errorf("the door connected %d times, want 2 (one preview per device, phone2's kept)", n)
+	}
+
+	phone2.do(ctx, calling.Hangup{})
+	dev.wait(ctx, 0, "call end", isCallEnd)
+	phone2.wait(ctx, 0, "call end", isCallEnd)
 }

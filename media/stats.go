@@ -10,6 +10,7 @@ import (
 // PeerStats is the call quality of one PeerConnection, from RTCP.
 type PeerStats struct {
 	Call, User string
+	Session    string // the party's device (login session)
 	State      string // the PeerConnection's state
 	// RTT is the round-trip time measured from the party's receiver
 	// reports (0 until one arrived).
@@ -61,7 +62,7 @@ func (m *Media) collectStats() {
 	for _, c := range m.calls {
 		for _, p := range c.peers {
 			s := m.peerStats(p, now)
-			m.log.Debug("call quality", "call", s.Call, "user", s.User, "state", s.State,
+			m.log.Debug("call quality", "call", s.Call, "user", s.User, "session", s.Session, "state", s.State,
 				"rtt", s.RTT, "fraction_lost", s.FractionLost, "lost", s.PacketsLost, "jitter", s.Jitter,
 				"send_bps", int(s.SendBitrate), "recv_bps", int(s.RecvBitrate))
 			all = append(all, s)
@@ -73,7 +74,7 @@ func (m *Media) collectStats() {
 }
 
 func (m *Media) peerStats(p *peer, now time.Time) PeerStats {
-	s := PeerStats{Call: p.call.id, User: p.user, State: p.pc.ConnectionState().String()}
+	s := PeerStats{Call: p.call.id, User: p.user, Session: p.session, State: p.pc.ConnectionState().String()}
 	if p.stats == nil {
 		return s
 	}

@@ -190,19 +190,19 @@ func (n *Notifier) Ringing(call, user string) (Ring, bool) {
 	return Ring{}, false
 }
 
-// AppRinging notes that an app of user rings for call, once per ring; it
-// returns how long after the ring's start, and false when the call does not
-// ring the user or this was said already.
-func (n *Notifier) AppRinging(call, user string) (time.Duration, bool) {
+// AppRinging notes that an app of user rings for call: it returns how long
+// after the ring's start, first true for the first of the user's devices
+// to say so, and ok false when the call does not ring the user.
+func (n *Notifier) AppRinging(call, user string) (since time.Duration, first, ok bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, r := range n.rings {
-		if r.call == call && r.user == user && !r.reported {
-			r.reported = true
-			return n.opts.Now().Sub(r.since), true
+		if r.call == call && r.user == user {
+			first, r.reported = !r.reported, true
+			return n.opts.Now().Sub(r.since), first, true
 		}
 	}
-	return 0, false
+	return 0, false, false
 }
 
 // Close forgets every ring.

@@ -144,7 +144,7 @@ signaling:
     - {user: alice, name: Alice}
     - {user: bob, name: Bob}
 calling:
-  invite_timeout: 5s
+  invite_timeout: 10s
   auto_answer: true
   door_users: [alice]
   doorbell:
@@ -362,11 +362,15 @@ func (d *device) control(t testing.TB) string {
 
 // runNode runs the node test runner over the given test files with the
 // device's addresses in the environment, streaming its report to the log.
+// E2E_ONLY, when set, runs only the tests whose names match that pattern.
 func runNode(t testing.TB, chromium string, d *device, ctl string, timeout time.Duration, extraEnv []string, files ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	args := append([]string{"--test", "--test-concurrency=1", "--test-reporter=spec"}, files...)
+	if p := os.Getenv("E2E_ONLY"); p != "" {
+		args = append([]string{"--test-name-pattern=" + p}, args...)
+	}
 	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Env = append(os.Environ(),
 		"INTERCOMD_URL="+d.url,

@@ -49,7 +49,7 @@ func runPhone(ctx context.Context, args []string, env *cmdEnv) error {
 	hangupAfter := fs.Duration("hangup-after", 0, "hang up this long after a call connects (0: never)")
 	once := fs.Bool("once", false, "exit when the first call ends")
 	timeout := fs.Duration("invite-timeout", 30*time.Second, "how long to wait for an answer")
-	multi := fs.Bool("multi-device", false, "stay signed in when the same user signs in elsewhere")
+	multi := fs.Bool("multi-device", true, "stay signed in when the same user signs in elsewhere (false: a sign-in elsewhere signs this one out)")
 	sound := fs.String("sound", "soft", "audio: soft (a tone or silence as the microphone), alsa (the sound card) or null")
 	tone := fs.Float64("mic-tone", 0, "with --sound soft: send a sine of this frequency in Hz instead of silence")
 	noMedia := fs.Bool("no-media", false, "signaling only, no WebRTC (placeholder SDP; for peers that do the same)")

@@ -249,13 +249,14 @@ func (m pushMetrics) Accepted(channel string, d time.Duration) {
 }
 
 // appRinging records, once per ring, the time from the ring's start (the
-// button press) to an app of user ringing, which the app reports.
+// button press) to the first app of user ringing, which the apps report
+// (every device of the user rings).
 func (d *daemon) appRinging(call, user string) error {
-	since, ok := d.push.notifier.AppRinging(call, user)
+	since, first, ok := d.push.notifier.AppRinging(call, user)
 	if !ok {
 		return web.ErrNotRinging
 	}
-	if d.metrics != nil {
+	if d.metrics != nil && first {
 		d.metrics.set.GetOrCreatePrometheusHistogram("intercomd_ring_app_seconds").Update(since.Seconds())
 	}
 	return nil

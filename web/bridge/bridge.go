@@ -70,10 +70,14 @@ func New(cfg Config) (*Bridge, error) {
 //	link          up
 //	timer         timer (as given by a start_timer effect)
 //	media_joined  call, error ("" for success)
-//	peer_joined   call, user
-//	peer_left     call, user, reason
+//	peer_joined   call, user, session
+//	peer_left     call, user, session, reason
 //	media_failed  call, error
-//	media_out     call, to, msg (a wire message: type, sdp, candidate...)
+//	media_out     call, to, session, msg (a wire message: type, sdp, candidate...)
+//
+// The session of peer_joined, peer_left and media_out names the party's
+// device the connection is with, as given by the connect_peer or signal
+// effect that made it: media is per device.
 type Input struct {
 	Type      string           `json:"type"`
 	Users     []string         `json:"users,omitempty"`
@@ -92,6 +96,7 @@ type Input struct {
 	Error     string           `json:"error,omitempty"`
 	Reason    calling.Reason   `json:"reason,omitempty"`
 	To        string           `json:"to,omitempty"`
+	Session   string           `json:"session,omitempty"`
 	Msg       *calling.Message `json:"msg,omitempty"`
 }
 
@@ -136,8 +141,10 @@ type Effect struct {
 // connect_peer, disconnect_peer, leave, signal, ring, set_video, control.
 // Preview marks a connect_peer for a party that previews the call while its
 // phone rings (early media): the party is not present until a later
-// connect_peer without Preview for the same user, which renegotiates on the
-// same connection.
+// connect_peer without Preview for the same device, which renegotiates on
+// the same connection. Session names the party's device (login session) of
+// connect_peer and disconnect_peer, and the sender's device of signal:
+// media is per device (several devices of one user may preview at once).
 type MediaEffect struct {
 	Do      string           `json:"do"`
 	Call    string           `json:"call,omitempty"`
@@ -151,6 +158,7 @@ type MediaEffect struct {
 	On      bool             `json:"on,omitempty"`
 	Control string           `json:"control,omitempty"`
 	Preview bool             `json:"preview,omitempty"`
+	Session string           `json:"session,omitempty"`
 }
 
 // Event is the JSON form of a calling.Event. Name is the event in snake
@@ -282,10 +290,16 @@ func decodeInput(raw []byte) (calling.Input, error) {
 		return calling.TimerFired{Timer: t}, nil
 	case "media_joined":
 		return calling.MediaJoined{Call: in.Call, Err: errText(in.Error)}, nil
+	case "peer_joined", "peer_left", "media_out":
+		if in.Session != "" && !calling.ValidID(in.Session) {
+			return nil, fmt.Errorf("%s: session %q is not a valid ID", in.Type, in.Session)
+		}
+	}
+	switch in.Type {
 	case "peer_joined":
-		return calling.PeerJoined{Call: in.Call, User: in.User}, nil
+		return calling.PeerJoined{Call: in.Call, User: in.User, Session: in.Session}, nil
 	case "peer_left":
-		return calling.PeerLeft{Call: in.Call, User: in.User, Reason: in.Reason}, nil
+		return calling.PeerLeft{Call: in.Call, User: in.User, Session: in.Session, Reason: in.Reason}, nil
 	case "media_failed":
 		err := errText(in.Error)
 		if err == nil {
@@ -301,7 +315,7 @@ func decodeInput(raw []byte) (calling.Input, error) {
 		default:
 			return nil, fmt.Errorf("media_out: %q is not a media message", in.Msg.Type)
 		}
-		return calling.MediaOut{Call: in.Call, To: in.To, Msg: *in.Msg}, nil
+		return calling.MediaOut{Call: in.Call, To: in.To, Session: in.Session, Msg: *in.Msg}, nil
 	default:
 		return nil, fmt.Errorf("unknown input type %q", in.Type)
 	}
@@ -368,14 +382,14 @@ func encodeMedia(e calling.MediaEffect) (*MediaEffect, bool) {
 	case calling.JoinMedia:
 		return &MediaEffect{Do: "join", Call: e.Call, Media: e.Type.String(), Hub: e.Hub, IsHub: e.IsHub}, true
 	case calling.ConnectPeer:
-		return &MediaEffect{Do: "connect_peer", Call: e.Call, User: e.User, Preview: e.Preview}, true
+		return &MediaEffect{Do: "connect_peer", Call: e.Call, User: e.User, Session: e.Session, Preview: e.Preview}, true
 	case calling.DisconnectPeer:
-		return &MediaEffect{Do: "disconnect_peer", Call: e.Call, User: e.User}, true
+		return &MediaEffect{Do: "disconnect_peer", Call: e.Call, User: e.User, Session: e.Session}, true
 	case calling.LeaveMedia:
 		return &MediaEffect{Do: "leave", Call: e.Call}, true
 	case calling.Signal:
 		msg := e.Msg
-		return &MediaEffect{Do: "signal", Call: e.Call, From: e.From, Msg: &msg}, true
+		return &MediaEffect{Do: "signal", Call: e.Call, From: e.From, Session: e.Session, Msg: &msg}, true
 	case calling.Ring:
 		return &MediaEffect{Do: "ring", Tone: e.Tone.String()}, true
 	case calling.SetVideo:

@@ -129,33 +129,44 @@ func TestCallAcrossTwoBridges(t *testing.T) {
 	}
 	rs = deliver(t, r, bob, alice)
 	connect := one(t, rs[0], "media", "connect_peer")
-	if connect.Media.User != "bob" {
-		t.Errorf("connect_peer %+v", connect.Media)
+	if connect.Media.User != "bob" || connect.Media.Session != "sbob" {
+		t.Errorf("connect_peer %+v, want bob's device sbob", connect.Media)
 	}
 	one(t, rs[0], "stop_timer", "")
 
-	// The media layer's offer goes through the machine to bob's media.
-	r = alice.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "bob", Msg: &calling.Message{Type: calling.MsgOffer, SDP: "v=0\r\n"}})
+	// The media layer's offer goes through the machine to bob's media,
+	// for his device only.
+	r = alice.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "bob", Session: "sbob", Msg: &calling.Message{Type: calling.MsgOffer, SDP: "v=0\r\n"}})
+	if p := one(t, r, "send", "").Payload; !strings.Contains(p, `"to_session":"sbob"`) {
+		t.Errorf("the offer does not name bob's device: %s", p)
+	}
 	rs = deliver(t, r, alice, bob)
 	sig := one(t, rs[0], "media", "signal")
-	if sig.Media.From != "alice" || sig.Media.Msg.Type != calling.MsgOffer || sig.Media.Msg.SDP != "v=0\r\n" {
+	if sig.Media.From != "alice" || sig.Media.Session != "salice" || sig.Media.Msg.Type != calling.MsgOffer || sig.Media.Msg.SDP != "v=0\r\n" {
 		t.Errorf("signal = %+v", sig.Media)
 	}
 	mid := "0"
-	r = bob.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "alice", Msg: &calling.Message{Type: calling.MsgCandidate,
+	r = bob.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "alice", Session: "salice", Msg: &calling.Message{Type: calling.MsgCandidate,
 		Candidate: &calling.Candidate{Candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host", SDPMid: &mid}}})
 	rs = deliver(t, r, bob, alice)
 	if c := one(t, rs[0], "media", "signal").Media.Msg.Candidate; c == nil || *c.SDPMid != "0" {
 		t.Errorf("candidate lost on the way: %+v", c)
 	}
 
-	r = bob.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "alice"})
+	r = bob.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "alice", Session: "salice"})
 	if r.State != "in_call" {
 		t.Errorf("bob state %s", r.State)
 	}
-	r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob"})
+	// Media of another device of bob's (a preview) changes nothing.
+	if r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob", Session: "other"}); r.State != "dialing" {
+		t.Errorf("alice after another device's media joined: %s", r.State)
+	}
+	r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob", Session: "sbob"})
 	if r.State != "in_call" || one(t, r, "emit", "user_enter").Event.User != "bob" {
 		t.Errorf("alice: %+v", r)
+	}
+	if r = alice.stepJSON(bridge.Input{Type: "peer_left", Call: call, User: "bob", Session: "other"}); r.State != "in_call" || len(r.Effects) != 0 {
+		t.Errorf("alice after another device's media left: %+v", r)
 	}
 
 	r = bob.step(`{"type":"hangup"}`)
@@ -186,22 +197,22 @@ func TestPreviewAcrossTwoBridges(t *testing.T) {
 	if len(rs) != 1 {
 		t.Fatalf("the preview reached alice %d times", len(rs))
 	}
-	if c := one(t, rs[0], "media", "connect_peer"); c.Media.User != "bob" || !c.Media.Preview {
+	if c := one(t, rs[0], "media", "connect_peer"); c.Media.User != "bob" || c.Media.Session != "sbob" || !c.Media.Preview {
 		t.Errorf("connect_peer for a preview = %+v", c.Media)
 	}
-	if !strings.Contains(string(mustJSON(t, rs[0])), `"preview":true`) {
-		t.Errorf("the page does not see preview in %s", mustJSON(t, rs[0]))
+	if !strings.Contains(string(mustJSON(t, rs[0])), `"preview":true,"session":"sbob"`) {
+		t.Errorf("the page does not see preview and session in %s", mustJSON(t, rs[0]))
 	}
-	r = alice.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "bob", Msg: &calling.Message{Type: calling.MsgOffer, SDP: "v=0\r\n"}})
+	r = alice.stepJSON(bridge.Input{Type: "media_out", Call: call, To: "bob", Session: "sbob", Msg: &calling.Message{Type: calling.MsgOffer, SDP: "v=0\r\n"}})
 	rs = deliver(t, r, alice, bob)
 	if sig := one(t, rs[0], "media", "signal"); sig.Media.Msg.Type != calling.MsgOffer || rs[0].State != "ringing" {
 		t.Errorf("bob's media does not get the offer while ringing: %+v", rs[0])
 	}
 	// Connected media makes nobody present while bob still rings.
-	if r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob"}); r.State != "dialing" || len(r.Effects) != 0 {
+	if r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob", Session: "sbob"}); r.State != "dialing" || len(r.Effects) != 0 {
 		t.Errorf("alice after a previewing peer joined: %+v", r)
 	}
-	if r = bob.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "alice"}); r.State != "ringing" || len(r.Effects) != 0 {
+	if r = bob.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "alice", Session: "salice"}); r.State != "ringing" || len(r.Effects) != 0 {
 		t.Errorf("bob after preview media joined: %+v", r)
 	}
 
@@ -209,10 +220,10 @@ func TestPreviewAcrossTwoBridges(t *testing.T) {
 	one(t, r, "media", "join")
 	r = bob.stepJSON(bridge.Input{Type: "media_joined", Call: call})
 	rs = deliver(t, r, bob, alice)
-	if c := one(t, rs[0], "media", "connect_peer"); c.Media.User != "bob" || c.Media.Preview {
+	if c := one(t, rs[0], "media", "connect_peer"); c.Media.User != "bob" || c.Media.Session != "sbob" || c.Media.Preview {
 		t.Errorf("connect_peer after accept = %+v", c.Media)
 	}
-	r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob"})
+	r = alice.stepJSON(bridge.Input{Type: "peer_joined", Call: call, User: "bob", Session: "sbob"})
 	if r.State != "in_call" || one(t, r, "emit", "user_enter").Event.User != "bob" {
 		t.Errorf("alice after accept: %+v", r)
 	}
@@ -276,6 +287,8 @@ func TestBadInputsAreDropped(t *testing.T) {
 		`{"type":"received","from":"b/ob","payload":"{\"v\":1,\"type\":\"cancel\",\"call\":\"c1\"}"}`,
 		`{"type":"timer","timer":{"kind":"snooze"}}`,
 		`{"type":"media_out","call":"c","to":"bob","msg":{"type":"invite"}}`,
+		`{"type":"media_out","call":"c","to":"bob","session":"s/1","msg":{"type":"offer","sdp":"v=0"}}`,
+		`{"type":"peer_left","call":"c","user":"bob","session":"` + strings.Repeat("s", 65) + `"}`,
 		`{"type":"control","control":"volume"}`,
 	} {
 		r := alice.step(in)

@@ -53,6 +53,36 @@ async function previewVideo(p, [w, h]) {
   return size;
 }
 
+// ringAndPreview presses the doorbell and waits until every one of phones
+// rings for the door and previews its video (its 320x240 test pattern:
+// early media, while they still ring and the door still dials, within the
+// suite's 10 s invitation timeout); each page keeps its preview's
+// connection as globalThis.previewPC.
+async function ringAndPreview(phones) {
+  await press();
+  for (const p of phones) {
+    await p.page.locator("#incoming-screen").waitFor({ state: "visible", timeout: 15000 });
+    assert.equal(await p.page.locator("#incoming-who").textContent(), "Front door");
+    assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
+    await checkRingingScreen(p, p.user === "alice");
+  }
+  // Every phone sees the door (its 320x240 test pattern) before answering:
+  // early media, while all still ring and the door still dials.
+  await Promise.all(phones.map((p) => previewVideo(p, [320, 240])));
+  for (const p of phones) {
+    assert.equal(await appState(p), "ringing");
+    assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
+    await p.page.evaluate(() => { globalThis.previewPC = globalThis.intercomd.peerConnections()[0]; });
+  }
+}
+
+// callVideo waits for the call screen's video of p and returns its width,
+// height and whether it is muted.
+const callVideo = (p) => p.page.waitForFunction(() => {
+  const v = document.getElementById("remote-video");
+  return v.videoWidth > 0 && [v.videoWidth, v.videoHeight, v.muted];
+}, null, { timeout: 10000 }).then((h) => h.jsonValue());
+
 // each opens phones for one test and closes them after, checking that no
 // page reported an error.
 async function withPhones(users, fn) {
@@ -255,22 +285,8 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
     await alice.page.locator('#directory li[data-user="bob"] .dot[data-online="true"]').waitFor();
     await bob.page.locator('#directory li[data-user="alice"] .dot[data-online="true"]').waitFor();
     const pulses = await relayPulses();
-    await press();
-    for (const p of [alice, bob]) {
-      await p.page.locator("#incoming-screen").waitFor({ state: "visible", timeout: 15000 });
-      assert.equal(await p.page.locator("#incoming-who").textContent(), "Front door");
-      assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
-      await checkRingingScreen(p, p.user === "alice");
-    }
-    // Both see the door (its 320x240 test pattern) before answering: early
-    // media, while both still ring and the door still dials (within the
-    // suite's 5 s invitation timeout).
-    await Promise.all([alice, bob].map((p) => previewVideo(p, [320, 240])));
-    for (const p of [alice, bob]) {
-      assert.equal(await appState(p), "ringing");
-      assert.equal(await p.page.evaluate(() => document.body.dataset.ringing), "true");
-      await p.page.evaluate(() => { globalThis.previewPC = globalThis.intercomd.peerConnections()[0]; });
-    }
+    // Both see the door before answering.
+    await ringAndPreview([alice, bob]);
     const previewRemote = await remoteIdentity(alice);
     assert.equal(await deviceState(), "dialing");
     await screenshot(alice, "incoming");
@@ -300,10 +316,7 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
     // The door renegotiated that connection rather than making a new one:
     // same DTLS certificate, same ICE credentials.
     assert.deepEqual(await remoteIdentity(alice), previewRemote);
-    assert.deepEqual(await alice.page.waitForFunction(() => {
-      const v = document.getElementById("remote-video");
-      return v.videoWidth > 0 && [v.videoWidth, v.videoHeight, v.muted];
-    }, null, { timeout: 10000 }).then((h) => h.jsonValue()), [320, 240, false]);
+    assert.deepEqual(await callVideo(alice), [320, 240, false]);
     assert.deepEqual(await alice.page.evaluate(() => globalThis.intercomd.peerConnections()[0].getSenders()
       .filter((s) => s.track).map((s) => s.track.kind).sort()), ["audio", "video"]);
     if (!(await alice.page.evaluate(() => globalThis.intercomd.signalOnly))) {
@@ -348,6 +361,54 @@ test("the doorbell rings two phones; the first answer wins; the door opens", asy
   });
 });
 
+test("alice on two devices: both ring and see the door; one answers; the other shows it was answered there", async () => {
+  await withPhones(["alice", "alice"], async (phone1, phone2) => {
+    // Multi-device is the default: the second sign-in leaves the first
+    // signed in.
+    for (const p of [phone1, phone2]) {
+      assert.equal(await p.page.locator("#status").textContent(), "Online");
+      assert.equal(await p.page.locator("#use-here").isVisible(), false);
+    }
+    const heard = JSON.parse(await control("heard?user=alice")).count;
+    // Both devices preview the door at once, each on a connection of its
+    // own with the door (different ICE credentials).
+    await ringAndPreview([phone1, phone2]);
+    const [id1, id2] = [await remoteIdentity(phone1), await remoteIdentity(phone2)];
+    assert.notEqual(id1[1], id2[1], "both devices of alice share one connection with the door");
+    assert.equal(await deviceState(), "dialing");
+
+    await phone2.page.click("#accept");
+    // phone1 stops ringing, says where the call went, and its preview ends.
+    assert.match(await waitBanner(phone1, /another device/), /Answered on another device/);
+    await waitState(phone1, "idle");
+    await phone1.page.waitForFunction(() => document.body.dataset.ringing === "false" &&
+      document.getElementById("incoming-screen").hidden && globalThis.previewPC.connectionState === "closed" &&
+      globalThis.intercomd.peerConnections().length === 0, null, { timeout: 5000 });
+
+    // phone2 has the call, on the connection of its preview, with the
+    // door's video and sound, and the door hears it.
+    await waitState(phone2, "in_call", 20000);
+    assert.ok(await phone2.page.evaluate(() => {
+      const pcs = globalThis.intercomd.peerConnections();
+      return pcs.length === 1 && pcs[0] === globalThis.previewPC && pcs[0].connectionState === "connected";
+    }), "phone2's call is not on the connection of its preview");
+    assert.deepEqual(await remoteIdentity(phone2), id2);
+    assert.deepEqual(await callVideo(phone2), [320, 240, false]);
+    await until("the door hearing alice on phone2", async () => JSON.parse(await control("heard?user=alice")).count > heard, 10000);
+    // The call stays up once phone1's connection is gone: the video goes
+    // on and the door still has alice.
+    const frames = () => phone2.page.evaluate(() => document.getElementById("remote-video").getVideoPlaybackQuality().totalVideoFrames);
+    const f0 = await frames();
+    await until("phone2's video advancing after phone1 stopped", async () => (await frames()) >= f0 + 15, 10000);
+    assert.equal(await deviceState(), "in_call");
+    assert.equal(await appState(phone2), "in_call");
+
+    await phone2.page.click("#hangup");
+    await waitState(phone2, "idle");
+    await waitDeviceIdle();
+  });
+});
+
 test("busy: the door is in a call with alice when bob calls it", async () => {
   await withPhones(["alice", "bob"], async (alice, bob) => {
     await callButton(alice, "door").click();
@@ -375,9 +436,9 @@ test("no answer: alice's call to bob times out", async () => {
   await withPhones(["alice", "bob"], async (alice, bob) => {
     await callButton(alice, "bob", "audio").click();
     await bob.page.locator("#incoming-screen").waitFor({ state: "visible" });
-    // invite_timeout is 5 s in the suite's configuration.
-    assert.match(await waitBanner(alice, /did not answer/, 15000), /Bob did not answer/);
-    assert.match(await waitBanner(bob, /Missed call/, 15000), /Missed call from Alice/);
+    // invite_timeout is 10 s in the suite's configuration.
+    assert.match(await waitBanner(alice, /did not answer/, 25000), /Bob did not answer/);
+    assert.match(await waitBanner(bob, /Missed call/, 25000), /Missed call from Alice/);
     await waitState(bob, "idle");
   });
 });
@@ -421,9 +482,9 @@ test("bob may not open the door: no button, and a forged request is refused", as
   });
 });
 
-test("signing in on a second device signs the first out, which can take over again", async () => {
-  const first = await phone(browser, "alice");
-  const second = await phone(browser, "alice");
+test("with multi_device off, signing in on a second device signs the first out, which can take over again", async () => {
+  const first = await phone(browser, "alice", { multiDevice: false });
+  const second = await phone(browser, "alice", { multiDevice: false });
   try {
     await first.page.locator("#use-here").waitFor({ state: "visible" });
     assert.equal(await first.page.locator("#status").textContent(), "Signed in elsewhere");

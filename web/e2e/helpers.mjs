@@ -111,9 +111,21 @@ export async function until(what, fn, timeout = 15000) {
 
 // phone opens the app in a fresh browser context (its own storage) and
 // signs in with the given token (a fresh valid one for user by default).
-export async function phone(browser, user, { tok, waitOnline = true, setup } = {}) {
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: PHONE, deviceScaleFactor: 1 });
+// multiDevice, when given, replaces the device's calling.multi_device in
+// the configuration the app loads (config.json).
+export async function phone(browser, user, { tok, waitOnline = true, setup, multiDevice } = {}) {
+  const ctx = await browser.newContext({
+    ignoreHTTPSErrors: true, viewport: PHONE, deviceScaleFactor: 1,
+    // A service worker's fetches would pass the route below by.
+    serviceWorkers: multiDevice === undefined ? "allow" : "block",
+  });
   if (setup) await setup(ctx);
+  if (multiDevice !== undefined) {
+    await ctx.route("**/config.json", async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, json: { ...(await response.json()), multi_device: multiDevice } });
+    });
+  }
   // Record the vibrations the app asks for.
   await ctx.addInitScript(() => {
     globalThis.vibrations = [];

@@ -271,6 +271,12 @@ const PLACEHOLDER_SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=intercomd-signal-o
 // connection: the hub sends a new offer, and the answer to it carries the
 // camera and microphone, attached to the transceivers the first offer made.
 // The party is reported joined only after that.
+//
+// Connections are per device of a party (its user and login session, as
+// the machine names them): a hub may have several devices of one user
+// previewing at once, and closes only the one it is told to.
+const deviceKey = (user, session) => `${user}/${session || ""}`;
+
 class Media {
   constructor() {
     this.call = "";
@@ -280,14 +286,14 @@ class Media {
     this.local = null;   // MediaStream
     this.remote = null;  // the remote MediaStream shown
     this.ready = Promise.resolve();
-    this.peers = new Map(); // user -> {pc, pending: [], chain, joined, preview}
+    this.peers = new Map(); // deviceKey -> {key, user, session, pc, pending: [], chain, joined, preview}
   }
 
   do(e) {
     switch (e.do) {
       case "join": this.join(e); break;
       case "connect_peer": this.connectPeer(e); break;
-      case "disconnect_peer": this.closePeer(e.user); break;
+      case "disconnect_peer": this.closePeer(deviceKey(e.user, e.session)); break;
       case "leave": this.leave(); break;
       case "signal": this.signal(e); break;
       case "ring": ringer.play(e.tone); break;
@@ -332,24 +338,31 @@ class Media {
     });
   }
 
-  // peer returns the party's entry; its RTCPeerConnection is made once the
-  // local media is ready, so every operation on it goes through queue.
-  peer(user) {
-    let p = this.peers.get(user);
+  // peer returns the entry of the party's device; its RTCPeerConnection is
+  // made once the local media is ready, so every operation on it goes
+  // through queue.
+  peer(user, session) {
+    const key = deviceKey(user, session);
+    let p = this.peers.get(key);
     if (p) return p;
     const call = this.call;
     // preview: the party may not be reported joined yet (the hub: it only
     // previews; this side: it has not answered with its tracks yet).
-    p = { pc: null, pending: [], chain: null, joined: false, signalOnly: false, preview: this.previewing };
-    this.peers.set(user, p);
+    p = { key, user, session: session || "", pc: null, pending: [], chain: null, joined: false, signalOnly: false, preview: this.previewing };
+    this.peers.set(key, p);
     p.chain = this.ready.then(() => {
-      if (this.peers.get(user) !== p) return;
-      p.pc = this.newPC(call, user, p);
+      if (this.peers.get(key) !== p) return;
+      p.pc = this.newPC(call, p);
     });
     return p;
   }
 
-  newPC(call, user, p) {
+  // mediaOut sends a media message to the party's device of p.
+  mediaOut(call, p, msg) {
+    post({ type: "media_out", call, to: p.user, session: p.session, msg });
+  }
+
+  newPC(call, p) {
     const pc = new RTCPeerConnection({ iceServers: [] });
     if (this.isHub) {
       // The hub offers: one transceiver per kind, receiving even without a
@@ -371,11 +384,11 @@ class Media {
     }
     pc.onicecandidate = (ev) => {
       if (ev.candidate && ev.candidate.candidate) {
-        post({ type: "media_out", call, to: user, msg: { type: "candidate", candidate: ev.candidate.toJSON() } });
+        this.mediaOut(call, p, { type: "candidate", candidate: ev.candidate.toJSON() });
       }
     };
     pc.ontrack = (ev) => {
-      if (this.peers.get(user) !== p || p.pc !== pc) return;
+      if (this.peers.get(p.key) !== p || p.pc !== pc) return;
       const stream = ev.streams[0] || new MediaStream([ev.track]);
       // A preview shows the caller only, not the other parties a hub
       // forwards (streams "fwd-USER").
@@ -397,12 +410,12 @@ class Media {
       }
     };
     pc.onconnectionstatechange = () => {
-      if (this.peers.get(user) !== p || p.pc !== pc) return;
+      if (this.peers.get(p.key) !== p || p.pc !== pc) return;
       const s = pc.connectionState;
       if (s === "connected") {
-        this.joined(p, user);
+        this.joined(p);
       } else if (s === "failed") {
-        if (this.isHub) post({ type: "peer_left", call, user, reason: "media" });
+        if (this.isHub) post({ type: "peer_left", call, user: p.user, session: p.session, reason: "media" });
         else post({ type: "media_failed", call, error: "media connection failed" });
       }
     };
@@ -422,22 +435,22 @@ class Media {
 
   // joined reports the party's media connected, once, unless it only
   // previews.
-  joined(p, user) {
+  joined(p) {
     if (p.joined || p.preview || !p.pc || p.pc.connectionState !== "connected") return;
     p.joined = true;
-    post({ type: "peer_joined", call: this.call, user });
+    post({ type: "peer_joined", call: this.call, user: p.user, session: p.session });
   }
 
   // connectPeer (hub) offers to the party; for a party that previewed, the
   // connection exists and this offer renegotiates it.
   connectPeer(e) {
-    const p = this.peer(e.user);
+    const p = this.peer(e.user, e.session);
     const call = this.call;
     p.preview = !!e.preview;
     this.queue(p, async () => {
       const offer = await p.pc.createOffer();
       await p.pc.setLocalDescription(offer);
-      post({ type: "media_out", call, to: e.user, msg: { type: "offer", sdp: p.pc.localDescription.sdp } });
+      this.mediaOut(call, p, { type: "offer", sdp: p.pc.localDescription.sdp });
     });
   }
 
@@ -478,14 +491,14 @@ class Media {
     const msg = e.msg;
     const from = e.from;
     const call = this.call;
-    const p = this.peer(from);
+    const p = this.peer(from, e.session);
     switch (msg.type) {
       case "offer":
         this.queue(p, async () => {
           if (msg.sdp.includes(PLACEHOLDER)) {
             if (!this.previewing) p.preview = false;
-            this.markSignalOnly(p, from);
-            post({ type: "media_out", call, to: from, msg: { type: "answer", sdp: PLACEHOLDER_SDP } });
+            this.markSignalOnly(p);
+            this.mediaOut(call, p, { type: "answer", sdp: PLACEHOLDER_SDP });
             return;
           }
           const joining = p.preview && !this.previewing;
@@ -498,7 +511,7 @@ class Media {
             // (another certificate): follow it with a new one too.
             console.warn("intercomd: webrtc: offer does not fit the connection, starting a new one:", err);
             p.pc.close();
-            p.pc = this.newPC(call, from, p);
+            p.pc = this.newPC(call, p);
             await p.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
           }
           if (joining && this.local) {
@@ -509,21 +522,21 @@ class Media {
           await this.flush(p);
           const answer = await p.pc.createAnswer();
           await p.pc.setLocalDescription(answer);
-          post({ type: "media_out", call, to: from, msg: { type: "answer", sdp: p.pc.localDescription.sdp } });
+          this.mediaOut(call, p, { type: "answer", sdp: p.pc.localDescription.sdp });
           if (joining) await keepResolution(p.pc);
-          this.joined(p, from);
+          this.joined(p);
         });
         break;
       case "answer":
         this.queue(p, async () => {
           if (msg.sdp.includes(PLACEHOLDER)) {
-            this.markSignalOnly(p, from);
+            this.markSignalOnly(p);
             return;
           }
           await p.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
           await this.flush(p);
           // A party that previewed is connected already.
-          this.joined(p, from);
+          this.joined(p);
         });
         break;
       case "candidate":
@@ -536,12 +549,12 @@ class Media {
     }
   }
 
-  markSignalOnly(p, user) {
+  markSignalOnly(p) {
     p.signalOnly = true;
     app.signalOnly = true;
     if (!p.joined && !p.preview) {
       p.joined = true;
-      post({ type: "peer_joined", call: this.call, user });
+      post({ type: "peer_joined", call: this.call, user: p.user, session: p.session });
     }
   }
 
@@ -554,10 +567,10 @@ class Media {
   // closePeer closes the connection once the broker has the message sent
   // just before (a leave), so the other side learns why from signaling
   // rather than from its media going away; a second at most.
-  closePeer(user) {
-    const p = this.peers.get(user);
+  closePeer(key) {
+    const p = this.peers.get(key);
     if (!p) return;
-    this.peers.delete(user);
+    this.peers.delete(key);
     const close = () => { if (p.pc) p.pc.close(); };
     Promise.race([app.lastPublish, new Promise((r) => setTimeout(r, 1000))])
       .then(() => new Promise((r) => setTimeout(r, 250))).then(close, close);
@@ -566,7 +579,7 @@ class Media {
 
   // closeAll closes every connection and releases the local media.
   closeAll() {
-    for (const user of [...this.peers.keys()]) this.closePeer(user);
+    for (const key of [...this.peers.keys()]) this.closePeer(key);
     if (this.local) this.local.getTracks().forEach((t) => t.stop());
     this.local = null;
     this.remote = null;

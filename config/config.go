@@ -218,7 +218,9 @@ type Calling struct {
 	Callers []string `yaml:"callers"`
 	// MultiDevice allows one user to be logged in on several devices: they
 	// all ring, the first to answer takes the call (the default). When
-	// false, a new login signs the user's other devices out.
+	// false, a new login signs the user's other devices out. It is for the
+	// phones: the device itself is one device, and a second login of its
+	// own user replaces it.
 	MultiDevice bool `yaml:"multi_device"`
 }
 

@@ -206,10 +206,12 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		Calling: calling.Config{
 			User:          d.cfg.Device.User,
 			InviteTimeout: d.cfg.Calling.InviteTimeout,
-			MultiDevice:   d.cfg.Calling.MultiDevice,
-			DoorUsers:     d.cfg.Calling.DoorUsers,
-			Callers:       d.cfg.Callers(),
-			Pushable:      d.pushable,
+			// The door station is one device: a second sign-in of its
+			// user replaces it (calling.multi_device is for the phones).
+			MultiDevice: false,
+			DoorUsers:   d.cfg.Calling.DoorUsers,
+			Callers:     d.cfg.Callers(),
+			Pushable:    d.pushable,
 		},
 		Logger: log,
 		OnDoor: func(by string) {
@@ -270,6 +272,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if cerr := ep.Close(sctx); cerr != nil {
 		log.Warn("leave signaling", "err", cerr)
 	}
+	d.visitors.wait(sctx)
 	log.Info("intercomd stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +21,24 @@ const ringSnapshotWait = 5 * time.Second
 type visitors struct {
 	log  *visitorlog.Log
 	ring atomic.Pointer[string] // set from the ring to its end
+	busy sync.WaitGroup         // writes under way off the calling loop
+}
+
+// wait waits for the writes under way, at most until ctx is done: a stop
+// right after a ring keeps its picture and outcome.
+func (v *visitors) wait(ctx context.Context) {
+	if v == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		v.busy.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // openVisitors opens the visitor log in the state directory's visitors/
@@ -74,7 +93,12 @@ func (d *daemon) watchRings(ctx context.Context, ep *endpoint.Endpoint) {
 			case visitorlog.Rang:
 				d.ha.Ring()
 				id = d.logRing()
-				go d.ringSnapshot(ctx, id)
+				if d.visitors != nil {
+					ring := id
+					d.visitors.busy.Go(func() { d.ringSnapshot(ctx, ring) })
+				} else {
+					go d.ringSnapshot(ctx, id)
+				}
 			case visitorlog.Answer:
 				d.ha.Outcome(homeassistant.EventAnswered)
 				d.logged(id, func(l *visitorlog.Log) error { return l.Answered(id, ch.User) })
@@ -153,6 +177,8 @@ func (d *daemon) openDoor(by string) {
 	}
 	if id := d.visitors.ring.Load(); id != nil {
 		at := time.Now()
-		go d.logged(*id, func(l *visitorlog.Log) error { return l.DoorOpened(*id, by, at) })
+		d.visitors.busy.Go(func() {
+			d.logged(*id, func(l *visitorlog.Log) error { return l.DoorOpened(*id, by, at) })
+		})
 	}
 }

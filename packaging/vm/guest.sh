@@ -93,8 +93,14 @@ check "relay line held low" test "$(cat $relay)" = 0
 check "signaling link up" wait_for 60 journal_has 'msg="signaling link" up=true'
 # A press of the call button on the chip reaches the sandboxed daemon.
 button=/sys/devices/platform/$dev/$chip/sim_gpio17/pull
-echo pull-down >$button && sleep 0.3 && echo pull-up >$button
-check "button press on /dev/$chip seen by the daemon" wait_for 30 journal_has "msg=button name=call gesture=press"
+press() { echo pull-down >$button && sleep 0.3 && echo pull-up >$button; }
+press
+check "button press on /dev/$chip seen by the daemon" wait_for 30 journal_has "msg=button name=call gesture=press state=idle"
+# The doorbell rings alice (pushes would reach her phone); a second press
+# while it rings hangs up, before the softphone calls.
+check "the doorbell rings" wait_for 30 journal_has "from=idle to=dialing"
+[ "$(prop StatusText)" = dialing ] && press
+check "a second press ends the ring" wait_for 30 test "$(prop StatusText)" = idle
 
 # A call from the softphone.
 tok=$(intercomd usersig --config /etc/intercomd/intercomd.yaml --user alice --ttl 1h)

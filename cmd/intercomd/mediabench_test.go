@@ -19,6 +19,10 @@ package main
 //     with the same configuration; the doorbell (the simulated button,
 //     pressed through stdin) rings one softphone, which accepts. CPU, RSS
 //     and the capture-to-decode latency are measured in the same window.
+//     Then a receive-only preview: the same binary, the doorbell rings
+//     the softphone, which previews the door (calling.Preview) and is
+//     measured while it still rings: the door's video and audio go out,
+//     nothing comes back.
 //  3. and 4. 1 viewer then 4 viewers: the doorbell is a ring group (the
 //     first phone to accept takes the call and the others are cancelled),
 //     and the daemon offers no other way to place a call from outside, so

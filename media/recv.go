@@ -56,6 +56,25 @@ type videoReader struct {
 
 	waitKey bool
 	lastPLI time.Time
+	// tails holds the arrival times of the last packets carrying the
+	// marker bit (the end of an access unit), by sequence number: the
+	// sample builder releases a frame only when a packet of the next one
+	// arrives, but the frame was complete when its marker bit came.
+	tails [8]tail
+}
+
+type tail struct {
+	seq uint16
+	at  time.Time
+}
+
+// completedAt is when the packet with sequence number seq arrived if it
+// was one of the last marker-bit packets, else now.
+func (r *videoReader) completedAt(seq uint16, now time.Time) time.Time {
+	if t := r.tails[seq%uint16(len(r.tails))]; t.seq == seq && !t.at.IsZero() {
+		return t.at
+	}
+	return now
 }
 
 func (r *videoReader) run() {
@@ -78,6 +97,9 @@ func (r *videoReader) run() {
 		if sb == nil {
 			continue
 		}
+		if pkt.Marker {
+			r.tails[pkt.SequenceNumber%uint16(len(r.tails))] = tail{pkt.SequenceNumber, time.Now()}
+		}
 		sb.Push(pkt)
 		for s := sb.Pop(); s != nil; s = sb.Pop() {
 			// A frame that does not follow the previous one means frames
@@ -85,15 +107,17 @@ func (r *videoReader) run() {
 			if s.PrevDroppedPackets > 0 || (started && len(s.RTPHeaders) > 0 && s.RTPHeaders[0].SequenceNumber != last+1) {
 				r.waitKey = true
 			}
+			at := time.Now()
 			if n := len(s.RTPHeaders); n > 0 {
 				last, started = s.RTPHeaders[n-1].SequenceNumber, true
+				at = r.completedAt(last, at)
 			}
 			if r.waitKey && !IsKeyFrame(s.Data) {
 				r.askKeyFrame()
 				continue
 			}
 			r.waitKey = false
-			r.onFrame(r.user, s.Data, time.Now())
+			r.onFrame(r.user, s.Data, at)
 		}
 		if r.waitKey {
 			r.askKeyFrame()

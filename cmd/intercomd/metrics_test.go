@@ -70,7 +70,9 @@ func value(samples map[string]float64, name string, labels ...string) (float64, 
 	return 0, false
 }
 
-// aliceAnswers signs alice in, rings the doorbell and has her answer.
+// aliceAnswers signs alice in, rings the doorbell and has her answer: the
+// call is up on both sides (alice's media may connect a moment before the
+// door counts her in the call).
 func (d *daemonUnderTest) aliceAnswers(t *testing.T) *endpoint.Endpoint {
 	t.Helper()
 	alice, _ := d.phone(t, "alice")
@@ -79,6 +81,7 @@ func (d *daemonUnderTest) aliceAnswers(t *testing.T) *endpoint.Endpoint {
 		t.Fatal(err)
 	}
 	waitState(t, alice, calling.InCall)
+	d.stderr.waitFor(t, `event="UserEnter alice"`, 10*time.Second)
 	return alice
 }
 

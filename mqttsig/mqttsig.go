@@ -289,7 +289,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	po.SetBinaryWill(layout.Presence(opts.User), offline, 1, true)
 	store := newResumeStore()
 	po.SetStore(store)
-	po.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) { store.seal() })
+	po.SetReconnectingHandler(func(paho.Client, *paho.ClientOptions) {
+		store.seal()
+		c.linkDown()
+	})
 	po.SetDefaultPublishHandler(c.onMessage)
 	po.SetOnConnectHandler(c.onConnect)
 	po.SetConnectionLostHandler(c.onLost)
@@ -589,12 +592,24 @@ func (c *Client) finishConnect(gen uint64, subTok paho.Token, pubTok paho.Token)
 	c.stMu.Unlock()
 }
 
+// onLost runs on a goroutine of its own, which paho starts together with
+// the reconnection: it may run after the next connection is up, and must
+// not report that one down. The reconnecting handler, which paho calls in
+// order before every attempt, reports the link down in any case.
 func (c *Client) onLost(_ paho.Client, err error) {
+	if !c.pc.IsConnectionOpen() {
+		c.linkDown()
+	}
+	c.log.Warn("mqtt connection lost; reconnecting", "error", err)
+}
+
+// linkDown reports the link down and abandons a connection still being
+// set up.
+func (c *Client) linkDown() {
 	c.stMu.Lock()
 	c.gen++
 	c.setConnectedLocked(false)
 	c.stMu.Unlock()
-	c.log.Warn("mqtt connection lost; reconnecting", "error", err)
 }
 
 func (c *Client) onNotification(_ paho.Client, n paho.ConnectionNotification) {

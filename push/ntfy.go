@@ -129,6 +129,8 @@ func (n *Ntfy) publish(ctx context.Context, t NtfyTarget, p Payload, since time.
 	if reason == ReasonGone || reason == ReasonBadKey {
 		reason = ReasonRefused // a topic is not dropped: the owner configured it
 	}
-	n.obs.Failure(ChannelNtfy, reason)
+	// The back-off and the log line first: whoever the observer tells
+	// (metrics, a test) sees the failure fully recorded.
 	n.limit.failed(ChannelNtfy, origin, reason, detail, retry, n.opts.Now())
+	n.obs.Failure(ChannelNtfy, reason)
 }

@@ -181,7 +181,9 @@ func (s *Sender) deliver(ctx context.Context, sub Subscription, msg Message) {
 		s.limit.succeeded(ChannelWebPush, origin)
 		return
 	}
-	s.obs.Failure(ChannelWebPush, reason)
+	// The observer last: whoever it tells (metrics, a test) sees the
+	// failure fully recorded, back-off and log line included.
+	defer s.obs.Failure(ChannelWebPush, reason)
 	if reason == ReasonGone || reason == ReasonBadKey {
 		if _, err := s.opts.Store.RemoveEndpoint(sub.Endpoint); err != nil {
 			s.log.Warn("drop push subscription", "err", err)

@@ -147,6 +147,13 @@ func runDevices(_ context.Context, args []string, env *cmdEnv) error {
 			if slices.Contains(fcc, "H264") {
 				fmt.Fprintln(w, "    sends H.264: format H264 passes it through, no encoder needed")
 			}
+			if slices.Contains(fcc, "MJPG") {
+				if dec, why := camera.MJPEGDecoder(); why != nil {
+					fmt.Fprintf(w, "    sends MJPEG: decoded by %s, several times slower than libjpeg-turbo (%v: install libturbojpeg0)\n", dec, why)
+				} else {
+					fmt.Fprintf(w, "    sends MJPEG: decoded by %s\n", dec)
+				}
+			}
 		}
 	}
 	fmt.Fprintln(w, "H.264 encoders (camera.encoder: auto takes the first that opens):")

@@ -12,7 +12,7 @@ const TestPatternDevice = "testpattern"
 
 // PixelFormat names a V4L2 capture format. The empty value lets the pipeline pick the
 // cheapest format the camera offers at the configured size (I420, NV12, NV21, YUYV,
-// UYVY, then MJPEG, which is decoded in Go and costly on a small board).
+// UYVY, then MJPEG, which costs a decode: libjpeg-turbo where installed, else Go's).
 type PixelFormat string
 
 // Pixel formats a camera can be captured in. H264 is passed through as the camera

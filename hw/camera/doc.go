@@ -15,7 +15,11 @@
 // rpicam-vid rather than libcamera itself: libcamera has a C++ API only, and the
 // one Go wrapper published (seedhammer.com/driver/libcamera) is part of one
 // application, not a maintained binding. Passed-through streams keep their last
-// SPS/PPS and put them before key frames that lack them. It
+// SPS/PPS and put them before key frames that lack them. MJPEG cameras (most USB
+// cameras give 720p only so) are read with m2m.Capture too and decoded by
+// libjpeg-turbo straight into the encoder's I420 (package tjpeg, loaded at run
+// time): 0.5 ms a 640x480 frame against 3.9 ms with the standard library, which
+// mediadevices uses and which remains the fallback without libturbojpeg0. It
 // writes the encoded access units into one *webrtc.TrackLocalStaticSample, Track(),
 // which the media layer adds to every viewer's PeerConnection; pion fans the packets
 // out. Adding a mediadevices track to N PeerConnections instead would build N encoders.

@@ -496,6 +496,7 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 			return nil, err
 		}
 		c = vc
+		p.logMJPEG(src, vc)
 	}
 	hr := &hookedReader{r: c}
 	enc, err := p.newEncoder(hr, src)
@@ -504,6 +505,20 @@ func (p *Pipeline) startSession(src Source) (*session, error) {
 		return nil, fmt.Errorf("create h264 encoder for %s: %w", src.Name, err)
 	}
 	return p.runSession(src, c, enc, hr), nil
+}
+
+// logMJPEG says which decoder an MJPEG camera got.
+func (p *Pipeline) logMJPEG(src Source, c capture) {
+	switch c := c.(type) {
+	case *mjpegSource:
+		p.log.Info("mjpeg decoded", "decoder", "libjpeg-turbo", "source", src.Name)
+	case *v4l2Capture:
+		if c.format == PixelFormatMJPEG {
+			_, why := MJPEGDecoder()
+			p.log.Warn("mjpeg decoded by the standard library, several times slower: install libturbojpeg0",
+				"decoder", "image/jpeg", "source", src.Name, "why", why)
+		}
+	}
 }
 
 // runSession starts the encode goroutine of a session; hr, when not nil, is the

@@ -194,11 +194,17 @@ func openError(device string, err error) error {
 type v4l2Capture struct {
 	drv    driver.Driver
 	reader video.Reader
+	format PixelFormat // the one picked
 }
 
 // openV4L2 opens the camera of src and starts streaming at src's size, frame rate and
-// pixel format.
-func openV4L2(src Source) (*v4l2Capture, error) {
+// pixel format. MJPEG is decoded by libjpeg-turbo where it is installed (see
+// mjpegSource), by mediadevices with the standard library otherwise.
+func openV4L2(src Source) (capture, error) {
+	_, turboErr := MJPEGDecoder()
+	if src.PixelFormat == PixelFormatMJPEG && turboErr == nil && strings.HasPrefix(src.Device, "/dev/") {
+		return openMJPEG(src.Device, src)
+	}
 	d, err := findDriver(src.Device)
 	if err != nil {
 		return nil, err
@@ -210,6 +216,12 @@ func openV4L2(src Source) (*v4l2Capture, error) {
 	if err != nil {
 		_ = d.Close()
 		return nil, fmt.Errorf("camera %s: %w", src.Device, err)
+	}
+	if PixelFormat(p.FrameFormat) == PixelFormatMJPEG && turboErr == nil {
+		if err := d.Close(); err != nil {
+			return nil, fmt.Errorf("close camera %s: %w", src.Device, err)
+		}
+		return openMJPEG(describe(d).Path, src)
 	}
 	rec, ok := d.(driver.VideoRecorder)
 	if !ok {
@@ -223,7 +235,7 @@ func openV4L2(src Source) (*v4l2Capture, error) {
 		return nil, fmt.Errorf("start camera %s at %dx%d %s %g fps: %w",
 			src.Device, p.Width, p.Height, p.FrameFormat, p.FrameRate, err)
 	}
-	return &v4l2Capture{drv: d, reader: r}, nil
+	return &v4l2Capture{drv: d, reader: r, format: PixelFormat(p.FrameFormat)}, nil
 }
 
 // pickProperty chooses the capture format for src among what the device offers.

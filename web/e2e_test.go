@@ -173,15 +173,20 @@ var (
 	heardLine = regexp.MustCompile(`\[heard: ([A-Za-z0-9_-]+)`)
 )
 
-// startDevice runs intercomd until the test ends.
-func startDevice(t testing.TB, bin string) *device {
+// startDevice runs intercomd until the test ends; edits, if any, change its
+// configuration file's text first.
+func startDevice(t testing.TB, bin string, edits ...func(string) string) *device {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "intercomd.yaml")
 	topic := &ntfyTopic{}
 	ntfy := httptest.NewServer(topic)
 	t.Cleanup(ntfy.Close)
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(deviceConfig, filepath.Join(dir, "state"), tokenSecret, ntfy.URL)), 0o600); err != nil {
+	text := fmt.Sprintf(deviceConfig, filepath.Join(dir, "state"), tokenSecret, ntfy.URL)
+	for _, edit := range edits {
+		text = edit(text)
+	}
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "run", "--config", cfg)

@@ -81,12 +81,15 @@ async function showPush(p) {
     return self.registration.showNotification(p.title || p.name || "Intercom", opts);
   }
   if (p.type === "end") {
-    open.forEach((n) => n.close());
+    // A missed call replaces the ring by its tag. Closing the ring first
+    // could close the replacement too: a notification's identity is its
+    // tag, and close() is not waited for.
     if (p.reason === "missed") {
       return self.registration.showNotification(p.title || `Missed call from ${p.name}`, {
         tag, renotify: false, icon: "icon-192.png", data: { call: p.call, missed: true },
       });
     }
+    open.forEach((n) => n.close());
   }
 }
 

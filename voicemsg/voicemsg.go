@@ -53,6 +53,9 @@ type Config struct {
 	// MicTimeout: no frame from the microphone for this long is a
 	// failure (ErrNoAudio); default 2 s.
 	MicTimeout time.Duration
+	// OnRecording, when set, is called once the greeting has played, as
+	// the recording begins (on Record's goroutine).
+	OnRecording func()
 }
 
 // Message is a recorded voice message.
@@ -119,6 +122,9 @@ func Record(ctx context.Context, a Audio, cfg Config) (Message, error) {
 		return Message{}, fmt.Errorf("voicemsg: greeting: %w", err)
 	}
 
+	if cfg.OnRecording != nil {
+		cfg.OnRecording()
+	}
 	frames := make(chan []int16, queueFrames)
 	var dropped atomic.Int64
 	a.OnCapture(func(p []int16) {

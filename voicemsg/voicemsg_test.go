@@ -1,9 +1,7 @@
 package voicemsg_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -47,14 +45,13 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// decoded is a message as ffmpeg reads it.
+// decoded is a message as ffprobe and ffmpeg read it.
 type decoded struct {
-	codec      string
-	channels   int
-	rate       int
-	duration   float64 // seconds, from the container
-	pcm        []int16 // 48 kHz mono
-	ffmpegSays string  // anything ffmpeg complained of (a bad CRC, a bad page)
+	codec    string
+	channels int
+	rate     int
+	duration float64 // seconds, from the container
+	audiotest.Decoded
 }
 
 // decode checks ogg with ffprobe and decodes it with ffmpeg.
@@ -91,17 +88,8 @@ func decode(t *testing.T, ogg []byte) decoded {
 	d.codec, d.channels = probe.Streams[0].CodecName, probe.Streams[0].Channels
 	d.rate, _ = strconv.Atoi(probe.Streams[0].SampleRate)
 	d.duration, _ = strconv.ParseFloat(probe.Format.Duration, 64)
-	cmd := exec.Command(ffmpeg, "-v", "warning", "-i", f, "-f", "s16le", "-ac", "1", "-ar", "48000", "-")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	raw, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ffmpeg: %v: %s", err, stderr.Bytes())
-	}
-	d.ffmpegSays = stderr.String()
-	d.pcm = make([]int16, len(raw)/2)
-	for i := range d.pcm {
-		d.pcm[i] = int16(binary.LittleEndian.Uint16(raw[2*i:]))
+	if d.Decoded, err = audiotest.FFmpegDecode(t.Context(), ffmpeg, t.TempDir(), ogg); err != nil {
+		t.Fatal(err)
 	}
 	return d
 }
@@ -128,13 +116,13 @@ func TestRecordBoundedByMaxDuration(t *testing.T) {
 		t.Errorf("the speaker played %.1f Hz first, want the greeting's 700 Hz", f)
 	}
 	d := decode(t, m.Ogg)
-	if d.codec != "opus" || d.channels != 1 || d.rate != 48000 || d.ffmpegSays != "" {
-		t.Fatalf("ffmpeg reads %+v, says %q; want mono Opus at 48 kHz, no complaint", d, d.ffmpegSays)
+	if d.codec != "opus" || d.channels != 1 || d.rate != 48000 || d.Complaints != "" {
+		t.Fatalf("ffmpeg reads %+v, says %q; want mono Opus at 48 kHz, no complaint", d, d.Complaints)
 	}
-	if math.Abs(d.duration-1) > 0.05 || math.Abs(float64(len(d.pcm))/48000-1) > 0.05 {
-		t.Errorf("ffmpeg: %.3f s in the container, %d samples decoded; want 1 s", d.duration, len(d.pcm))
+	if math.Abs(d.duration-1) > 0.05 || math.Abs(float64(len(d.PCM))/48000-1) > 0.05 {
+		t.Errorf("ffmpeg: %.3f s in the container, %d samples decoded; want 1 s", d.duration, len(d.PCM))
 	}
-	if f := audiotest.DominantFrequency(d.pcm[4800:], audio.SampleRate); math.Abs(f-440) > 5 {
+	if f := audiotest.DominantFrequency(d.PCM[4800:], audio.SampleRate); math.Abs(f-440) > 5 {
 		t.Errorf("the message decodes to %.1f Hz, want the microphone's 440 Hz", f)
 	}
 	t.Logf("a message of %v: %d bytes of Ogg Opus", m.Duration, len(m.Ogg))
@@ -193,8 +181,8 @@ func TestRecordStopsOnANewRing(t *testing.T) {
 	if m.Duration < 200*time.Millisecond || m.Duration > 5*time.Second {
 		t.Errorf("stopped after about half a second: a message of %v", m.Duration)
 	}
-	if d := decode(t, m.Ogg); math.Abs(float64(len(d.pcm))/48000-m.Duration.Seconds()) > 0.05 {
-		t.Errorf("decoded %d samples of a %v message", len(d.pcm), m.Duration)
+	if d := decode(t, m.Ogg); math.Abs(float64(len(d.PCM))/48000-m.Duration.Seconds()) > 0.05 {
+		t.Errorf("decoded %d samples of a %v message", len(d.PCM), m.Duration)
 	}
 
 	// Stopped during the greeting: no message.

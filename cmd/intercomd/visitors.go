@@ -128,6 +128,8 @@ func (d *daemon) recordMessage(ctx context.Context, id string) {
 	rctx, cancel := context.WithCancel(ctx)
 	v.stopMessage = cancel
 	cfg := *v.message
+	cfg.OnRecording = func() { d.log.Info("recording the visitor's voice message", "entry", id, "max", cfg.MaxDuration) }
+	d.log.Info("asking the visitor for a voice message", "entry", id)
 	v.busy.Go(func() {
 		defer cancel()
 		m, err := voicemsg.Record(rctx, v.audio, cfg)

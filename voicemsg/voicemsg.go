@@ -109,11 +109,11 @@ func Record(ctx context.Context, a Audio, cfg Config) (Message, error) {
 	if cfg.MicTimeout == 0 {
 		cfg.MicTimeout = 2 * time.Second
 	}
-	enc, err := opus.NewEncoder(opus.EncoderConfig{Bitrate: cfg.Bitrate, Complexity: cfg.Complexity})
+	tk, err := newTake(cfg)
 	if err != nil {
-		return Message{}, fmt.Errorf("voicemsg: %w", err)
+		return Message{}, err
 	}
-	defer enc.Close()
+	defer tk.close()
 
 	if err := a.Play(ctx, cfg.Greeting); err != nil {
 		if ctx.Err() != nil {
@@ -134,20 +134,12 @@ func Record(ctx context.Context, a Audio, cfg Config) (Message, error) {
 			dropped.Add(1)
 		}
 	})
-	var (
-		packets    [][]byte
-		lastSound  = 0 // packets up to the last frame with sound
-		heard      bool
-		skip       = settleFrames
-		maxFrames  = int(cfg.MaxDuration / audio.FrameDuration)
-		quietLimit = int(cfg.Silence / audio.FrameDuration)
-		buf        = make([]byte, opus.MaxPacketSize)
-		stall      = time.NewTimer(cfg.MicTimeout)
-		failure    error
-	)
+	stall := time.NewTimer(cfg.MicTimeout)
 	defer stall.Stop()
+	skip := settleFrames
+	var failure error
 loop:
-	for len(packets) < maxFrames {
+	for !tk.done() {
 		var p []int16
 		select {
 		case <-ctx.Done():
@@ -162,15 +154,7 @@ loop:
 			skip--
 			continue
 		}
-		n, err := enc.Encode(p, buf)
-		if err != nil {
-			failure = fmt.Errorf("voicemsg: encode: %w", err)
-			break
-		}
-		packets = append(packets, append([]byte(nil), buf[:n]...))
-		if rms(p) >= silenceRMS {
-			heard, lastSound = true, len(packets)
-		} else if quietLimit > 0 && len(packets)-lastSound >= quietLimit {
+		if failure = tk.add(p); failure != nil {
 			break
 		}
 	}
@@ -178,15 +162,65 @@ loop:
 	if failure != nil {
 		return Message{}, failure
 	}
-	if !heard {
+	m, err := tk.message()
+	m.Dropped = int(dropped.Load())
+	return m, err
+}
+
+// take is one recording's encoding: the Opus packets so far and where the
+// sound ended. Not safe for concurrent use.
+type take struct {
+	enc        *opus.Encoder
+	buf        []byte
+	packets    [][]byte
+	lastSound  int // packets up to the last frame with sound
+	heard      bool
+	maxFrames  int
+	quietLimit int // frames of silence that end it; 0 never
+}
+
+func newTake(cfg Config) (*take, error) {
+	enc, err := opus.NewEncoder(opus.EncoderConfig{Bitrate: cfg.Bitrate, Complexity: cfg.Complexity})
+	if err != nil {
+		return nil, fmt.Errorf("voicemsg: %w", err)
+	}
+	return &take{enc: enc, buf: make([]byte, opus.MaxPacketSize),
+		maxFrames: int(cfg.MaxDuration / audio.FrameDuration), quietLimit: int(cfg.Silence / audio.FrameDuration)}, nil
+}
+
+func (t *take) close() { t.enc.Close() }
+
+// done reports whether the take is over: long enough, or silent long
+// enough.
+func (t *take) done() bool {
+	return len(t.packets) >= t.maxFrames || (t.quietLimit > 0 && len(t.packets)-t.lastSound >= t.quietLimit)
+}
+
+// add encodes one frame of the microphone.
+func (t *take) add(p []int16) error {
+	n, err := t.enc.Encode(p, t.buf)
+	if err != nil {
+		return fmt.Errorf("voicemsg: encode: %w", err)
+	}
+	t.packets = append(t.packets, append([]byte(nil), t.buf[:n]...))
+	if rms(p) >= silenceRMS {
+		t.heard, t.lastSound = true, len(t.packets)
+	}
+	return nil
+}
+
+// message is the take in Ogg, with at most tailFrames of the silence after
+// the last sound; ErrSilent when there was none.
+func (t *take) message() (Message, error) {
+	if !t.heard {
 		return Message{}, ErrSilent
 	}
-	packets = packets[:min(len(packets), lastSound+tailFrames)]
+	packets := t.packets[:min(len(t.packets), t.lastSound+tailFrames)]
 	ogg, err := writeOgg(rand.Uint32(), packets, audio.FrameSamples)
 	if err != nil {
 		return Message{}, err
 	}
-	return Message{Ogg: ogg, Duration: time.Duration(len(packets)) * audio.FrameDuration, Dropped: int(dropped.Load())}, nil
+	return Message{Ogg: ogg, Duration: time.Duration(len(packets)) * audio.FrameDuration}, nil
 }
 
 // rms is the root mean square of p in units of full scale.

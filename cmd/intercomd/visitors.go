@@ -32,8 +32,10 @@ type visitors struct {
 	// audio is the device's audio engine, for messages; set before the
 	// rings are watched.
 	audio voicemsg.Audio
-	// stopMessage stops the recording under way; watchRings' goroutine's.
+	// stopMessage stops the recording under way, and recorded is closed
+	// once it has ended; watchRings' goroutine's.
 	stopMessage context.CancelFunc
+	recorded    chan struct{}
 }
 
 // wait waits for the writes under way, at most until ctx is done: a stop
@@ -126,12 +128,19 @@ func (d *daemon) recordMessage(ctx context.Context, id string) {
 	}
 	v.stopRecording()
 	rctx, cancel := context.WithCancel(ctx)
-	v.stopMessage = cancel
+	// One recording at a time (the engine's capture has one consumer):
+	// this one starts once the one it stopped has ended.
+	prev, done := v.recorded, make(chan struct{})
+	v.stopMessage, v.recorded = cancel, done
 	cfg := *v.message
 	cfg.OnRecording = func() { d.log.Info("recording the visitor's voice message", "entry", id, "max", cfg.MaxDuration) }
 	d.log.Info("asking the visitor for a voice message", "entry", id)
 	v.busy.Go(func() {
+		defer close(done)
 		defer cancel()
+		if prev != nil {
+			<-prev
+		}
 		m, err := voicemsg.Record(rctx, v.audio, cfg)
 		switch {
 		case errors.Is(err, voicemsg.ErrSilent) || errors.Is(err, voicemsg.ErrStopped):

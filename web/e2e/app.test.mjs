@@ -580,13 +580,15 @@ test("the visitor log is refused without a token or with a bad one", async () =>
       const tok = globalThis.intercomd.token;
       const list = globalThis.intercomd.visitors;
       const get = async (path, auth) => (await fetch(path, auth ? { headers: { Authorization: auth } } : {})).status;
-      const pic = list.length > 0 ? `api/visitors/${list[0].id}/snapshot` : "api/visitors/20260101000000-aaaaaaaaaaaaaaaa/snapshot";
+      const entry = `api/visitors/${list.length > 0 ? list[0].id : "20260101000000-aaaaaaaaaaaaaaaa"}`;
+      const pic = `${entry}/snapshot`, msg = `${entry}/message`;
       return {
         list: [await get("api/visitors"), await get("api/visitors", `Bearer ${tok.slice(0, -2)}xx`), await get("api/visitors", `Bearer ${tok}`)],
         pic: [await get(pic), await get(pic, "Bearer v1.alice.1.AAAA")],
+        msg: [await get(msg), await get(msg, "Bearer v1.alice.1.AAAA")],
       };
     });
-    assert.deepEqual(codes, { list: [401, 401, 200], pic: [401, 401] });
+    assert.deepEqual(codes, { list: [401, 401, 200], pic: [401, 401], msg: [401, 401] });
     // The browser reports each refusal on the console: expected here.
     alice.errors.splice(0, Infinity, ...alice.errors.filter((e) => !/status of 401/.test(e)));
   });

@@ -315,8 +315,28 @@ type VisitorLog struct {
 	Enabled bool `yaml:"enabled"`
 	// MaxEntries is the number of rings kept.
 	MaxEntries int `yaml:"max_entries"`
-	// MaxBytes bounds the log's files (index and pictures) on disk.
+	// MaxBytes bounds the log's files (index, pictures and voice
+	// messages) on disk.
 	MaxBytes int64 `yaml:"max_bytes"`
+	// VoiceMessage lets a visitor leave a message when nobody answers.
+	VoiceMessage VoiceMessage `yaml:"voice_message"`
+}
+
+// VoiceMessage configures the visitor's voice message: when a ring ends
+// with nobody answering (timed out, or nobody reachable; not when a
+// resident declined or the visitor hung up), the door plays a greeting
+// and records the microphone into the ring's visitor log entry. A new ring
+// or call stops the recording at once, keeping what was said.
+type VoiceMessage struct {
+	Enabled bool `yaml:"enabled"`
+	// Greeting is a WAV file (16-bit PCM, mono or stereo, at most 30 s)
+	// played before the recording; empty plays a built-in chime and beep.
+	Greeting string `yaml:"greeting"`
+	// MaxDuration bounds a message.
+	MaxDuration time.Duration `yaml:"max_duration"`
+	// Silence ends a message once the visitor has been silent this long
+	// (from the start too); 0 records to max_duration.
+	Silence time.Duration `yaml:"silence"`
 }
 
 // Media configures WebRTC.
@@ -618,6 +638,8 @@ func applyDefaults(c *Config, set func(path string) bool) {
 	def("visitor_log.enabled", func() { c.VisitorLog.Enabled = true })
 	def("visitor_log.max_entries", func() { c.VisitorLog.MaxEntries = 200 })
 	def("visitor_log.max_bytes", func() { c.VisitorLog.MaxBytes = 32 << 20 })
+	def("visitor_log.voice_message.max_duration", func() { c.VisitorLog.VoiceMessage.MaxDuration = 20 * time.Second })
+	def("visitor_log.voice_message.silence", func() { c.VisitorLog.VoiceMessage.Silence = 4 * time.Second })
 
 	def("log.level", func() { c.Log.Level = LogInfo })
 	def("log.format", func() { c.Log.Format = LogFormatAuto })

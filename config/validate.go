@@ -80,6 +80,7 @@ func (v *validator) validate(c *Config) {
 	if n := c.VisitorLog.MaxBytes; n < 1<<20 || n > 1<<40 {
 		v.errorf("visitor_log.max_bytes", "must be from 1048576 (1 MiB: a few pictures) to 1099511627776 (1 TiB), got %d", n)
 	}
+	v.voiceMessage(&c.VisitorLog)
 	v.calling(c)
 
 	v.listen("http.listen", c.HTTP.Listen, false)
@@ -506,6 +507,27 @@ func (v *validator) push(p *Push) {
 		if !userIDPattern.MatchString(n.Topic) {
 			v.errorf(pre+".topic", "must be 1 to 64 letters, digits, - or _")
 		}
+	}
+}
+
+// Limits of visitor_log.voice_message.
+const (
+	MaxVoiceMessage = 2 * time.Minute
+	MaxSilence      = time.Minute
+)
+
+func (v *validator) voiceMessage(l *VisitorLog) {
+	const p = "visitor_log.voice_message."
+	m := &l.VoiceMessage
+	if m.Enabled && !l.Enabled {
+		v.errorf(p+"enabled", "needs visitor_log.enabled: the message goes in the ring's entry")
+	}
+	v.absPath(p+"greeting", m.Greeting, false)
+	if m.MaxDuration < time.Second || m.MaxDuration > MaxVoiceMessage {
+		v.errorf(p+"max_duration", "must be between 1s and %s", MaxVoiceMessage)
+	}
+	if m.Silence != 0 && (m.Silence < time.Second || m.Silence > MaxSilence) {
+		v.errorf(p+"silence", "must be 0s (off) or between 1s and %s", MaxSilence)
 	}
 }
 

@@ -138,6 +138,10 @@ func TestValidationRules(t *testing.T) {
 		{"whep max viewers", "whep:\n  max_viewers: 0\n", `f.yaml:3: whep.max_viewers: must be between 1 and 16, got 0`},
 		{"visitor log entries", "visitor_log:\n  max_entries: 0\n", `f.yaml:3: visitor_log.max_entries: must be between 1 and 100000, got 0`},
 		{"visitor log bytes", "visitor_log:\n  max_bytes: 1000\n", `f.yaml:3: visitor_log.max_bytes: must be from 1048576 (1 MiB: a few pictures) to 1099511627776 (1 TiB), got 1000`},
+		{"voice message greeting", "visitor_log:\n  voice_message:\n    greeting: hello.wav\n", `f.yaml:4: visitor_log.voice_message.greeting: must be an absolute path, got "hello.wav"`},
+		{"voice message length", "visitor_log:\n  voice_message:\n    max_duration: 5m\n", `f.yaml:4: visitor_log.voice_message.max_duration: must be between 1s and 2m0s`},
+		{"voice message without the log", "visitor_log:\n  enabled: false\n  voice_message:\n    enabled: true\n", `f.yaml:5: visitor_log.voice_message.enabled: needs visitor_log.enabled: the message goes in the ring's entry`},
+		{"voice message silence", "visitor_log:\n  voice_message:\n    silence: 500ms\n", `f.yaml:4: visitor_log.voice_message.silence: must be 0s (off) or between 1s and 1m0s`},
 		{"bell pulse", "gpio:\n  bell:\n    line: GPIO5\n    pulse: 11s\n", `f.yaml:5: gpio.bell.pulse: must be greater than 0s and at most 10s`},
 	}
 	for _, tt := range tests {

@@ -1,8 +1,9 @@
 // Package visitorlog keeps the door station's visitor log: one entry per
 // doorbell ring with its time, a JPEG snapshot of the camera at the press,
-// who answered (or that nobody did, or who declined), who opened the door
-// and how long the call lasted. The log lives in a directory of the
-// daemon's state (an index and one picture per entry), survives restarts,
+// who answered (or that nobody did, or who declined), who opened the door,
+// how long the call lasted and the visitor's voice message (Ogg Opus) when
+// nobody answered. The log lives in a directory of the daemon's state (an
+// index, one picture and one message per entry), survives restarts,
 // is written atomically (a power cut leaves the old index or the new) and
 // is bounded by a number of entries and a number of bytes, the oldest
 // entries going first. A write that fails (a full disk) drops the oldest
@@ -50,8 +51,33 @@ type Entry struct {
 	DurationMS int64 `json:"duration_ms"`
 	// Snapshot says whether the entry has a picture (Log.Image).
 	Snapshot bool `json:"snapshot"`
-	// size is the picture's size in bytes.
-	size int64
+	// Message says whether the entry has a voice message (Log.Audio).
+	Message bool `json:"message"`
+	// MessageMS is the message's length in milliseconds.
+	MessageMS int64 `json:"message_ms,omitempty"`
+	// sizes are the picture's and the message's sizes in bytes.
+	sizes [files]int64
+}
+
+// file is one of an entry's files.
+type file int
+
+const (
+	picture file = iota // <id>.jpg
+	message             // <id>.ogg
+	files               // how many
+)
+
+func (f file) ext() string { return [...]string{".jpg", ".ogg"}[f] }
+
+func (f file) String() string { return [...]string{"picture", "message"}[f] }
+
+// has is the entry's flag saying it has f.
+func (e *Entry) has(f file) *bool {
+	if f == picture {
+		return &e.Snapshot
+	}
+	return &e.Message
 }
 
 // DoorOpening is one opening of the door.
@@ -64,14 +90,14 @@ type DoorOpening struct {
 type Options struct {
 	// MaxEntries is the number of entries kept (at least 1).
 	MaxEntries int
-	// MaxBytes bounds the index and the pictures together.
+	// MaxBytes bounds the index, the pictures and the messages together.
 	MaxBytes int64
 	// Disk is where the files go; Dir(path) for a directory.
 	Disk Disk
 }
 
-// ErrNotFound: no such entry, or it has no picture.
-var ErrNotFound = errors.New("visitorlog: no such entry or picture")
+// ErrNotFound: no such entry, or it has no such picture or message.
+var ErrNotFound = errors.New("visitorlog: no such entry, picture or message")
 
 const indexFile = "index.json"
 
@@ -95,7 +121,7 @@ func ValidID(id string) bool { return idPattern.MatchString(id) }
 
 // Open loads the log from opts.Disk. An index that cannot be read is set
 // aside (renamed to index.json.bad), named in the error, and the log
-// starts empty: the daemon runs on. Pictures no entry names are removed,
+// starts empty: the daemon runs on. Files no entry names are removed,
 // and a ring the daemon was in the middle of is Interrupted.
 func Open(opts Options) (*Log, error) {
 	if opts.MaxEntries < 1 {
@@ -130,28 +156,40 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("visitorlog: %w", err)
 	}
-	sizes := map[string]int64{}
+	var sizes [files]map[string]int64
+	for f := range files {
+		sizes[f] = map[string]int64{}
+	}
 	for _, n := range names {
 		if strings.HasPrefix(n.Name, ".tmp-") {
 			_ = opts.Disk.Remove(n.Name) // a write a power cut interrupted
 			continue
 		}
-		if id, ok := strings.CutSuffix(n.Name, ".jpg"); ok {
-			sizes[id] = n.Size
+		for f := range files {
+			if id, ok := strings.CutSuffix(n.Name, f.ext()); ok {
+				sizes[f][id] = n.Size
+			}
 		}
 	}
 	l.entries = slices.DeleteFunc(l.entries, func(e Entry) bool { return !ValidID(e.ID) })
 	for i := range l.entries {
 		e := &l.entries[i]
-		size, ok := sizes[e.ID]
-		e.Snapshot, e.size = ok, size
-		delete(sizes, e.ID)
+		for f := range files {
+			size, ok := sizes[f][e.ID]
+			*e.has(f), e.sizes[f] = ok, size
+			delete(sizes[f], e.ID)
+		}
+		if !e.Message {
+			e.MessageMS = 0
+		}
 		if e.Outcome == Ringing {
 			e.Outcome = Interrupted
 		}
 	}
-	for id := range sizes {
-		_ = opts.Disk.Remove(id + ".jpg")
+	for f := range files {
+		for id := range sizes[f] {
+			_ = opts.Disk.Remove(id + f.ext())
+		}
 	}
 	l.trim("")
 	return l, errors.Join(bad, l.save())
@@ -171,30 +209,48 @@ func (l *Log) Ring(at time.Time) (string, error) {
 // written (a full disk, even after the oldest entries went) leaves the
 // entry without one.
 func (l *Log) Snapshot(id string, jpeg []byte) error {
+	return l.attach(id, picture, jpeg, nil)
+}
+
+// Message stores the voice message of entry id, Ogg Opus of length d. It
+// counts in MaxBytes like a picture; one that cannot be written (a full
+// disk, even after the oldest entries went) leaves the entry without one.
+func (l *Log) Message(id string, ogg []byte, d time.Duration) error {
+	return l.attach(id, message, ogg, func(e *Entry) { e.MessageMS = d.Milliseconds() })
+}
+
+// attach writes file f of entry id, then applies set to the entry. The
+// oldest entries make room first, within MaxBytes, and go one by one while
+// the disk refuses the file.
+func (l *Log) attach(id string, f file, data []byte, set func(*Entry)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.find(id)
 	if e == nil {
 		return ErrNotFound
 	}
-	if int64(len(jpeg)) > l.opts.MaxBytes/2 {
-		return fmt.Errorf("visitorlog: picture of %d bytes: larger than half of max bytes", len(jpeg))
+	if int64(len(data)) > l.opts.MaxBytes/2 {
+		return fmt.Errorf("visitorlog: %s of %d bytes: larger than half of max bytes", f, len(data))
 	}
-	e.size = int64(len(jpeg))
+	old := e.sizes[f] // the file it replaces, if any, stays on failure
+	e.sizes[f] = int64(len(data))
 	l.trim(id)
 	for {
-		err := l.opts.Disk.WriteFile(id+".jpg", jpeg)
+		err := l.opts.Disk.WriteFile(id+f.ext(), data)
 		if err == nil {
 			break
 		}
 		if !l.dropOldest(id) {
 			e = l.find(id)
-			e.size = 0
-			return errors.Join(fmt.Errorf("visitorlog: picture of %s: %w", id, err), l.save())
+			e.sizes[f] = old
+			return errors.Join(fmt.Errorf("visitorlog: %s of %s: %w", f, id, err), l.save())
 		}
 	}
 	e = l.find(id)
-	e.Snapshot = true
+	*e.has(f) = true
+	if set != nil {
+		set(e)
+	}
 	return l.save()
 }
 
@@ -237,15 +293,21 @@ func (l *Log) List() []Entry {
 }
 
 // Image returns the picture of entry id; ErrNotFound when it has none.
-func (l *Log) Image(id string) ([]byte, error) {
+func (l *Log) Image(id string) ([]byte, error) { return l.read(id, picture) }
+
+// Audio returns the voice message of entry id, Ogg Opus; ErrNotFound when
+// it has none.
+func (l *Log) Audio(id string) ([]byte, error) { return l.read(id, message) }
+
+func (l *Log) read(id string, f file) ([]byte, error) {
 	l.mu.Lock()
 	e := l.find(id)
-	ok := e != nil && e.Snapshot
+	ok := e != nil && *e.has(f)
 	l.mu.Unlock()
 	if !ok {
 		return nil, ErrNotFound
 	}
-	b, err := l.opts.Disk.ReadFile(id + ".jpg")
+	b, err := l.opts.Disk.ReadFile(id + f.ext())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
 	}
@@ -278,11 +340,14 @@ func (l *Log) indexBytes() []byte {
 	return b
 }
 
-// used is the bytes the log takes: the index and the pictures.
+// used is the bytes the log takes: the index, the pictures and the
+// messages.
 func (l *Log) used() int64 {
 	n := int64(len(l.indexBytes()))
 	for _, e := range l.entries {
-		n += e.size
+		for _, s := range e.sizes {
+			n += s
+		}
 	}
 	return n
 }
@@ -297,15 +362,17 @@ func (l *Log) trim(keep string) {
 	}
 }
 
-// dropOldest removes the oldest entry other than keep and its picture; it
+// dropOldest removes the oldest entry other than keep and its files; it
 // reports false when there is none.
 func (l *Log) dropOldest(keep string) bool {
 	for i, e := range l.entries {
 		if e.ID == keep {
 			continue
 		}
-		if e.size > 0 || e.Snapshot {
-			_ = l.opts.Disk.Remove(e.ID + ".jpg")
+		for f := range files {
+			if e.sizes[f] > 0 || *e.has(f) {
+				_ = l.opts.Disk.Remove(e.ID + f.ext())
+			}
 		}
 		l.entries = slices.Delete(l.entries, i, i+1)
 		return true
@@ -337,8 +404,8 @@ type File struct {
 	Size int64
 }
 
-// Disk is where the log keeps its files: an index and the pictures, by
-// plain names.
+// Disk is where the log keeps its files: an index, the pictures and the
+// messages, by plain names.
 type Disk interface {
 	// WriteFile replaces name atomically: a reader sees the old content
 	// or the new.

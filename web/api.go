@@ -61,6 +61,7 @@ type APIOptions struct {
 type Visitors interface {
 	List() []visitorlog.Entry
 	Image(id string) ([]byte, error)
+	Audio(id string) ([]byte, error)
 }
 
 // Tokens verifies the user tokens that requests carry as
@@ -139,7 +140,8 @@ func NewAPI(opts APIOptions) *API {
 	a.mux.HandleFunc("POST /api/calls/{call}/invite", a.authed(a.callAction(opts.Reinvite)))
 	a.mux.HandleFunc("POST /api/calls/{call}/ringing", a.authed(a.callAction(opts.Ringing)))
 	a.mux.HandleFunc("GET /api/visitors", a.authed(a.visitors))
-	a.mux.HandleFunc("GET /api/visitors/{id}/snapshot", a.authed(a.visitorSnapshot))
+	a.mux.HandleFunc("GET /api/visitors/{id}/snapshot", a.authed(a.visitorFile("picture", "image/jpeg", Visitors.Image)))
+	a.mux.HandleFunc("GET /api/visitors/{id}/message", a.authed(a.visitorFile("voice message", "audio/ogg", Visitors.Audio)))
 	return a
 }
 
@@ -323,24 +325,27 @@ func (a *API) visitors(w http.ResponseWriter, r *http.Request, _ string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"visitors": list})
 }
 
-// visitorSnapshot serves the picture of one entry of the visitor log.
-func (a *API) visitorSnapshot(w http.ResponseWriter, r *http.Request, _ string) {
-	id := r.PathValue("id")
-	if a.opts.Visitors == nil || !visitorlog.ValidID(id) {
-		apiError(w, http.StatusNotFound, "no such visitor")
-		return
+// visitorFile serves a file of one entry of the visitor log (its picture
+// or its voice message), read by read, as contentType.
+func (a *API) visitorFile(what, contentType string, read func(Visitors, string) ([]byte, error)) func(http.ResponseWriter, *http.Request, string) {
+	return func(w http.ResponseWriter, r *http.Request, _ string) {
+		id := r.PathValue("id")
+		if a.opts.Visitors == nil || !visitorlog.ValidID(id) {
+			apiError(w, http.StatusNotFound, "no such visitor")
+			return
+		}
+		b, err := read(a.opts.Visitors, id)
+		if errors.Is(err, visitorlog.ErrNotFound) {
+			apiError(w, http.StatusNotFound, "no "+what+" of this visitor")
+			return
+		}
+		if err != nil {
+			a.opts.Logger.Error("visitor log "+what, "id", id, "err", err)
+			apiError(w, http.StatusInternalServerError, "could not read the "+what)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		_, _ = w.Write(b)
 	}
-	b, err := a.opts.Visitors.Image(id)
-	if errors.Is(err, visitorlog.ErrNotFound) {
-		apiError(w, http.StatusNotFound, "no picture of this visitor")
-		return
-	}
-	if err != nil {
-		a.opts.Logger.Error("visitor log picture", "id", id, "err", err)
-		apiError(w, http.StatusInternalServerError, "could not read the picture")
-		return
-	}
-	w.Header().Set("Content-Type", "image/jpeg")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, _ = w.Write(b)
 }

@@ -28,6 +28,10 @@ func TestAPIVisitorLogOnlyForSignedInUsers(t *testing.T) {
 	_ = l.End(seen, visitorlog.Answered, 3*time.Second)
 	unseen, _ := l.Ring(at.Add(time.Minute))
 	_ = l.End(unseen, visitorlog.Missed, 0)
+	const ogg = "OggS\x00\x02 a message"
+	if err := l.Message(unseen, []byte(ogg), 4*time.Second); err != nil {
+		t.Fatal(err)
+	}
 
 	srv := httptest.NewServer(web.NewAPI(web.APIOptions{Secret: secret, Visitors: l,
 		Accept: func(_ string, c usersig.Claims) string {
@@ -56,7 +60,7 @@ func TestAPIVisitorLogOnlyForSignedInUsers(t *testing.T) {
 		return resp.StatusCode, resp.Header.Get("Content-Type"), b
 	}
 
-	for _, path := range []string{"/api/visitors", "/api/visitors/" + seen + "/snapshot"} {
+	for _, path := range []string{"/api/visitors", "/api/visitors/" + seen + "/snapshot", "/api/visitors/" + unseen + "/message"} {
 		for name, tok := range map[string]string{"no token": "", "a forged token": good[:len(good)-3] + "AAA",
 			"an expired token": expired, "another device's token": other, "a revoked token": revoked} {
 			if code, _, body := get(path, tok); code != http.StatusUnauthorized {
@@ -71,6 +75,7 @@ func TestAPIVisitorLogOnlyForSignedInUsers(t *testing.T) {
 		t.Fatalf("GET /api/visitors: %d %s %s", code, ct, body)
 	}
 	if len(list.Visitors) != 2 || list.Visitors[0].ID != unseen || list.Visitors[0].Outcome != visitorlog.Missed ||
+		!list.Visitors[0].Message || list.Visitors[0].MessageMS != 4000 || list.Visitors[1].Message ||
 		list.Visitors[1].AnsweredBy != "alice" || !list.Visitors[1].Snapshot || list.Visitors[1].DurationMS != 3000 {
 		t.Errorf("visitors: %s", body)
 	}
@@ -86,6 +91,14 @@ func TestAPIVisitorLogOnlyForSignedInUsers(t *testing.T) {
 	for _, id := range []string{unseen, "20260102030405-aaaaaaaaaaaaaaaa", "..%2f..%2ftoken.key", "x"} {
 		if code, _, body := get("/api/visitors/"+id+"/snapshot", good); code != http.StatusNotFound {
 			t.Errorf("snapshot of %s: %d %s, want 404", id, code, body)
+		}
+	}
+	if code, ct, body := get("/api/visitors/"+unseen+"/message", good); code != http.StatusOK || ct != "audio/ogg" || string(body) != ogg {
+		t.Errorf("message: %d %s %q", code, ct, body)
+	}
+	for _, id := range []string{seen, "20260102030405-aaaaaaaaaaaaaaaa", "..%2f..%2f" + unseen, "x"} {
+		if code, _, body := get("/api/visitors/"+id+"/message", good); code != http.StatusNotFound {
+			t.Errorf("message of %s: %d %s, want 404", id, code, body)
 		}
 	}
 

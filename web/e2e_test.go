@@ -162,6 +162,8 @@ camera:
 audio:
   backend: "null"
   test_tone: 1000
+visitor_log:
+  voice_message: {enabled: true, max_duration: 3s, silence: 0s}
 gpio:
   backend: sim
 `

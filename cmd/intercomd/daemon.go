@@ -161,7 +161,9 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer d.push.close()
-	d.openVisitors(stateDir)
+	if err := d.openVisitors(stateDir); err != nil {
+		return err
+	}
 	mopts, err := d.signaling(stateDir)
 	if err != nil {
 		return err
@@ -184,6 +186,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	}
 	d.push.setCamera(dv.cam)
 	d.cam = dv.cam
+	d.visitors.useAudio(dv.audio)
 	defer d.startHomeAssistant(ctx)()
 	defer func() {
 		if cerr := dv.close(); cerr != nil {

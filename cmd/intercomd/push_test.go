@@ -23,6 +23,13 @@ import (
 // api calls the daemon's HTTPS API with user's token ("" for none).
 func (d *daemonUnderTest) api(t testing.TB, method, path, token string, body any) (int, []byte) {
 	t.Helper()
+	code, _, b := d.apiHeader(t, method, path, token, body)
+	return code, b
+}
+
+// apiHeader is api with the answer's header.
+func (d *daemonUnderTest) apiHeader(t testing.TB, method, path, token string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	m := regexp.MustCompile(`msg=https listen=(\S+)`).FindStringSubmatch(d.stderr.String())
 	if m == nil {
 		t.Fatal("the daemon did not say where it serves HTTPS")
@@ -45,7 +52,7 @@ func (d *daemonUnderTest) api(t testing.TB, method, path, token string, body any
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // token issues a token for user from the daemon's own secret.

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -11,6 +14,7 @@ import (
 	"github.com/intercomd/intercomd/endpoint"
 	"github.com/intercomd/intercomd/homeassistant"
 	"github.com/intercomd/intercomd/visitorlog"
+	"github.com/intercomd/intercomd/voicemsg"
 )
 
 // ringSnapshotWait bounds the wait for the camera's first frame after a
@@ -22,6 +26,16 @@ type visitors struct {
 	log  *visitorlog.Log
 	ring atomic.Pointer[string] // set from the ring to its end
 	busy sync.WaitGroup         // writes under way off the calling loop
+
+	// message configures the voice message; nil when it is off.
+	message *voicemsg.Config
+	// audio is the device's audio engine, for messages; set before the
+	// rings are watched.
+	audio voicemsg.Audio
+	// stopMessage stops the recording under way, and recorded is closed
+	// once it has ended; watchRings' goroutine's.
+	stopMessage context.CancelFunc
+	recorded    chan struct{}
 }
 
 // wait waits for the writes under way, at most until ctx is done: a stop
@@ -43,23 +57,110 @@ func (v *visitors) wait(ctx context.Context) {
 
 // openVisitors opens the visitor log in the state directory's visitors/
 // when visitor_log.enabled. A log that cannot be opened is a warning: the
-// door works without it.
-func (d *daemon) openVisitors(stateDir string) {
+// door works without it. A greeting of visitor_log.voice_message that
+// cannot be read is an error.
+func (d *daemon) openVisitors(stateDir string) error {
 	v := d.cfg.VisitorLog
 	if !v.Enabled {
-		return
+		return nil
+	}
+	msg, err := d.voiceMessage()
+	if err != nil {
+		return err
 	}
 	dir := filepath.Join(stateDir, "visitors")
 	l, err := visitorlog.Open(visitorlog.Options{MaxEntries: v.MaxEntries, MaxBytes: v.MaxBytes, Disk: visitorlog.Dir(dir)})
 	if l == nil {
 		d.log.Warn("visitor log off: it cannot be opened", "dir", dir, "err", err)
-		return
+		return nil
 	}
 	if err != nil {
 		d.log.Warn("visitor log", "dir", dir, "err", err)
 	}
-	d.visitors = &visitors{log: l}
-	d.log.Info("visitor log", "dir", dir, "entries", len(l.List()))
+	d.visitors = &visitors{log: l, message: msg}
+	d.log.Info("visitor log", "dir", dir, "entries", len(l.List()), "voice_message", msg != nil)
+	return nil
+}
+
+// voiceMessage is the recording of visitor_log.voice_message, its
+// greeting read; nil when it is off.
+func (d *daemon) voiceMessage() (*voicemsg.Config, error) {
+	m := d.cfg.VisitorLog.VoiceMessage
+	if !m.Enabled {
+		return nil, nil
+	}
+	c := &voicemsg.Config{MaxDuration: m.MaxDuration, Silence: m.Silence, Complexity: d.cfg.Audio.MicComplexity}
+	if m.Greeting != "" {
+		b, err := os.ReadFile(m.Greeting)
+		if err == nil {
+			c.Greeting, err = voicemsg.ParseWAV(b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("visitor_log.voice_message.greeting: %s: %w", m.Greeting, err)
+		}
+	}
+	return c, nil
+}
+
+// useAudio gives the visitor log the device's audio engine for messages.
+func (v *visitors) useAudio(a voicemsg.Audio) {
+	if v != nil && a != nil {
+		v.audio = a
+	}
+}
+
+// leavesMessage reports whether a ring that ended unanswered for reason
+// asks the visitor for a message: nobody answered in time, or nobody could
+// be reached. Not when the door hung up (the visitor went), the media
+// failed, or a resident declined (the outcome is declined then).
+func leavesMessage(r calling.Reason) bool {
+	return r == calling.ReasonTimeout || r == calling.ReasonOffline || r == calling.ReasonBusy
+}
+
+// recordMessage records the visitor's message into entry id off the
+// calling loop, when voice messages are on: watchRings' goroutine only.
+// stopRecording (any new ring or call) ends it, and what was said is
+// kept; a microphone that fails leaves the entry without a message.
+func (d *daemon) recordMessage(ctx context.Context, id string) {
+	v := d.visitors
+	if v == nil || v.message == nil || v.audio == nil || id == "" {
+		return
+	}
+	v.stopRecording()
+	rctx, cancel := context.WithCancel(ctx)
+	// One recording at a time (the engine's capture has one consumer):
+	// this one starts once the one it stopped has ended.
+	prev, done := v.recorded, make(chan struct{})
+	v.stopMessage, v.recorded = cancel, done
+	cfg := *v.message
+	cfg.OnRecording = func() { d.log.Info("recording the visitor's voice message", "entry", id, "max", cfg.MaxDuration) }
+	d.log.Info("asking the visitor for a voice message", "entry", id)
+	v.busy.Go(func() {
+		defer close(done)
+		defer cancel()
+		if prev != nil {
+			<-prev
+		}
+		m, err := voicemsg.Record(rctx, v.audio, cfg)
+		switch {
+		case errors.Is(err, voicemsg.ErrSilent) || errors.Is(err, voicemsg.ErrStopped):
+			d.log.Info("no voice message", "entry", id, "why", err)
+		case err != nil:
+			d.log.Warn("voice message not recorded", "entry", id, "err", err)
+		default:
+			d.log.Info("voice message", "entry", id, "length", m.Duration, "bytes", len(m.Ogg), "dropped_frames", m.Dropped)
+			d.logged(id, func(l *visitorlog.Log) error { return l.Message(id, m.Ogg, m.Duration) })
+		}
+	})
+}
+
+// stopRecording ends the recording under way, if any: watchRings'
+// goroutine only.
+func (v *visitors) stopRecording() {
+	if v != nil && v.stopMessage != nil {
+		v.stopMessage()
+		v.stopMessage = nil
+	}
 }
 
 // watchRings follows the device's calls through the shared ring tracker:
@@ -87,6 +188,9 @@ func (d *daemon) watchRings(ctx context.Context, ep *endpoint.Endpoint) {
 			}
 			if sc, ok := ev.(calling.StateChanged); ok {
 				d.ha.CallState(sc.To.String())
+				if sc.To != calling.Idle {
+					d.visitors.stopRecording() // the doorbell and calls win
+				}
 			}
 			ch := tr.Step(ev)
 			switch ch.Kind {
@@ -115,6 +219,9 @@ func (d *daemon) watchRings(ctx context.Context, ep *endpoint.Endpoint) {
 					d.visitors.ring.Store(nil)
 				}
 				d.logged(id, func(l *visitorlog.Log) error { return l.End(id, ch.Outcome, ch.Duration) })
+				if end, ok := ev.(calling.CallEnd); ok && ch.Outcome == visitorlog.Missed && leavesMessage(end.Reason) {
+					d.recordMessage(ctx, id)
+				}
 				id = ""
 			}
 		}

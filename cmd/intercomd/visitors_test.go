@@ -5,11 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"image/jpeg"
+	"log/slog"
+	"math"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/intercomd/intercomd/calling"
+	"github.com/intercomd/intercomd/config"
+	"github.com/intercomd/intercomd/hw/audio/audiotest"
+	"github.com/intercomd/intercomd/push/pushtest"
 	"github.com/intercomd/intercomd/visitorlog"
 )
 
@@ -86,5 +95,108 @@ func TestDaemonVisitorLog(t *testing.T) {
 	declined := waitEntry("the declined ring", func(e visitorlog.Entry) bool { return e.ID != answered.ID && e.Outcome == visitorlog.Declined })
 	if declined.AnsweredBy != "" || len(declined.DeclinedBy) != 1 || declined.DeclinedBy[0] != "alice" || declined.DurationMS != 0 {
 		t.Errorf("declined ring: %+v", declined)
+	}
+}
+
+// TestDaemonVoiceMessage: a ring nobody answers asks the visitor for a
+// message; the microphone (a 440 Hz test tone) is recorded into the ring's
+// entry until the next ring stops it, which rings as usual. The message
+// is served as Ogg Opus to signed-in users only and decodes to the tone.
+func TestDaemonVoiceMessage(t *testing.T) {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		pushtest.Missing(t, "ffmpeg")
+	}
+	d := startDaemon(t, "audio:\n  test_tone: 440\nvisitor_log:\n  voice_message: {enabled: true, max_duration: 2m, silence: 0s}\n")
+	alice, _ := d.phone(t, "alice")
+	tok := d.token(t, "alice")
+	entry := func(id string) visitorlog.Entry {
+		t.Helper()
+		code, b := d.api(t, "GET", "/api/visitors", tok, nil)
+		var v struct{ Visitors []visitorlog.Entry }
+		if code != http.StatusOK || json.Unmarshal(b, &v) != nil {
+			t.Fatalf("GET /api/visitors: %d %s", code, b)
+		}
+		for _, e := range v.Visitors {
+			if e.ID == id || (id == "" && len(v.Visitors) > 0) {
+				return e
+			}
+		}
+		return visitorlog.Entry{}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+
+	// Alice's phone rings and she lets it: the invitation times out
+	// (calling.invite_timeout, 10 s here).
+	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	waitState(t, alice, calling.Idle)
+	d.stderr.waitFor(t, "recording the visitor's voice message", 20*time.Second)
+	missed := entry("")
+	if missed.Outcome != visitorlog.Missed {
+		t.Fatalf("the ring: %+v, want missed", missed)
+	}
+	// A second of message, then the doorbell again: it rings alice as
+	// ever and ends the recording, whose message goes in the first entry.
+	time.Sleep(time.Second) // the length of the message, not a wait for an event
+	d.ringDoorbell(t, func() bool { return alice.State() == calling.Ringing })
+	var msg visitorlog.Entry
+	for end := time.Now().Add(15 * time.Second); !msg.Message; time.Sleep(20 * time.Millisecond) {
+		if msg = entry(missed.ID); time.Now().After(end) {
+			t.Fatalf("the missed ring never got its message: %+v", msg)
+		}
+	}
+	if msg.MessageMS < 500 || msg.MessageMS > 30_000 {
+		t.Errorf("a message of %d ms, want about the second before the next ring", msg.MessageMS)
+	}
+	if err := alice.Do(ctx, calling.Reject{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, alice, calling.Idle)
+
+	path := "/api/visitors/" + missed.ID + "/message"
+	for _, bad := range []string{"", tok[:len(tok)-2] + "xx"} {
+		if code, b := d.api(t, "GET", path, bad, nil); code != http.StatusUnauthorized {
+			t.Errorf("GET %s with token %q: %d %s, want 401", path, bad, code, b)
+		}
+	}
+	code, h, ogg := d.apiHeader(t, "GET", path, tok, nil)
+	if code != http.StatusOK || h.Get("Content-Type") != "audio/ogg" {
+		t.Fatalf("GET %s: %d %s %.200q", path, code, h.Get("Content-Type"), ogg)
+	}
+	dec, err := audiotest.FFmpegDecode(ctx, ffmpeg, t.TempDir(), ogg)
+	if err != nil || dec.Complaints != "" {
+		t.Fatalf("ffmpeg: %v %s", err, dec.Complaints)
+	}
+	if got := float64(len(dec.PCM)) / 48; math.Abs(got-float64(msg.MessageMS)) > 50 {
+		t.Errorf("%.0f ms decoded, the entry says %d ms", got, msg.MessageMS)
+	}
+	if f := audiotest.DominantFrequency(dec.PCM[len(dec.PCM)/4:], 48000); math.Abs(f-440) > 5 {
+		t.Errorf("the message decodes to %.1f Hz, want the microphone's 440 Hz", f)
+	}
+	t.Logf("a message of %d ms: %d bytes, %.0f bytes a second", msg.MessageMS, len(ogg), float64(len(ogg))*1000/float64(msg.MessageMS))
+}
+
+// A greeting that cannot be read stops start-up with an error naming the
+// key and the file.
+func TestVoiceMessageGreetingRefused(t *testing.T) {
+	notWAV := filepath.Join(t.TempDir(), "greeting.mp3")
+	if err := os.WriteFile(notWAV, []byte("ID3\x04 an mp3"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"/nonexistent/greeting.wav": "visitor_log.voice_message.greeting: /nonexistent/greeting.wav: open",
+		notWAV:                      "visitor_log.voice_message.greeting: " + notWAV + ": not a WAV file",
+	} {
+		c := config.Default()
+		c.VisitorLog.VoiceMessage.Enabled = true
+		c.VisitorLog.VoiceMessage.Greeting = file
+		d := &daemon{cfg: c, log: slog.New(slog.DiscardHandler)}
+		if err := d.openVisitors(t.TempDir()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("greeting %s: %v, want an error saying %q", file, err, want)
+		}
+		if d.visitors != nil {
+			t.Errorf("greeting %s: the log opened anyway", file)
+		}
 	}
 }

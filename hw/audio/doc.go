@@ -48,9 +48,10 @@
 // Every exported method is safe for concurrent use. Party.Push copies the
 // payload, so the media layer may reuse its read buffer.
 //
-// An idle engine pauses its device: after a second with no OnEncoded
-// consumer, no party and no tone, the processing goroutine stops the device
-// and waits, costing no CPU; OnEncoded, AddParty and Ring start it again at
+// An idle engine pauses its device: after a second with no OnEncoded or
+// OnCapture consumer, no party, no tone and no clip, the processing
+// goroutine stops the device and waits, costing no CPU; OnEncoded,
+// OnCapture, AddParty, Ring and Play start it again at
 // once, with a freshly primed speaker queue. Nothing is captured, metered or
 // reported by OnLevels while paused (MicLevel reads 0); Stats tells.
 //
@@ -58,6 +59,10 @@
 // Config.StallTimeout (3 s),
 // the goroutine ends, Done is closed and Err returns ErrDeviceLost or
 // ErrDeviceStalled; nothing panics. Close is still required.
+//
+// Play mixes a clip of PCM into the speaker once (a recorded greeting);
+// OnCapture hands each microphone frame, as encoded, to a second consumer
+// (a recorder), beside OnEncoded.
 //
 // # Opus
 //

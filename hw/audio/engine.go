@@ -88,6 +88,8 @@ type Engine struct {
 	tone      atomic.Int64 // generation<<8 | Tone
 	onEncoded atomic.Pointer[func(Frame)]
 	onLevels  atomic.Pointer[func(Levels)]
+	onCapture atomic.Pointer[func([]int16)]
+	clip      atomic.Pointer[clip] // playing (Play)
 	micLevel  atomic.Int32
 
 	frames, underruns, overruns, skipped, encodeErrs atomic.Int64
@@ -509,10 +511,10 @@ func (e *Engine) run(ctx context.Context) {
 	}
 }
 
-// busy reports whether the engine has work: a consumer of encoded frames, a
-// party to play or a tone ringing.
+// busy reports whether the engine has work: a consumer of encoded or
+// captured frames, a party or a clip to play or a tone ringing.
 func (e *Engine) busy() bool {
-	if e.onEncoded.Load() != nil || Tone(e.tone.Load()&0xff) != ToneUnknown {
+	if e.onEncoded.Load() != nil || e.onCapture.Load() != nil || e.clip.Load() != nil || Tone(e.tone.Load()&0xff) != ToneUnknown {
 		return true
 	}
 	e.mu.Lock()
@@ -588,6 +590,9 @@ func (e *Engine) process() {
 	if e.cfg.CaptureSink != nil {
 		e.cfg.CaptureSink.Write(mic)
 	}
+	if fn := e.onCapture.Load(); fn != nil {
+		(*fn)(mic)
+	}
 	if e.micMeter.Add(mic) {
 		e.micLevel.Store(int32(e.micMeter.Level()))
 	}
@@ -632,6 +637,7 @@ func (e *Engine) process() {
 		}
 	}
 	e.gen.add(e.acc)
+	e.mixClip(e.acc)
 	e.lim.apply(e.acc, e.out, float64(e.volume.Load())/100)
 	e.playRing.Write(e.out)
 	if e.echo != nil {

@@ -551,8 +551,26 @@ test("a ring nobody answers is marked missed in the visitor log", async () => {
       await bob.page.evaluate(() => globalThis.intercomd.refreshVisitors());
       return (await entry.getAttribute("data-outcome")) === "missed" && await entry.locator(".badge").isVisible();
     }, 20000);
-    assert.equal(await entry.locator(".badge").textContent(), "Missed");
-    assert.match(await entry.locator("button").getAttribute("aria-label"), /^Missed: /);
+    assert.equal(await entry.locator(".badge").first().textContent(), "Missed");
+    assert.match(await entry.locator("button.entry").getAttribute("aria-label"), /^Missed: /);
+    // Nobody answered, so the door asked the visitor for a message (its
+    // microphone is a 1 kHz test tone; voice_message.max_duration 3 s):
+    // the entry gets one, marked in the list, with a play control.
+    const play = entry.locator("button.play");
+    await until("the visitor's message in the visitor log", async () => {
+      await bob.page.evaluate(() => globalThis.intercomd.refreshVisitors());
+      return (await entry.getAttribute("data-message")) === "true";
+    }, 30000);
+    assert.equal(await entry.locator(".badge.message").textContent(), "Message");
+    assert.match(await entry.locator("button.entry").getAttribute("aria-label"), /Voice message 0:0[1-3]/);
+    assert.match(await play.getAttribute("aria-label"), /^Play the voice message of /);
+    await screenshot(bob, "visitor-message");
+    // Chromium decodes the Ogg Opus and plays it to its end.
+    await play.click();
+    await until("the message playing", async () => (await play.getAttribute("data-playing")) === "true", 10000);
+    assert.match(await play.getAttribute("aria-label"), /^Stop the voice message of /);
+    await until("the message played to its end", async () => (await play.getAttribute("data-playing")) === "false", 15000);
+    assert.doesNotMatch(await bannerText(bob), /message could not/);
   });
 });
 
@@ -562,13 +580,15 @@ test("the visitor log is refused without a token or with a bad one", async () =>
       const tok = globalThis.intercomd.token;
       const list = globalThis.intercomd.visitors;
       const get = async (path, auth) => (await fetch(path, auth ? { headers: { Authorization: auth } } : {})).status;
-      const pic = list.length > 0 ? `api/visitors/${list[0].id}/snapshot` : "api/visitors/20260101000000-aaaaaaaaaaaaaaaa/snapshot";
+      const entry = `api/visitors/${list.length > 0 ? list[0].id : "20260101000000-aaaaaaaaaaaaaaaa"}`;
+      const pic = `${entry}/snapshot`, msg = `${entry}/message`;
       return {
         list: [await get("api/visitors"), await get("api/visitors", `Bearer ${tok.slice(0, -2)}xx`), await get("api/visitors", `Bearer ${tok}`)],
         pic: [await get(pic), await get(pic, "Bearer v1.alice.1.AAAA")],
+        msg: [await get(msg), await get(msg, "Bearer v1.alice.1.AAAA")],
       };
     });
-    assert.deepEqual(codes, { list: [401, 401, 200], pic: [401, 401] });
+    assert.deepEqual(codes, { list: [401, 401, 200], pic: [401, 401], msg: [401, 401] });
     // The browser reports each refusal on the console: expected here.
     alice.errors.splice(0, Infinity, ...alice.errors.filter((e) => !/status of 401/.test(e)));
   });

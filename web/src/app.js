@@ -1090,9 +1090,11 @@ function renderDirectory() {
 
 // visitorLog shows the device's visitor log (docs/protocol.md, 13.3): the
 // latest rings with their pictures, fetched with the user's token (an
-// <img> cannot send it, so each picture becomes a blob: URL).
+// <img> cannot send it, so each picture becomes a blob: URL), and a play
+// control on the rings with a visitor's voice message, fetched when played.
 const visitorLog = {
   pics: new Map(), // id -> blob: URL
+  player: null,    // the message playing: { id, audio, url }
   loading: false,
   loaded: false,
   async refresh() {
@@ -1133,6 +1135,7 @@ const visitorLog = {
       parts.push("Interrupted");
     }
     for (const d of v.doors || []) parts.push(`Door opened by ${nameOf(d.by)}`);
+    if (v.message) parts.push(`Voice message ${fmtDuration(Math.max(1, Math.round((v.message_ms || 0) / 1000)))}`);
     return parts.join(" · ");
   },
   when(v) {
@@ -1153,7 +1156,9 @@ const visitorLog = {
       const li = document.createElement("li");
       li.dataset.outcome = v.outcome;
       li.dataset.id = v.id;
+      li.dataset.message = v.message ? "true" : "false";
       const b = document.createElement("button");
+      b.className = "entry";
       const missed = v.outcome === "missed";
       b.setAttribute("aria-label", `${missed ? "Missed: " : ""}${this.when(v)}, ${this.describe(v)}`);
       let thumb;
@@ -1174,18 +1179,73 @@ const visitorLog = {
       const what = document.createElement("span");
       what.className = "what";
       what.textContent = this.describe(v);
+      const badges = document.createElement("span");
+      badges.className = "badges";
       if (missed) {
         const badge = document.createElement("span");
         badge.className = "badge";
         badge.textContent = "Missed";
-        text.append(badge);
+        badges.append(badge);
       }
+      if (v.message) {
+        const badge = document.createElement("span");
+        badge.className = "badge message";
+        badge.textContent = "Message";
+        badges.append(badge);
+      }
+      if (badges.childElementCount > 0) text.append(badges);
       text.append(when, what);
       b.append(thumb, text);
       b.onclick = () => this.show(v);
       li.append(b);
+      if (v.message) li.append(this.playButton(v));
       return li;
     }));
+  },
+  // playButton plays or stops the voice message of v.
+  playButton(v) {
+    const p = document.createElement("button");
+    const playing = this.player?.id === v.id;
+    p.className = "icon play";
+    p.dataset.playing = String(playing);
+    p.setAttribute("aria-label", `${playing ? "Stop" : "Play"} the voice message of ${this.when(v)}`);
+    p.innerHTML = `<svg aria-hidden="true"><use href="#${playing ? "i-stop" : "i-play"}"/></svg>`;
+    p.onclick = () => this.play(v);
+    return p;
+  },
+  stopPlaying() {
+    const pl = this.player;
+    if (!pl) return;
+    this.player = null;
+    pl.audio.pause();
+    URL.revokeObjectURL(pl.url);
+  },
+  async play(v) {
+    const same = this.player?.id === v.id;
+    this.stopPlaying();
+    this.render();
+    if (same) return;
+    const r = await ringPush.api("GET", `api/visitors/${encodeURIComponent(v.id)}/message`).catch(() => null);
+    if (!r?.ok) {
+      banner("The message could not be loaded.");
+      return;
+    }
+    const url = URL.createObjectURL(await r.blob());
+    const audio = new Audio(url);
+    this.stopPlaying(); // another play started meanwhile
+    this.player = { id: v.id, audio, url };
+    audio.onended = () => {
+      if (this.player?.audio !== audio) return;
+      this.stopPlaying();
+      this.render();
+    };
+    this.render();
+    audio.play().catch(() => {
+      if (this.player?.audio !== audio) return;
+      this.stopPlaying();
+      this.render();
+      banner("The message could not be played.");
+    });
   },
   show(v) {
     $("visitor-title").textContent = this.when(v);

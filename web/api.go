@@ -50,11 +50,14 @@ type APIOptions struct {
 	// Renew returns a fresh token for the user (and device) of a valid
 	// one, and its expiry.
 	Renew func(token string, c usersig.Claims) (string, time.Time, error)
-	// Visitors is the visitor log, shown to every signed-in user; nil:
-	// the log is off.
+	// Visitors is the visitor log; nil: the log is off.
 	Visitors Visitors
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// VisitorReader reports whether user may read the visitor log (the
+	// residents the doorbell rings and the door users); nil: every
+	// signed-in user may.
+	VisitorReader func(user string) bool
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Visitors is the visitor log as the API reads it (*visitorlog.Log).
@@ -139,9 +142,9 @@ func NewAPI(opts APIOptions) *API {
 	a.mux.HandleFunc("POST /api/calls/{call}/decline", a.authed(a.callAction(opts.Decline)))
 	a.mux.HandleFunc("POST /api/calls/{call}/invite", a.authed(a.callAction(opts.Reinvite)))
 	a.mux.HandleFunc("POST /api/calls/{call}/ringing", a.authed(a.callAction(opts.Ringing)))
-	a.mux.HandleFunc("GET /api/visitors", a.authed(a.visitors))
-	a.mux.HandleFunc("GET /api/visitors/{id}/snapshot", a.authed(a.visitorFile("picture", "image/jpeg", Visitors.Image)))
-	a.mux.HandleFunc("GET /api/visitors/{id}/message", a.authed(a.visitorFile("voice message", "audio/ogg", Visitors.Audio)))
+	a.mux.HandleFunc("GET /api/visitors", a.authed(a.visitorsOnly(a.visitors)))
+	a.mux.HandleFunc("GET /api/visitors/{id}/snapshot", a.authed(a.visitorsOnly(a.visitorFile("picture", "image/jpeg", Visitors.Image))))
+	a.mux.HandleFunc("GET /api/visitors/{id}/message", a.authed(a.visitorsOnly(a.visitorFile("voice message", "audio/ogg", Visitors.Audio))))
 	return a
 }
 
@@ -296,6 +299,18 @@ func (a *API) snapshot(w http.ResponseWriter, r *http.Request, user string) {
 	}
 	w.Header().Set("Content-Type", "image/jpeg")
 	_, _ = w.Write(b)
+}
+
+// visitorsOnly refuses the visitor log to a signed-in user who is not one
+// of its readers (someone allowed to call the door, not to see who came).
+func (a *API) visitorsOnly(h func(http.ResponseWriter, *http.Request, string)) func(http.ResponseWriter, *http.Request, string) {
+	return func(w http.ResponseWriter, r *http.Request, user string) {
+		if a.opts.VisitorReader != nil && !a.opts.VisitorReader(user) {
+			apiError(w, http.StatusForbidden, "the visitor log is for the residents the doorbell rings")
+			return
+		}
+		h(w, r, user)
+	}
 }
 
 // maxVisitors bounds the entries of one answer of GET /api/visitors.

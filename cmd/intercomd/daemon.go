@@ -137,6 +137,9 @@ type daemon struct {
 	pushKey  string                // the VAPID public key, "" with Web Push off
 	tokens   *usersig.Registry     // issued tokens (tokens.go)
 	whep     atomic.Pointer[whep.Server]
+	// visitorReaders may read the visitor log: the users the doorbell
+	// rings and the door users (set from the configuration, on reload too).
+	visitorReaders atomic.Pointer[[]string]
 }
 
 func (d *daemon) run(ctx context.Context) (err error) {
@@ -161,6 +164,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		return err
 	}
 	defer d.push.close()
+	d.setVisitorReaders(d.stationSettings())
 	if err := d.openVisitors(stateDir); err != nil {
 		return err
 	}
@@ -365,6 +369,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.cfg.Calling.Callers = next.Calling.Callers
 	d.web.SetConfig(d.cfg)
 	settings := d.stationSettings()
+	d.setVisitorReaders(settings)
 	d.ep.Apply(func(calling.State) []calling.Input {
 		d.st.Configure(settings)
 		return nil
@@ -413,6 +418,13 @@ func (d *daemon) newStation() *station.Station {
 		opts.OnShow = func(s calling.State, p gpio.Pattern) { fmt.Fprintf(d.env.stdout, "[%s] [LED: %s]\n", s, p) }
 	}
 	return station.New(opts)
+}
+
+// setVisitorReaders lets the users the doorbell rings and the door users
+// read the visitor log.
+func (d *daemon) setVisitorReaders(s station.Settings) {
+	readers := append(slices.Clone(s.Doorbell), d.cfg.Calling.DoorUsers...)
+	d.visitorReaders.Store(&readers)
 }
 
 // stationSettings are the station's settings from the configuration in use.

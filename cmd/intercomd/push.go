@@ -190,6 +190,10 @@ func (d *daemon) mountAPI(mux *http.ServeMux) error {
 		opts.Renew = func(tok string, c usersig.Claims) (string, time.Time, error) { return d.renewToken(secret, tok, c) }
 		if d.visitors != nil {
 			opts.Visitors = d.visitors.log
+			opts.VisitorReader = func(user string) bool {
+				r := d.visitorReaders.Load()
+				return r != nil && slices.Contains(*r, user)
+			}
 		}
 		if p := d.push; p != nil && p.stop == nil {
 			p.stop, p.done = make(chan struct{}), make(chan struct{})

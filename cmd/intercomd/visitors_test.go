@@ -85,6 +85,10 @@ func TestDaemonVisitorLog(t *testing.T) {
 		if code, b := d.api(t, "GET", path, tok[:len(tok)-2]+"xx", nil); code != http.StatusUnauthorized {
 			t.Errorf("GET %s with a bad token: %d %s", path, code, b)
 		}
+		// Signed in, but not rung by the doorbell nor a door user.
+		if code, b := d.api(t, "GET", path, d.token(t, "mallory"), nil); code != http.StatusForbidden {
+			t.Errorf("GET %s as a user the doorbell does not ring: %d %s, want 403", path, code, b)
+		}
 	}
 
 	waitState(t, alice, calling.Idle)

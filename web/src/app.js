@@ -1097,11 +1097,14 @@ const visitorLog = {
   player: null,    // the message playing: { id, audio, url }
   loading: false,
   loaded: false,
+  off: false,      // not for this user (403) or off on the device (404)
   async refresh() {
     if (!app.token || this.loading) return;
     this.loading = true;
     try {
       const r = await ringPush.api("GET", "api/visitors?limit=20");
+      this.off = r.status === 403 || r.status === 404;
+      if (this.off) render();
       if (!r.ok) return;
       const { visitors } = await r.json();
       app.visitors = Array.isArray(visitors) ? visitors : [];
@@ -1150,7 +1153,8 @@ const visitorLog = {
   },
   render() {
     const ul = $("visitors");
-    $("visitors-empty").hidden = app.visitors.length > 0;
+    $("visitors-heading").hidden = ul.hidden = this.off;
+    $("visitors-empty").hidden = this.off || app.visitors.length > 0;
     $("visitors-empty").textContent = this.loaded ? "Nobody has rung yet." : "The visitors show once the intercom is reachable.";
     ul.replaceChildren(...app.visitors.map((v) => {
       const li = document.createElement("li");

@@ -645,6 +645,32 @@ test("a resident who answered the door reloads: the call is taken back and media
   });
 });
 
+test("back from the background with its connection dead, the app rejoins on a new one", async () => {
+  await withPhones(["alice"], async (alice) => {
+    const call = await answerDoor(alice);
+    // The connection died while the app was hidden; the page comes back.
+    await alice.page.evaluate(() => {
+      globalThis.deadPC = globalThis.intercomd.peerConnections()[0];
+      globalThis.deadPC.close();
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await alice.page.waitForFunction(() => {
+      const pcs = globalThis.intercomd.peerConnections();
+      return globalThis.intercomd.state === "in_call" && pcs.length === 1 && pcs[0] !== globalThis.deadPC &&
+        pcs[0].connectionState === "connected";
+    }, null, { timeout: 30000 });
+    assert.equal(await alice.page.evaluate(() => globalThis.intercomd.call), call);
+    const f0 = await mediaFlow(alice);
+    await until("media both ways on the new connection", async () => {
+      const f = await mediaFlow(alice);
+      return f.rx >= f0.rx + 50 && f.tx >= f0.tx + 50 && f.reports >= 2;
+    }, 20000);
+    assert.equal(await deviceState(), "in_call");
+    await alice.page.click("#hangup");
+    await waitState(alice, "idle");
+  });
+});
+
 test("a resident whose app stays away past the door's grace is told the call ended", async () => {
   await withPhones(["alice"], async (alice) => {
     await answerDoor(alice);

@@ -581,21 +581,22 @@ class Media {
 
   // closePeer closes the connection once the broker has the message sent
   // just before (a leave), so the other side learns why from signaling
-  // rather than from its media going away; a second at most.
-  closePeer(key) {
+  // rather than from its media going away; a second at most. The tracks it
+  // sent stop too, unless keepTracks (they go on a new connection).
+  closePeer(key, keepTracks = false) {
     const p = this.peers.get(key);
     if (!p) return;
     this.peers.delete(key);
     const close = () => { if (p.pc) p.pc.close(); };
     Promise.race([app.lastPublish, new Promise((r) => setTimeout(r, 1000))])
       .then(() => new Promise((r) => setTimeout(r, 250))).then(close, close);
-    p.chain.then(() => { if (p.pc) p.pc.getSenders().forEach((snd) => snd.track && snd.track.stop()); });
+    if (!keepTracks) p.chain.then(() => { if (p.pc) p.pc.getSenders().forEach((snd) => snd.track && snd.track.stop()); });
   }
 
   // closePeers closes every connection, keeping the local media: the hub
   // makes new ones when this device rejoins.
   closePeers() {
-    for (const key of [...this.peers.keys()]) this.closePeer(key);
+    for (const key of [...this.peers.keys()]) this.closePeer(key, true);
   }
 
   // alive reports whether a connection to the hub carries the call (or

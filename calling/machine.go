@@ -1004,7 +1004,7 @@ func (m *Machine) peerLeft(id, user, session string, reason Reason, fromMedia bo
 		return
 	}
 	p := c.parties[user]
-	if p == nil || p.state == partyPending || p.state == partyAway || (c.isHub && session != p.session) {
+	if p == nil || p.state == partyPending || (p.state == partyAway && fromMedia) || (c.isHub && session != p.session) {
 		return
 	}
 	if reason == ReasonUnknown {

@@ -235,3 +235,21 @@ func TestRejoinSameDevice(t *testing.T) {
 		t.Fatalf("%s %q", alice.m.State(), alice.events)
 	}
 }
+
+// Hanging up from the device whose media the hub gave up on (the app is
+// still there, its connection is not) ends the call at once, not after the
+// grace.
+func TestLeaveWhileAway(t *testing.T) {
+	w, door, alice, id := doorCallsAlice(t)
+	delete(w.links, link{id, door, alice})
+	w.step(door, PeerLeft{Call: id, User: "alice", Session: "1", Reason: ReasonMedia})
+	if door.m.State() != InCall {
+		t.Fatalf("door %s", door.m.State())
+	}
+	w.step(alice, Hangup{})
+	w.deliver()
+	if !w.allIdle() {
+		t.Fatalf("after alice hung up while away: %s", w.states())
+	}
+	has(t, door, "UserLeave alice", "CallEnd reason=hangup duration=0s")
+}

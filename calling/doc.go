@@ -23,4 +23,9 @@
 // is per device of a party (its login session, Message.Session): several
 // devices of one user may preview a call, and the one that accepts keeps
 // its media while the others' is torn down.
+//
+// A party whose media drops for good (its app was reloaded, its connection
+// died) is kept in the hub's call for Config.RejoinGrace: a device of the
+// same user may take its place meanwhile with [Rejoin] (wire message
+// rejoin); past the grace it leaves the call as before.
 package calling

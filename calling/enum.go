@@ -65,6 +65,7 @@ const (
 	MsgDoor                // participant -> hub: open the door; hub -> participant: result (with ok)
 	MsgLogin               // to one's own inbox: a new login of this user
 	MsgPreview             // ringing invitee -> caller: send me your media before I answer
+	MsgRejoin              // party -> hub: take my new device back into the call; hub -> party: reply (with ok)
 )
 
 var msgTypeNames = wireNames{
@@ -72,6 +73,7 @@ var msgTypeNames = wireNames{
 	MsgTimeout: "timeout", MsgLeave: "leave", MsgHangup: "hangup", MsgMember: "member",
 	MsgOffer: "offer", MsgAnswer: "answer", MsgCandidate: "candidate",
 	MsgSwitchAudio: "switch_audio", MsgDoor: "door", MsgLogin: "login", MsgPreview: "preview",
+	MsgRejoin: "rejoin",
 }
 
 // ParseMsgType returns the message type named s, MsgUnknown if none is.
@@ -113,6 +115,9 @@ const (
 	ReasonNotOneToOne    // switch to audio outside a 1-to-1 video call
 	// Refusal of an invitation from a user who may not call this one.
 	ReasonCallNotAllowed
+	// Refusal of a rejoin: the hub has no such call (it ended, or the
+	// party's grace period ran out and nobody else was left).
+	ReasonCallOver
 )
 
 var reasonNames = wireNames{
@@ -124,6 +129,7 @@ var reasonNames = wireNames{
 	ReasonNotInCall:      "not in the call",
 	ReasonNotOneToOne:    "not a 1-to-1 video call",
 	ReasonCallNotAllowed: "not allowed to call",
+	ReasonCallOver:       "call over",
 }
 
 // ParseReason returns the reason named s, ReasonUnknown if none is.

@@ -52,6 +52,17 @@ type (
 		DoorUsers     []string
 		Callers       []string
 	}
+	// Rejoin asks the hub of a call this user is in to take this device
+	// (login session) back into it: after the app was reloaded (a new
+	// session, an idle machine: Call, Hub and Type say which call) or when
+	// its media died while the call went on (Call empty or the current
+	// call's ID). The hub keeps a party whose media dropped for
+	// Config.RejoinGrace on its side; past that, or for a call the user
+	// was not in, it refuses and the call ends here with its reason.
+	Rejoin struct {
+		Call, Hub string
+		Type      CallType
+	}
 	// Control is a local media control (camera, microphone, speaker, remote
 	// view); it is passed to the media layer as it is.
 	Control struct{ Control MediaControl }
@@ -131,6 +142,7 @@ func (Hangup) isInput()        {}
 func (SwitchToAudio) isInput() {}
 func (OpenDoor) isInput()      {}
 func (Control) isInput()       {}
+func (Rejoin) isInput()        {}
 func (Configure) isInput()     {}
 func (Received) isInput()      {}
 func (Presence) isInput()      {}
@@ -150,11 +162,12 @@ const (
 	TimerUnknown     TimerKind = iota
 	TimerInvite                // caller: one invitee's invitation
 	TimerRing                  // callee: local safety timer while ringing
-	TimerConnect               // callee: accepted, waiting for the hub's media
+	TimerConnect               // callee: accepted (or rejoining), waiting for the hub's media
 	TimerSwitchAudio           // waiting for the reply to a switch-to-audio request
+	TimerRejoin                // hub: a party whose media dropped may rejoin until it fires
 )
 
-var timerNames = wireNames{TimerInvite: "invite", TimerRing: "ring", TimerConnect: "connect", TimerSwitchAudio: "switch_audio"}
+var timerNames = wireNames{TimerInvite: "invite", TimerRing: "ring", TimerConnect: "connect", TimerSwitchAudio: "switch_audio", TimerRejoin: "rejoin"}
 
 // ParseTimerKind returns the timer kind named s, TimerUnknown if none is.
 func ParseTimerKind(s string) TimerKind { return TimerKind(timerNames.parse(s)) }

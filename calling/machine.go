@@ -36,6 +36,12 @@ type Config struct {
 	// presence says offline. It must be a pure query of the driver's
 	// state; nil means nobody.
 	Pushable func(user string) bool
+	// RejoinGrace is how long the hub keeps a party whose media dropped
+	// (its app was reloaded, its connection failed for good) before it
+	// leaves the call: the party's user may take the call back on a
+	// device (Rejoin) meanwhile. Zero: a party whose media drops leaves
+	// at once.
+	RejoinGrace time.Duration
 }
 
 // Defaults.
@@ -54,6 +60,7 @@ const (
 	partyPending  partyState = iota + 1 // invited, no answer yet
 	partyAccepted                       // accepted, media not up yet
 	partyPresent                        // media joined
+	partyAway                           // hub: was in the call, its media dropped; may rejoin until awayUntil
 )
 
 type party struct {
@@ -68,6 +75,10 @@ type party struct {
 	// send it again when the party's presence comes online.
 	invitation Message
 	deadline   time.Time
+	// hub: the party's media joined at least once (it may rejoin), and
+	// while away, when its grace period ends.
+	wasIn     bool
+	awayUntil time.Time
 }
 
 // MaxPreviews is how many devices of one invitee may preview a call at
@@ -102,6 +113,7 @@ type call struct {
 	switching bool                   // a switch-to-audio request of mine is pending
 	ringGroup bool                   // hub: the first to accept takes the call, the others are cancelled
 	capped    bool                   // callee: the caller asked to ring longer than InviteTimeout
+	rejoining bool                   // callee: a Rejoin is under way (the hub's media is not back yet)
 }
 
 // Machine is the calling state machine. See the package documentation.
@@ -291,6 +303,8 @@ func (m *Machine) command(in Input) {
 		m.openDoor()
 	case Control:
 		m.media(in.Control)
+	case Rejoin:
+		m.rejoin(in)
 	default:
 		m.fail(errorf(ErrInvalid, "unknown input %T", in))
 	}
@@ -563,6 +577,10 @@ func (m *Machine) mediaJoined(in MediaJoined) {
 		return
 	}
 	c.accepting = false
+	if c.rejoining {
+		m.rejoinJoined(in.Err)
+		return
+	}
 	if in.Err != nil {
 		m.fail(in.Err)
 		m.send(c.hub, Message{Type: MsgReject, Call: c.id, Invite: c.invite, Reason: ReasonMedia})
@@ -661,6 +679,11 @@ func (m *Machine) received(r Received) {
 		return
 	case MsgLogin:
 		return // another user's login is none of my business
+	case MsgRejoin:
+		if msg.OK == nil {
+			m.rejoinRequest(r)
+			return
+		}
 	}
 	c := m.call
 	if c == nil {
@@ -874,6 +897,8 @@ func (m *Machine) receivedAsCallee(r Received) {
 		m.doorMessage(r.From, msg)
 	case MsgHangup:
 		// The end notice is informational and never drives state.
+	case MsgRejoin:
+		m.rejoinReply(msg)
 	}
 }
 
@@ -945,7 +970,7 @@ func (m *Machine) peerJoined(in PeerJoined) {
 	if c.isHub && (p.state != partyAccepted || in.Session != p.session) {
 		return
 	}
-	p.state = partyPresent
+	p.state, p.wasIn, c.rejoining = partyPresent, true, false
 	if c.started.IsZero() {
 		c.started = m.now
 		if c.isHub {
@@ -979,20 +1004,37 @@ func (m *Machine) peerLeft(id, user, session string, reason Reason, fromMedia bo
 		return
 	}
 	p := c.parties[user]
-	if p == nil || p.state == partyPending || (c.isHub && session != p.session) {
+	if p == nil || p.state == partyPending || (p.state == partyAway && fromMedia) || (c.isHub && session != p.session) {
 		return
 	}
 	if reason == ReasonUnknown {
 		reason = ReasonHangup
 	}
-	if fromMedia {
+	if c.isHub && fromMedia && reason == ReasonMedia && p.wasIn && m.cfg.RejoinGrace > 0 {
+		// The party's device is gone, not the party: keep its place for
+		// the grace period (see rejoinRequest).
+		p.state, p.awayUntil = partyAway, m.now.Add(m.cfg.RejoinGrace)
+		m.startTimer(Timer{Kind: TimerRejoin, Call: c.id, User: user}, m.cfg.RejoinGrace)
+		return
+	}
+	m.partyGone(user, p, reason, fromMedia)
+}
+
+// partyGone ends party user's part in the call: its device (login session)
+// left, by its leave or, tell, as this side's media saw it go for good or
+// its rejoin grace ran out; tell sends it a leave, as it may not have
+// noticed.
+func (m *Machine) partyGone(user string, p *party, reason Reason, tell bool) {
+	c := m.call
+	session := p.session
+	if tell {
 		leave := Message{Type: MsgLeave, Call: c.id, Reason: reason}
 		if c.isHub {
 			leave.ToSession = session // the user's other devices are not in the call
 		}
 		m.send(user, leave)
 	}
-	if p.state == partyPresent {
+	if p.state == partyPresent || p.state == partyAway {
 		m.emit(UserLeave{User: user})
 	}
 	if !c.isHub {
@@ -1003,7 +1045,7 @@ func (m *Machine) peerLeft(id, user, session string, reason Reason, fromMedia bo
 		m.finish(reason)
 		return
 	}
-	wasPresent := p.state == partyPresent
+	wasPresent := p.state == partyPresent || p.state == partyAway
 	m.removeParty(user, MemberLeft)
 	if len(c.parties) == 0 && wasPresent && !c.started.IsZero() {
 		m.send(user, Message{Type: MsgHangup, Call: c.id, Duration: int(m.now.Sub(c.started) / time.Second)})
@@ -1087,6 +1129,10 @@ func (m *Machine) timer(t Timer) {
 		}
 		m.fail(errorf(ErrNoCall, "media did not connect"))
 		m.finish(ReasonMedia)
+	case TimerRejoin:
+		if p := c.parties[t.User]; c.isHub && p != nil && p.state == partyAway && !m.now.Before(p.awayUntil) {
+			m.partyGone(t.User, p, ReasonMedia, true)
+		}
 	case TimerSwitchAudio:
 		if !c.switching {
 			return
@@ -1273,4 +1319,130 @@ func sortedKeys[V any](mp map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// --- rejoining a call ---
+
+// rejoin asks the hub to take this device back into a call of this user:
+// a call this idle machine no longer holds (the app was reloaded) or the
+// current one, whose media died. The local media is joined first, as for an
+// accept; then the hub gets the request, answers, and offers media to this
+// device. TimerConnect bounds the wait.
+func (m *Machine) rejoin(in Rejoin) {
+	c := m.call
+	switch {
+	case c == nil:
+		switch {
+		case in.Call == "":
+			m.fail(errorf(ErrNoCall, "no call to rejoin"))
+			return
+		case !ValidID(in.Call) || !ValidID(in.Hub):
+			m.fail(errorf(ErrInvalid, "rejoin needs a valid call and hub"))
+			return
+		case in.Hub == m.cfg.User:
+			m.fail(errorf(ErrInvalid, "only a party can rejoin a call, not its hub"))
+			return
+		case in.Type != Audio && in.Type != Video:
+			m.fail(errorf(ErrInvalid, "call type must be audio or video"))
+			return
+		case m.cfg.Callers != nil && !slices.Contains(m.cfg.Callers, in.Hub):
+			m.fail(errorf(ErrNotAllowed, "%s may not call this user", in.Hub))
+			return
+		}
+		c = &call{
+			id: in.Call, hub: in.Hub, typ: in.Type, accepting: true, rejoining: true,
+			parties: map[string]*party{in.Hub: {state: partyAccepted}},
+			members: map[string]MemberState{},
+		}
+		m.call = c
+		m.media(JoinMedia{Call: c.id, Type: c.typ, Hub: c.hub})
+	case c.isHub || !c.accepted || (in.Call != "" && in.Call != c.id):
+		m.fail(errorf(ErrNoCall, "no call to rejoin"))
+		return
+	default:
+		// In the call (or rejoining it already): this device's media
+		// with the hub starts over.
+		if p := c.parties[c.hub]; p.state == partyPresent {
+			p.state = partyAccepted
+			m.emit(UserLeave{User: c.hub})
+		}
+		c.rejoining = true
+		m.send(c.hub, Message{Type: MsgRejoin, Call: c.id})
+	}
+	m.startTimer(Timer{Kind: TimerConnect, Call: c.id, Invite: c.invite}, m.cfg.InviteTimeout)
+}
+
+// rejoinJoined: the local media for a rejoin is ready (or failed).
+func (m *Machine) rejoinJoined(err error) {
+	c := m.call
+	if err != nil {
+		m.fail(err)
+		m.send(c.hub, Message{Type: MsgLeave, Call: c.id, Reason: ReasonMedia})
+		m.stopTimer(Timer{Kind: TimerConnect, Call: c.id, Invite: c.invite})
+		m.finish(ReasonMedia)
+		return
+	}
+	c.accepted = true
+	m.send(c.hub, Message{Type: MsgRejoin, Call: c.id})
+}
+
+// rejoinRequest (hub) takes a party's device back into the call: only a
+// user that was in this very call (its media joined), and only while its
+// place is kept: present (a device replacing one whose loss the media has
+// not noticed yet) or away within its grace period. Anyone else is
+// refused with a reason; the requester's call then ends.
+func (m *Machine) rejoinRequest(r Received) {
+	c, msg := m.call, r.Msg
+	refuse := func(reason Reason) {
+		no := false
+		m.send(r.From, Message{Type: MsgRejoin, Call: msg.Call, ToSession: msg.Session, OK: &no, Reason: reason})
+	}
+	if c == nil || c.id != msg.Call {
+		refuse(ReasonCallOver)
+		return
+	}
+	p := c.parties[r.From]
+	if c.isHub && p != nil && p.state == partyAway && !m.now.Before(p.awayUntil) {
+		// The grace ran out; its timer has not come in yet.
+		m.partyGone(r.From, p, ReasonMedia, true)
+		refuse(ReasonCallOver)
+		return
+	}
+	if !c.isHub || p == nil || !p.wasIn {
+		refuse(ReasonNotInCall)
+		return
+	}
+	if p.state == partyAway {
+		m.stopTimer(Timer{Kind: TimerRejoin, Call: c.id, User: r.From})
+	} else if p.session != msg.Session {
+		m.media(DisconnectPeer{Call: c.id, User: r.From, Session: p.session})
+	}
+	if p.state == partyPresent {
+		m.emit(UserLeave{User: r.From})
+	}
+	p.state, p.session = partyAccepted, msg.Session
+	yes := true
+	m.send(r.From, Message{Type: MsgRejoin, Call: c.id, ToSession: msg.Session, OK: &yes, Media: c.typ})
+	m.media(ConnectPeer{Call: c.id, User: r.From, Session: msg.Session})
+}
+
+// rejoinReply (callee) reads the hub's answer to my rejoin: a refusal ends
+// the call with the hub's reason.
+func (m *Machine) rejoinReply(msg Message) {
+	c := m.call
+	if !c.rejoining || !c.accepted {
+		return
+	}
+	if *msg.OK {
+		if msg.Media == Audio || msg.Media == Video {
+			c.typ = msg.Media
+		}
+		return
+	}
+	reason := msg.Reason
+	if reason == ReasonUnknown {
+		reason = ReasonCallOver
+	}
+	m.stopTimer(Timer{Kind: TimerConnect, Call: c.id, Invite: c.invite})
+	m.finish(reason)
 }

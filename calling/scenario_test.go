@@ -278,13 +278,14 @@ func FuzzWorld(f *testing.F) {
 		// a asks for rings longer than the others' own timeout; c, a door
 		// station, takes calls from a only.
 		long := func(c *Config) { multi(c); c.InviteTimeout = time.Minute }
-		door := func(c *Config) { multi(c); c.Callers = []string{"a"} }
+		door := func(c *Config) { multi(c); c.Callers = []string{"a"}; c.RejoinGrace = 20 * time.Second }
 		nodes := []*node{w.add("a", "1", long), w.add("b", "1", multi), w.add("b", "2", multi), w.add("c", "1", door)}
 		users := []string{"a", "b", "c"}
+		last := ""
 		for i := 0; i+1 < len(ops) && i < 400; i += 2 {
 			n := nodes[int(ops[i+1])%len(nodes)]
 			arg := int(ops[i+1] / 4)
-			switch ops[i] % 13 {
+			switch ops[i] % 15 {
 			case 0:
 				w.step(n, Call{Users: []string{users[arg%3]}, Type: Video})
 			case 1:
@@ -311,6 +312,15 @@ func FuzzWorld(f *testing.F) {
 				w.step(n, SwitchToAudio{})
 			case 12:
 				w.step(n, Preview{})
+			case 13:
+				// A device asks to be taken back into its call, or into
+				// the last call the world saw (a reloaded app).
+				w.step(n, Rejoin{Call: []string{"", last}[arg%2], Hub: users[arg%3], Type: Video})
+			case 14:
+				w.breakLink(arg) // a connection fails for good
+			}
+			if id := n.m.CallID(); id != "" {
+				last = id
 			}
 		}
 		// Let everything settle: all timers fire.

@@ -46,14 +46,14 @@ type Message struct {
 
 	Users     []string `json:"users,omitempty"`      // invite: every invitee of this invitation
 	Group     string   `json:"group,omitempty"`      // invite: group the invitation went to
-	Media     CallType `json:"media,omitempty"`      // invite: audio or video
+	Media     CallType `json:"media,omitempty"`      // invite, rejoin reply: audio or video
 	TimeoutMS int      `json:"timeout_ms,omitempty"` // invite: how long the caller waits
 
 	Reason   Reason      `json:"reason,omitempty"`   // reject, cancel, leave, door reply, switch_audio reply
 	Duration int         `json:"duration,omitempty"` // hangup: call duration in seconds
 	User     string      `json:"user,omitempty"`     // member: whom it is about
 	Status   MemberState `json:"status,omitempty"`   // member: that user's state
-	OK       *bool       `json:"ok,omitempty"`       // switch_audio and door replies
+	OK       *bool       `json:"ok,omitempty"`       // switch_audio, door and rejoin replies
 
 	SDP       string     `json:"sdp,omitempty"`       // offer, answer
 	Restart   bool       `json:"restart,omitempty"`   // offer: ICE restart
@@ -185,6 +185,13 @@ func (m *Message) Validate() error {
 		}
 	case MsgLeave, MsgHangup, MsgSwitchAudio, MsgDoor:
 		return needCall()
+	case MsgRejoin:
+		if err := needCall(); err != nil {
+			return err
+		}
+		if m.OK == nil && m.Session == "" {
+			return bad("a request needs the session to take back")
+		}
 	case MsgMember:
 		if err := needCall(); err != nil {
 			return err

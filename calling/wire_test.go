@@ -28,6 +28,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"trailing data", `{"v":1,"type":"leave","call":"c"} {}`, "after top-level value"},
 		{"candidate missing", `{"v":1,"type":"candidate","call":"c"}`, "needs a candidate"},
 		{"member without user", `{"v":1,"type":"member","call":"c","status":"left"}`, "needs user and status"},
+		{"rejoin without call", `{"v":1,"type":"rejoin","session":"s1"}`, "no call ID"},
+		{"rejoin request without session", `{"v":1,"type":"rejoin","call":"c"}`, "needs the session"},
 		{"negative duration", `{"v":1,"type":"hangup","call":"c","duration":-1}`, "negative duration"},
 		// encoding/json would read the bad byte as U+FFFD and act on the rest.
 		{"not UTF-8 in sdp", "{\"v\":1,\"type\":\"offer\",\"call\":\"c\",\"sdp\":\"v=0\xff\"}", "not valid UTF-8"},
@@ -65,6 +67,9 @@ func TestEncodeRoundTrip(t *testing.T) {
 		{Type: MsgDoor, Call: "c1", OK: &ok},
 		{Type: MsgCandidate, Call: "c1", Candidate: &Candidate{Candidate: "candidate:1", SDPMid: &mid, SDPMLineIndex: &idx}},
 		{Type: MsgOffer, Call: "c1", SDP: "v=0\r\n", Restart: true},
+		{Type: MsgRejoin, Call: "c1", Session: "s2"},
+		{Type: MsgRejoin, Call: "c1", ToSession: "s2", OK: &ok, Media: Audio},
+		{Type: MsgRejoin, Call: "c1", ToSession: "s2", OK: new(bool), Reason: ReasonCallOver},
 	} {
 		b, err := Encode(m)
 		if err != nil {
@@ -219,8 +224,8 @@ func TestWireEnums(t *testing.T) {
 			t.Errorf("%s: unknown name parses as %v", kind, got)
 		}
 	}
-	check("message type", int(MsgPreview)+1, func(i int) enum { return MsgType(i) }, func(s string) enum { return ParseMsgType(s) }, MsgUnknown)
-	check("reason", int(ReasonCallNotAllowed)+1, func(i int) enum { return Reason(i) }, func(s string) enum { return ParseReason(s) }, ReasonUnknown)
+	check("message type", int(MsgRejoin)+1, func(i int) enum { return MsgType(i) }, func(s string) enum { return ParseMsgType(s) }, MsgUnknown)
+	check("reason", int(ReasonCallOver)+1, func(i int) enum { return Reason(i) }, func(s string) enum { return ParseReason(s) }, ReasonUnknown)
 	check("member state", int(MemberNoResp)+1, func(i int) enum { return MemberState(i) }, func(s string) enum { return ParseMemberState(s) }, MemberUnknown)
 	check("call type", int(Video)+1, func(i int) enum { return CallType(i) }, func(s string) enum {
 		var c CallType

@@ -246,3 +246,27 @@ func (w *world) allIdle() bool {
 	}
 	return true
 }
+
+// breakLink fails the i-th media link (in a stable order) for good: the hub
+// sees the party's device leave with ReasonMedia, and the party asks to
+// rejoin.
+func (w *world) breakLink(i int) {
+	var ls []link
+	for l := range w.links {
+		ls = append(ls, l)
+	}
+	if len(ls) == 0 {
+		return
+	}
+	sort.Slice(ls, func(a, b int) bool {
+		return fmt.Sprint(ls[a].call, ls[a].hub.user, ls[a].hub.session, ls[a].peer.user, ls[a].peer.session) <
+			fmt.Sprint(ls[b].call, ls[b].hub.user, ls[b].hub.session, ls[b].peer.user, ls[b].peer.session)
+	})
+	l := ls[i%len(ls)]
+	delete(w.links, l)
+	w.later(func() {
+		w.step(l.hub, PeerLeft{Call: l.call, User: l.peer.user, Session: l.peer.session, Reason: ReasonMedia})
+		// The party's app asks to be taken back, as the web app does.
+		w.step(l.peer, Rejoin{Call: l.call})
+	})
+}

@@ -347,7 +347,8 @@ type Media struct {
 	// UDPPort is one UDP port shared by all calls; 0 means ephemeral ports.
 	UDPPort int `yaml:"udp_port"`
 	// ICERestartTimeout is how long a disconnected call may try an ICE
-	// restart before it is hung up.
+	// restart before it is hung up; a phone that answered the door keeps
+	// its place as long again, to rejoin (a reloaded app).
 	ICERestartTimeout time.Duration `yaml:"ice_restart_timeout"`
 	// Video enables sending video.
 	Video bool `yaml:"video"`

@@ -50,6 +50,8 @@ type partyOpts struct {
 	// session is the login session (a device of the user); "" is a
 	// random one.
 	session string
+	// rejoinGrace is the calling core's RejoinGrace (as a hub).
+	rejoinGrace time.Duration
 }
 
 // party is a calling endpoint with real media: SoftAudio with a tone
@@ -175,7 +177,7 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 	defer cancel()
 	ep, err := endpoint.Start(ctx, endpoint.Options{
 		MQTT:     env.ClientOptions(user),
-		Calling:  calling.Config{User: user, Session: o.session, MultiDevice: true},
+		Calling:  calling.Config{User: user, Session: o.session, MultiDevice: true, RejoinGrace: o.rejoinGrace},
 		Logger:   log,
 		OnEffect: o.onEffect,
 		Media: func(post func(calling.Input)) agent.Media {

@@ -219,6 +219,10 @@ func (d *daemon) run(ctx context.Context) (err error) {
 			DoorUsers:   d.cfg.Calling.DoorUsers,
 			Callers:     d.cfg.Callers(),
 			Pushable:    d.pushable,
+			// A phone whose media dropped (its app reloaded) may take
+			// the call back for as long as a connection may take to
+			// come back by itself.
+			RejoinGrace: d.cfg.Media.ICERestartTimeout,
 		},
 		Logger: log,
 		OnDoor: func(by string) {

@@ -64,6 +64,9 @@ func New(cfg Config) (*Bridge, error) {
 //
 //	login, logout, accept, preview, reject, busy, hangup, switch_audio, open_door
 //	call          users, media ("audio" or "video"), group, ring_group
+//	rejoin        call, hub, media: take this device back into a call of
+//	              this user after a reload; none of them: back into the
+//	              current call, whose media died
 //	control       control ("camera", "mic_mute", "hands_free"), on
 //	received      from, group, payload (the raw MQTT payload)
 //	presence      user, online
@@ -83,6 +86,7 @@ type Input struct {
 	Users     []string         `json:"users,omitempty"`
 	Media     string           `json:"media,omitempty"`
 	Group     string           `json:"group,omitempty"`
+	Hub       string           `json:"hub,omitempty"`
 	RingGroup bool             `json:"ring_group,omitempty"`
 	Control   string           `json:"control,omitempty"`
 	On        bool             `json:"on,omitempty"`
@@ -254,6 +258,14 @@ func decodeInput(raw []byte) (calling.Input, error) {
 			return nil, fmt.Errorf("call: %w", err)
 		}
 		return calling.Call{Users: in.Users, Type: t, Group: in.Group, RingGroup: in.RingGroup}, nil
+	case "rejoin":
+		var t calling.CallType
+		if in.Call != "" {
+			if err := t.UnmarshalText([]byte(in.Media)); err != nil {
+				return nil, fmt.Errorf("rejoin: %w", err)
+			}
+		}
+		return calling.Rejoin{Call: in.Call, Hub: in.Hub, Type: t}, nil
 	case "control":
 		k, err := controlKind(in.Control)
 		if err != nil {

@@ -322,3 +322,33 @@ func TestDependencies(t *testing.T) {
 		}
 	}
 }
+
+// A reloaded page asks to be taken back into its call: the machine joins
+// the local media, then sends the hub a rejoin for this session; the hub's
+// refusal ends the call with its reason.
+func TestRejoinAcrossTheBridge(t *testing.T) {
+	bob := newSide(t, "bob")
+	r := bob.step(`{"type":"rejoin","call":"c1","hub":"door","media":"video"}`)
+	join := one(t, r, "media", "join")
+	if r.State != "ringing" || r.Call != "c1" || r.Hub != "door" || join.Media.Media != "video" || join.Media.Hub != "door" {
+		t.Fatalf("after rejoin: %+v", r)
+	}
+	r = bob.step(`{"type":"media_joined","call":"c1"}`)
+	sent := one(t, r, "send", "")
+	m, err := calling.Decode([]byte(sent.Payload))
+	if err != nil || sent.To != "door" || m.Type != calling.MsgRejoin || m.Call != "c1" || m.Session != "sbob" || m.OK != nil {
+		t.Fatalf("rejoin request: %+v %v", sent, err)
+	}
+	r = bob.step(`{"type":"received","from":"door","payload":"{\"v\":1,\"type\":\"rejoin\",\"call\":\"c1\",\"to_session\":\"sbob\",\"ok\":false,\"reason\":\"call over\"}"}`)
+	if e := one(t, r, "emit", "call_end"); e.Event.Reason != calling.ReasonCallOver || r.State != "idle" {
+		t.Fatalf("after the refusal: %+v", r)
+	}
+	for _, in := range []string{`{"type":"rejoin","call":"c1","hub":"door","media":"smell"}`} {
+		if r := bob.step(in); !r.Dropped {
+			t.Errorf("%s: %+v", in, r)
+		}
+	}
+	if r := bob.step(`{"type":"rejoin"}`); !strings.Contains(one(t, r, "emit", "error").Event.Error, "no call to rejoin") {
+		t.Errorf("rejoin with no call: %+v", r)
+	}
+}

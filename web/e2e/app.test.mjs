@@ -594,7 +594,7 @@ test("the visitor log is refused without a token or with a bad one", async () =>
   });
 });
 
-test("a reload during a call ends it at once on both sides and offers to call again", async () => {
+test("a reload during a call placed from the app ends it at once on both sides and offers to call again", async () => {
   await withPhones(["alice"], async (alice) => {
     await callButton(alice, "door").click();
     await waitState(alice, "in_call", 20000);
@@ -611,6 +611,106 @@ test("a reload during a call ends it at once on both sides and offers to call ag
     await waitState(alice, "in_call", 20000);
     await alice.page.click("#hangup");
     await waitState(alice, "idle");
+  });
+});
+
+// mediaFlow counts, over p's connections (from getStats), the RTP packets
+// it received and sent and the receiver reports the other side sent back
+// about its streams.
+const mediaFlow = (p) => p.page.evaluate(async () => {
+  const out = { rx: 0, tx: 0, reports: 0 };
+  for (const pc of globalThis.intercomd.peerConnections()) {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp") out.rx += s.packetsReceived;
+      if (s.type === "outbound-rtp") out.tx += s.packetsSent;
+      if (s.type === "remote-inbound-rtp") out.reports++;
+    });
+  }
+  return out;
+});
+
+// answerDoor rings p for the door and answers on the ringing screen.
+async function answerDoor(p) {
+  await p.page.locator('#directory li[data-user="door"] .dot[data-online="true"]').waitFor();
+  // A press the simulated panel missed (seen on a loaded machine) is
+  // made again while the door is still idle.
+  await until("the door ringing alice", async () => {
+    if ((await deviceState()) === "idle") await press();
+    return p.page.locator("#incoming-screen").waitFor({ state: "visible", timeout: 5000 }).then(() => true, () => false);
+  }, 20000);
+  await p.page.click("#accept");
+  await waitState(p, "in_call", 20000);
+  // The door counts her in the call once the renegotiation that made her
+  // a party (she previewed) is answered: only then is her place kept.
+  await until("the door in the call", async () => (await deviceState()) === "in_call", 10000);
+  return p.page.evaluate(() => globalThis.intercomd.call);
+}
+
+test("a resident who answered the door reloads: the call is taken back and media flows both ways again", async () => {
+  await withPhones(["alice"], async (alice) => {
+    const call = await answerDoor(alice);
+    const heard = JSON.parse(await control("heard?user=alice")).count;
+    await alice.page.reload();
+    await alice.page.waitForFunction(() => globalThis.intercomd && globalThis.intercomd.linkUp, null, { timeout: 20000 });
+    await waitState(alice, "in_call", 30000);
+    assert.equal(await alice.page.evaluate(() => globalThis.intercomd.call), call, "alice is in another call");
+    assert.equal(await deviceState(), "in_call");
+    // New connections, with the door's media coming in and hers going out
+    // and received (the door's receiver reports about her streams).
+    const f0 = await mediaFlow(alice);
+    const f = await until("media both ways after the rejoin", async () => {
+      const f = await mediaFlow(alice);
+      return f.rx >= f0.rx + 50 && f.tx >= f0.tx + 50 && f.reports >= 2 && f;
+    }, 20000);
+    assert.ok(f.rx > 0 && f.tx > 0);
+    await until("the door hearing alice again", async () => JSON.parse(await control("heard?user=alice")).count > heard, 15000);
+    assert.equal(await bannerText(alice), "");
+    await screenshot(alice, "call-after-reload");
+    await alice.page.click("#hangup");
+    await waitState(alice, "idle");
+    await until("the door idle after alice hung up", async () => (await deviceState()) === "idle", 10000);
+  });
+});
+
+test("back from the background with its connection dead, the app rejoins on a new one", async () => {
+  await withPhones(["alice"], async (alice) => {
+    const call = await answerDoor(alice);
+    // The connection died while the app was hidden; the page comes back.
+    await alice.page.evaluate(() => {
+      globalThis.deadPC = globalThis.intercomd.peerConnections()[0];
+      globalThis.deadPC.close();
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await alice.page.waitForFunction(() => {
+      const pcs = globalThis.intercomd.peerConnections();
+      return globalThis.intercomd.state === "in_call" && pcs.length === 1 && pcs[0] !== globalThis.deadPC &&
+        pcs[0].connectionState === "connected";
+    }, null, { timeout: 30000 });
+    assert.equal(await alice.page.evaluate(() => globalThis.intercomd.call), call);
+    const f0 = await mediaFlow(alice);
+    await until("media both ways on the new connection", async () => {
+      const f = await mediaFlow(alice);
+      return f.rx >= f0.rx + 50 && f.tx >= f0.tx + 50 && f.reports >= 2;
+    }, 20000);
+    assert.equal(await deviceState(), "in_call");
+    await alice.page.click("#hangup");
+    await waitState(alice, "idle");
+  });
+});
+
+test("a resident whose app stays away past the door's grace is told the call ended", async () => {
+  await withPhones(["alice"], async (alice) => {
+    await answerDoor(alice);
+    // Away (another page in the tab) until the door gave her place up.
+    await alice.page.goto("about:blank");
+    await waitDeviceIdle(90000);
+    await alice.page.goto(APP);
+    await alice.page.waitForFunction(() => globalThis.intercomd && globalThis.intercomd.linkUp, null, { timeout: 20000 });
+    assert.match(await waitBanner(alice, /away/, 20000), /^The call ended while the app was away\.$/);
+    await waitState(alice, "idle");
+    assert.equal(await alice.page.locator("#home-screen").isVisible(), true);
+    assert.equal(await alice.page.locator("#reload-card").isVisible(), false);
+    assert.equal(await deviceState(), "idle");
   });
 });
 

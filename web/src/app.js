@@ -42,6 +42,7 @@ const app = {
   openOnAnswer: false, // Open door tapped while ringing: open once in the call
   doorTries: 0,
   visitors: [],     // the visitor log's latest entries
+  rejoining: false, // asked the hub to take this device back into the call
 };
 
 // ---- the calling machine ----
@@ -169,6 +170,7 @@ function onEvent(ev) {
     case "state_changed":
       if (ev.to === "idle") {
         app.invited = null;
+        app.rejoining = false;
         app.signalOnly = false;
         app.callStart = 0;
         app.door = null;
@@ -180,9 +182,15 @@ function onEvent(ev) {
         visitorLog.refresh();
         setTimeout(() => visitorLog.refresh(), 3000);
       } else if (ev.to === "in_call") {
-        app.callStart = Date.now();
+        // Back in a call this device rejoined: the call goes on from
+        // where it was.
+        if (!app.rejoining || !app.callStart) app.callStart = Date.now();
+        app.rejoining = false;
+        app.invited = null;
         callTimer.start();
-        sessionStorage.setItem(CALL_KEY, JSON.stringify({ peer: app.peer, hub: app.hub, media: app.media, at: Date.now() }));
+        sessionStorage.setItem(CALL_KEY, JSON.stringify({
+          call: app.call, peer: app.peer, hub: app.hub, media: app.media, at: Date.now(), start: app.callStart,
+        }));
         if (app.openOnAnswer) {
           app.openOnAnswer = false;
           app.doorTries = 0;
@@ -214,6 +222,12 @@ function onEvent(ev) {
       banner(`Missed call from ${nameOf(app.peer)}.`);
       break;
     case "call_end": {
+      if (app.rejoining) {
+        // The hub refused to take this device back (its grace ran out,
+        // the call is over) or never answered.
+        banner("The call ended while the app was away.", "error");
+        break;
+      }
       const secs = Math.round((ev.duration_ms || 0) / 1000);
       const why = {
         hangup: secs > 0 ? `Call ended (${fmtDuration(secs)}).` : "",
@@ -416,6 +430,7 @@ class Media {
         this.joined(p);
       } else if (s === "failed") {
         if (this.isHub) post({ type: "peer_left", call, user: p.user, session: p.session, reason: "media" });
+        else if (app.state === "in_call" && !app.rejoining) rejoin();
         else post({ type: "media_failed", call, error: "media connection failed" });
       }
     };
@@ -566,15 +581,29 @@ class Media {
 
   // closePeer closes the connection once the broker has the message sent
   // just before (a leave), so the other side learns why from signaling
-  // rather than from its media going away; a second at most.
-  closePeer(key) {
+  // rather than from its media going away; a second at most. The tracks it
+  // sent stop too, unless keepTracks (they go on a new connection).
+  closePeer(key, keepTracks = false) {
     const p = this.peers.get(key);
     if (!p) return;
     this.peers.delete(key);
     const close = () => { if (p.pc) p.pc.close(); };
     Promise.race([app.lastPublish, new Promise((r) => setTimeout(r, 1000))])
       .then(() => new Promise((r) => setTimeout(r, 250))).then(close, close);
-    p.chain.then(() => { if (p.pc) p.pc.getSenders().forEach((snd) => snd.track && snd.track.stop()); });
+    if (!keepTracks) p.chain.then(() => { if (p.pc) p.pc.getSenders().forEach((snd) => snd.track && snd.track.stop()); });
+  }
+
+  // closePeers closes every connection, keeping the local media: the hub
+  // makes new ones when this device rejoins.
+  closePeers() {
+    for (const key of [...this.peers.keys()]) this.closePeer(key, true);
+  }
+
+  // alive reports whether a connection to the hub carries the call (or
+  // may come back by itself: the hub restarts ICE while it is disconnected).
+  alive() {
+    return [...this.peers.values()].some((p) => p.signalOnly || !p.pc ||
+      ["new", "connecting", "connected", "disconnected"].includes(p.pc.connectionState));
   }
 
   // closeAll closes every connection and releases the local media.
@@ -841,6 +870,7 @@ function connect(claims) {
       tokenRenew.start();
       visitorLog.refresh();
       reloaded();
+      checkCall();
     });
   });
   client.on("error", (err) => {
@@ -1010,7 +1040,7 @@ function render() {
   $("call-who").textContent = nameOf(peer);
   $("call-state").textContent = {
     dialing: "Calling…",
-    ringing: "Connecting…",
+    ringing: app.rejoining ? "Rejoining…" : "Connecting…",
     in_call: app.signalOnly ? "Connected (no media)" : "",
   }[st] || "";
   $("call-timer").hidden = st !== "in_call";
@@ -1306,9 +1336,27 @@ function placeCall(user, type) {
   post({ type: "call", users: [user], media: type });
 }
 
-// reloaded tells, after the app reloaded during a call, that the call is
-// over (a page that reloads loses its connection and its place in the
-// call: the device cannot hand it back) and offers to call again.
+// rejoin asks the call's hub to take this device back into the call, on
+// new connections: the old ones are dead (the app was in the background,
+// the network changed). The hub refuses once the call is over; the call
+// then ends here, saying so.
+function rejoin() {
+  app.rejoining = true;
+  media.closePeers();
+  post({ type: "rejoin" });
+}
+
+// checkCall runs when the app comes back (shown again, the link back up):
+// in a call answered here whose connections all died, it rejoins.
+function checkCall() {
+  if (!app.machine || app.state !== "in_call" || app.rejoining || app.hub === app.user || !app.linkUp) return;
+  if (!media.alive()) rejoin();
+}
+
+// reloaded runs once signed in after the app reloaded during a call. A call
+// answered here is taken back: the hub keeps this user's place for a while
+// (docs/protocol.md, rejoin). A call placed from here ended with the page
+// (its hub was this page): the app says so and offers to call again.
 function reloaded() {
   const raw = sessionStorage.getItem(CALL_KEY);
   sessionStorage.removeItem(CALL_KEY);
@@ -1320,9 +1368,18 @@ function reloaded() {
     return;
   }
   if (!c || Date.now() - c.at > 10 * 60 * 1000) return;
+  if (c.rejoin && ID.test(c.call || "") && ID.test(c.hub || "") && c.hub !== app.user && app.state === "idle") {
+    app.rejoining = true;
+    app.peer = c.hub;
+    app.media = c.media === "audio" ? "audio" : "video";
+    app.callStart = Number(c.start) || 0;
+    sessionStorage.setItem(CALL_KEY, raw); // a reload while rejoining tries again
+    post({ type: "rejoin", call: c.call, hub: c.hub, media: app.media });
+    return;
+  }
   const peer = c.hub && c.hub !== app.user ? c.hub : c.peer;
   if (!peer || !app.cfg.directory.some((e) => e.user === peer)) return;
-  $("reload-text").textContent = `The call with ${nameOf(peer)} ended when the app reloaded: a reloaded page cannot rejoin a call.`;
+  $("reload-text").textContent = `The call with ${nameOf(peer)} ended when the app reloaded.`;
   $("reload-call").onclick = () => placeCall(peer, c.media === "audio" ? "audio" : "video");
   $("reload-card").hidden = false;
 }
@@ -1393,14 +1450,24 @@ function bindUI() {
     $("speaker").querySelector("span").textContent = speakerOn ? "Speaker on" : "Speaker off";
     post({ type: "control", control: "hands_free", on: speakerOn });
   };
-  // Leaving the page in a call (a reload, a closed tab): hang up, so the
-  // other side learns at once, and remember the call for the reload.
-  window.addEventListener("pagehide", () => {
-    if (!app.machine || app.state === "idle") return;
+  // Leaving the page in a call (a reload, a closed tab). A call answered
+  // here stays on: the hub keeps this user's place for a while, and the
+  // reloaded page takes it back. Any other call is hung up, so the other
+  // side learns at once; the reload says it ended.
+  window.addEventListener("pagehide", (ev) => {
+    if (!app.machine || app.state === "idle" || ev.persisted) return;
     const saved = sessionStorage.getItem(CALL_KEY);
+    if (saved && app.hub !== app.user && (app.state === "in_call" || app.rejoining)) {
+      sessionStorage.setItem(CALL_KEY, JSON.stringify({ ...JSON.parse(saved), rejoin: true }));
+      return;
+    }
     post({ type: "hangup" });
     if (saved) sessionStorage.setItem(CALL_KEY, saved);
   });
+  // Back from the background (or from the back-forward cache): a call
+  // whose connections died meanwhile is rejoined.
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) checkCall(); });
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted) checkCall(); });
   // Unlock audio output on the first tap anywhere (ringtones need it).
   document.addEventListener("pointerdown", () => {
     try {
@@ -1571,6 +1638,7 @@ globalThis.intercomd = {
   get call() { return app.call; },
   get linkUp() { return app.linkUp; },
   get log() { return app.log.slice(); },
+  get rejoining() { return app.rejoining; },
   get signalOnly() { return app.signalOnly; },
   get pushKey() { return ringPush.key; },
   get token() { return app.token; },

@@ -62,7 +62,8 @@ type Config struct {
 	// StatsInterval is how often call quality is read from RTCP stats.
 	// Default 5 s.
 	StatsInterval time.Duration
-	// LevelInterval is how often voice levels are reported. Default 300 ms.
+	// LevelInterval is how often voice levels are reported, counted in
+	// encoded microphone audio. Default 300 ms.
 	LevelInterval time.Duration
 	// CameraFront and CameraBack name the camera sources that
 	// ControlSwitchCamera selects; empty names ignore the control.

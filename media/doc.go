@@ -74,8 +74,9 @@
 // switches them off.
 //
 // Availability (UserAudioAvailable, UserVideoAvailable) is posted when a
-// remote track starts and ends; UserVoiceVolume every LevelInterval for each
-// party (and for this side's microphone when Options.User is set). Call
+// remote track starts and ends; UserVoiceVolume every LevelInterval of
+// encoded microphone audio (while the microphone runs, that is in every call)
+// for each party (and for this side's microphone when Options.User is set). Call
 // quality (RTT, loss, jitter, bit rates) is read from pion's stats every
 // StatsInterval, logged at debug and returned by Stats.
 //

@@ -233,8 +233,6 @@ func (m *Media) post(in calling.Input) { m.opts.Post(in) }
 
 func (m *Media) loop() {
 	defer close(m.loopDone)
-	levels := time.NewTicker(m.opts.LevelInterval)
-	defer levels.Stop()
 	stats := time.NewTicker(m.opts.StatsInterval)
 	defer stats.Stop()
 	for {
@@ -259,8 +257,6 @@ func (m *Media) loop() {
 					fn()
 				}
 			}
-		case <-levels.C:
-			m.reportLevels()
 		case <-stats.C:
 			m.collectStats()
 		}
@@ -354,8 +350,16 @@ func (m *Media) startMic() {
 	}
 	m.micOn = true
 	track := m.micTrack
+	// Voice levels are reported on the microphone's clock, every
+	// LevelInterval of encoded audio, in the same burst of work as the
+	// frame: a ticker of their own would wake the process for them alone.
+	var since time.Duration
 	m.opts.Audio.SetMicOutput(func(packet []byte, d time.Duration) {
 		_ = track.WriteSample(pmedia.Sample{Data: packet, Duration: d})
+		if since += d; since >= m.opts.LevelInterval {
+			since = 0
+			m.enqueue(m.reportLevels)
+		}
 	})
 }
 

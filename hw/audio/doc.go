@@ -25,11 +25,14 @@
 //
 // # Data path and concurrency
 //
-// The device callback (a miniaudio thread) copies the captured samples into a
-// lock-free single-producer single-consumer queue, fills the speaker buffer
-// from a second queue, and wakes the processing goroutine with a
-// non-blocking channel send. It never blocks and never allocates: malgo's
-// buffers are C memory reused per call, so they are copied there and then.
+// The device callback (a miniaudio thread) is C and never enters Go: it
+// copies the captured samples into a lock-free single-producer
+// single-consumer queue, fills the speaker buffer from a second queue (both
+// queues are pinned Go memory), and once a whole frame is captured signals
+// an eventfd that the processing goroutine reads through Go's netpoller. It
+// never blocks and never allocates. A Go callback would have taken a Go
+// thread and the scheduler's processor on every device period, waking other
+// Go threads each time; this way the process is woken once a frame.
 //
 // The processing goroutine, started by Start and joined by Close, handles
 // one 20 ms frame per captured frame: the microphone frame (or Config.Source)

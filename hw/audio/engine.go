@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
-
-	"github.com/gen2brain/malgo"
 
 	"github.com/intercomd/intercomd/hw/audio/aec"
 	"github.com/intercomd/intercomd/hw/audio/opus"
@@ -75,7 +73,7 @@ type Engine struct {
 	info Info
 
 	capRing, playRing *ring
-	wake              chan struct{} // device callback -> processing loop
+	feed              *feed         // device callback -> processing loop
 	lost              chan struct{} // device stop callback -> processing loop
 	kick              chan struct{} // new work (OnEncoded, AddParty, Ring) -> paused loop
 	paused            atomic.Bool   // the loop has stopped the device for want of work
@@ -92,7 +90,7 @@ type Engine struct {
 	clip      atomic.Pointer[clip] // playing (Play)
 	micLevel  atomic.Int32
 
-	frames, underruns, overruns, skipped, encodeErrs atomic.Int64
+	frames, skipped, encodeErrs atomic.Int64
 
 	mu      sync.Mutex
 	parties []*Party
@@ -135,7 +133,6 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:  cfg,
 		log:  cfg.Logger,
-		wake: make(chan struct{}, 1),
 		lost: make(chan struct{}, 1),
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
@@ -162,20 +159,24 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.enc = enc
 
-	cb := malgo.DeviceCallbacks{Data: e.onData, Stop: e.onStop}
+	if e.feed, err = newFeed(e.capRing, e.playRing); err != nil {
+		enc.Close()
+		return nil, err
+	}
 	defer func() {
 		if e.dev == nil {
 			enc.Close()
 			e.closeEcho()
+			e.feed.close()
 		}
 	}()
-	dev, err := openDevice(&e.cfg, cb)
+	dev, err := openDevice(&e.cfg, e.feed, e.onStop)
 	if err != nil && errors.Is(err, ErrNoDevice) && cfg.NullFallback && cfg.Backend != BackendNull {
 		e.log.Warn("no usable sound device, falling back to the null backend: the device will be mute and deaf",
 			"backend", cfg.Backend.String(), "playback", cfg.Playback, "capture", cfg.Capture, "err", err)
 		nullCfg := e.cfg
 		nullCfg.Backend = BackendNull
-		dev, err = openDevice(&nullCfg, cb)
+		dev, err = openDevice(&nullCfg, e.feed, e.onStop)
 		if dev != nil {
 			dev.info.Fallback = true
 		}
@@ -278,6 +279,7 @@ func (e *Engine) Close() error {
 		close(e.done)
 	}
 	e.dev.close()
+	e.feed.close()
 	e.enc.Close()
 	e.closeEcho()
 	e.mu.Lock()
@@ -400,43 +402,15 @@ func (e *Engine) setTone(t Tone) {
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
+	overruns, underruns := e.feed.counts()
 	return Stats{
 		Frames:       e.frames.Load(),
-		Underruns:    e.underruns.Load(),
-		Overruns:     e.overruns.Load(),
+		Underruns:    underruns,
+		Overruns:     overruns,
 		Skipped:      e.skipped.Load(),
 		EncodeErrors: e.encodeErrs.Load(),
 		Pauses:       e.pauses.Load(),
 		Paused:       e.paused.Load(),
-	}
-}
-
-// onData is malgo's data callback, on the device thread: it copies the
-// captured samples into capRing, fills the output from playRing, and wakes
-// the processing loop once a whole frame is captured. It neither blocks nor
-// allocates.
-func (e *Engine) onData(out, in []byte, frames uint32) {
-	if len(in) >= 2 {
-		s := unsafe.Slice((*int16)(unsafe.Pointer(unsafe.SliceData(in))), len(in)/2)
-		if n := e.capRing.Write(s); n < len(s) {
-			e.overruns.Add(1)
-		}
-	}
-	if len(out) >= 2 {
-		s := unsafe.Slice((*int16)(unsafe.Pointer(unsafe.SliceData(out))), len(out)/2)
-		if n := e.playRing.Read(s); n < len(s) {
-			clear(s[n:])
-			e.underruns.Add(1)
-		}
-	}
-	// Wake the loop only when it has a whole frame to process: with a 10 ms
-	// period every other callback would wake it for nothing.
-	if e.capRing.Len() < FrameSamples && len(in) >= 2 {
-		return
-	}
-	select {
-	case e.wake <- struct{}{}:
-	default:
 	}
 }
 
@@ -449,13 +423,14 @@ func (e *Engine) onStop() {
 	case e.lost <- struct{}{}:
 	default:
 	}
+	e.feed.poke()
 }
 
 // run is the processing loop: one iteration per captured frame.
 func (e *Engine) run(ctx context.Context) {
 	defer close(e.done)
-	watchdog := time.NewTimer(e.cfg.StallTimeout)
-	defer watchdog.Stop()
+	// The loop waits on the device's eventfd; cancelling ctx wakes it.
+	defer context.AfterFunc(ctx, e.feed.poke)()
 	var failure error
 	defer func() {
 		e.stopping.Store(true)
@@ -475,23 +450,29 @@ func (e *Engine) run(ctx context.Context) {
 	for {
 		if idle >= idleFrames {
 			idle = 0
-			if err := e.pause(ctx, watchdog); err != nil {
+			if err := e.pause(ctx); err != nil {
 				failure = err
 				return
 			}
 		}
-		select {
-		case <-ctx.Done():
+		err := e.feed.wait(time.Now().Add(e.cfg.StallTimeout))
+		if ctx.Err() != nil {
 			return
+		}
+		select {
 		case <-e.lost:
 			failure = fmt.Errorf("%w (%s playback %q, capture %q)", ErrDeviceLost, e.info.Backend, e.info.Playback, e.info.Capture)
 			e.running.Store(false)
 			return
-		case <-watchdog.C:
+		default:
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
 			failure = fmt.Errorf("%w: no audio for %v (%s playback %q, capture %q)", ErrDeviceStalled, e.cfg.StallTimeout, e.info.Backend, e.info.Playback, e.info.Capture)
 			return
-		case <-e.wake:
-			watchdog.Reset(e.cfg.StallTimeout)
+		}
+		if err != nil {
+			failure = fmt.Errorf("%w: wait for the %s device: %w", ErrDeviceLost, e.info.Backend, err)
+			return
 		}
 		for e.capRing.Len() >= FrameSamples && ctx.Err() == nil {
 			e.capRing.Read(e.capture)
@@ -530,7 +511,7 @@ func (e *Engine) busy() bool {
 // pause stops the device, waits until the engine is busy again (or ctx
 // ends) and restarts it with a freshly primed speaker queue. Stopped, the
 // device runs no callback, so both queues belong to this goroutine.
-func (e *Engine) pause(ctx context.Context, watchdog *time.Timer) error {
+func (e *Engine) pause(ctx context.Context) error {
 	e.stopping.Store(true)
 	if err := e.dev.dev.Stop(); err != nil {
 		return fmt.Errorf("%w: pause %s device: %w", ErrDeviceLost, e.info.Backend, err)
@@ -538,7 +519,6 @@ func (e *Engine) pause(ctx context.Context, watchdog *time.Timer) error {
 	e.running.Store(false)
 	e.paused.Store(true)
 	e.pauses.Add(1)
-	watchdog.Stop()
 	e.capRing.discard()
 	e.playRing.discard()
 	e.micMeter = Meter{}
@@ -566,7 +546,6 @@ func (e *Engine) pause(ctx context.Context, watchdog *time.Timer) error {
 	}
 	e.running.Store(true)
 	e.paused.Store(false)
-	watchdog.Reset(e.cfg.StallTimeout)
 	e.log.Debug("audio device resumed")
 	return nil
 }

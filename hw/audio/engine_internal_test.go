@@ -266,9 +266,9 @@ func TestCallbackAndProcessingDoNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	in := make([]byte, 2*480)
-	out := make([]byte, 2*480)
-	if a := testing.AllocsPerRun(200, func() { e.onData(out, in, 480) }); a != 0 {
+	in := make([]int16, 480)
+	out := make([]int16, 480)
+	if a := testing.AllocsPerRun(200, func() { e.feed.data(out, in) }); a != 0 {
 		t.Fatalf("device callback allocates %v times per call", a)
 	}
 

@@ -6,8 +6,8 @@ import "sync/atomic"
 // (or C thread) writes, one reads; neither blocks nor allocates.
 type ring struct {
 	buf  []int16
-	mask uint64
-	r, w atomic.Uint64
+	mask uint32
+	r, w atomic.Uint32 // free-running sample counts; the device callback's C code uses them too
 }
 
 // newRing returns a ring holding at least n samples.
@@ -16,7 +16,7 @@ func newRing(n int) *ring {
 	for size < n {
 		size <<= 1
 	}
-	return &ring{buf: make([]int16, size), mask: uint64(size - 1)}
+	return &ring{buf: make([]int16, size), mask: uint32(size - 1)}
 }
 
 // Len returns the number of samples queued.
@@ -29,7 +29,7 @@ func (q *ring) Write(p []int16) int {
 	start := int(w & q.mask)
 	c := copy(q.buf[start:], p[:n])
 	copy(q.buf, p[c:n])
-	q.w.Store(w + uint64(n))
+	q.w.Store(w + uint32(n))
 	return n
 }
 
@@ -40,7 +40,7 @@ func (q *ring) Read(p []int16) int {
 	start := int(r & q.mask)
 	c := copy(p[:n], q.buf[start:])
 	copy(p[c:n], q.buf)
-	q.r.Store(r + uint64(n))
+	q.r.Store(r + uint32(n))
 	return n
 }
 

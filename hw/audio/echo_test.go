@@ -2,6 +2,7 @@ package audio_test
 
 import (
 	"math"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -79,6 +80,12 @@ func encodeVoice(t *testing.T, seconds int) [][]byte {
 // the engine encoded, decoded.
 func callWithEcho(t *testing.T, cancel bool, near []int16, seconds int) (*echoPath, []int16) {
 	t.Helper()
+	if os.Getenv("INTERCOMD_VM_GUEST") != "" {
+		// The package's kernel tests run in the emulated guest, where echo
+		// cancellation in real time runs late; these calls need no kernel
+		// and run in the unit tier.
+		t.Skip("a real-time call on the null device: run on the host, not under emulation")
+	}
 	ctx := testCtx(t)
 	room := &echoPath{delay: 70 * audio.SampleRate / 1000, gain: 0.5, near: near}
 	e := startNull(t, audio.Config{Source: room, Sink: room, EchoCancel: cancel})

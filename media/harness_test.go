@@ -67,6 +67,7 @@ type party struct {
 	mu     sync.Mutex
 	recs   map[string]*audiotest.Recorder
 	video  map[string]*videoSink
+	vp8    map[string]*videoSink // VP8 frames, by sender
 	events []calling.Event
 	notify chan struct{}
 }
@@ -98,7 +99,7 @@ func (l *lockedBuffer) String() string {
 
 func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party {
 	t.Helper()
-	p := &party{t: t, user: user, recs: map[string]*audiotest.Recorder{}, video: map[string]*videoSink{}, notify: make(chan struct{}, 1)}
+	p := &party{t: t, user: user, recs: map[string]*audiotest.Recorder{}, video: map[string]*videoSink{}, vp8: map[string]*videoSink{}, notify: make(chan struct{}, 1)}
 	lb := &lockedBuffer{}
 	p.logs = lb
 	level := slog.LevelInfo
@@ -160,6 +161,7 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 		User:         user,
 		Logger:       log,
 		OnVideoFrame: p.onVideo,
+		OnVP8Frame:   p.onVP8,
 		Net:          o.net,
 	}
 	if p.audio != nil {
@@ -415,11 +417,12 @@ func needFFmpeg(t testing.TB) string {
 	return path
 }
 
-// probeH264 decodes an Annex B stream with ffprobe and returns the decoded
-// frame count and the picture size.
-func probeH264(t testing.TB, ffprobe string, data []byte) (frames, width, height int) {
+// probe decodes a video file (name's extension says its format: .h264 an
+// Annex B stream, .ivf VP8) with ffprobe and returns the decoded frame
+// count and the picture size.
+func probe(t testing.TB, ffprobe string, data []byte, name string) (frames, width, height int) {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "received.h264")
+	f := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(f, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -39,3 +39,20 @@ need() {
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$1" >/dev/null; } ||
 		die "apt-get install $1 failed"
 }
+
+# need_lib ARCH: installs libvpx-dev (libvpx, the VP8 encoder for phones
+# without H.264) of Debian architecture ARCH (as root); a foreign one
+# through multiarch (dpkg --add-architecture).
+need_lib() {
+	local arch=$1 pkg=libvpx-dev:$1
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" && return 0
+	[ "$(id -u)" -eq 0 ] || die "libvpx for $arch missing: install the Debian package $pkg"
+	say "installing $pkg"
+	if [ "$arch" != "$(host_arch)" ] && ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+		dpkg --add-architecture "$arch"
+		apt-get update -qq
+	fi
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$pkg" >/dev/null ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$pkg" >/dev/null; } ||
+		die "apt-get install $pkg failed"
+}

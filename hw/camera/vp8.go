@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/mediadevices/pkg/codec"
 	"github.com/pion/mediadevices/pkg/codec/vpx"
+	"github.com/pion/mediadevices/pkg/io/video"
 	"github.com/pion/mediadevices/pkg/prop"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -150,19 +151,8 @@ func (p *Pipeline) vp8Feed(s *session, frame image.Image) {
 
 // vp8Start creates the VP8 encoder at the frame's size and its goroutine.
 func (p *Pipeline) vp8Start(s *session, w, h int) (*vp8Branch, error) {
-	params, err := vpx.NewVP8Params()
-	if err != nil {
-		return nil, err
-	}
-	params.BitRate = int(p.bitRate.Load())
-	params.KeyFrameInterval = int(p.cfg.Encoder.keyFrameInterval(s.src))
-	params.RateControlEndUsage = vpx.RateControlCBR
-	params.ErrorResilient = vpx.ErrorResilientDefault
-	params.LagInFrames = 0
 	b := &vp8Branch{frames: make(chan image.Image, 1), done: make(chan struct{}), w: w, h: h}
-	enc, err := params.BuildVideoEncoder(frameReader(b.frames), prop.Media{Video: prop.Video{
-		Width: w, Height: h, FrameRate: float32(s.src.FrameRate),
-	}})
+	enc, err := p.newVP8(frameReader(b.frames), s.src, w, h)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +170,22 @@ func (p *Pipeline) vp8Start(s *session, w, h int) (*vp8Branch, error) {
 		}
 	}()
 	return b, nil
+}
+
+// newVP8 creates a VP8 encoder of w x h frames read from r: real-time,
+// constant bit rate at the pipeline's bit rate, error resilient (a lost
+// packet spoils less), no look-ahead.
+func (p *Pipeline) newVP8(r video.Reader, src Source, w, h int) (codec.ReadCloser, error) {
+	params, err := vpx.NewVP8Params()
+	if err != nil {
+		return nil, err
+	}
+	params.BitRate = int(p.bitRate.Load())
+	params.KeyFrameInterval = int(p.cfg.Encoder.keyFrameInterval(src))
+	params.RateControlEndUsage = vpx.RateControlCBR
+	params.ErrorResilient = vpx.ErrorResilientDefault
+	params.LagInFrames = 0
+	return params.BuildVideoEncoder(r, prop.Media{Video: prop.Video{Width: w, Height: h, FrameRate: float32(src.FrameRate)}})
 }
 
 // vp8Stop ends the session's VP8 encoder and waits for it.

@@ -281,20 +281,32 @@ func (p *party) recorder(user string) *audiotest.Recorder {
 func (p *party) onVideo(user string, au []byte, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	v := p.video[user]
+	sinkOf(p.video, user, at).add(au, media.IsKeyFrame(au), at, nil)
+}
+
+// sinkOf returns user's sink in sinks, made on the first frame (at).
+func sinkOf(sinks map[string]*videoSink, user string, at time.Time) *videoSink {
+	v := sinks[user]
 	if v == nil {
 		v = &videoSink{first: at}
-		p.video[user] = v
+		sinks[user] = v
 	}
+	return v
+}
+
+// add records a frame; prefix (a container's frame header) is stored
+// before its data.
+func (v *videoSink) add(frame []byte, key bool, at time.Time, prefix []byte) {
 	v.frames++
-	if media.IsKeyFrame(au) {
+	if key {
 		v.keys++
 	}
 	v.last = at
 	v.times = append(v.times, at)
-	v.isKey = append(v.isKey, media.IsKeyFrame(au))
+	v.isKey = append(v.isKey, key)
 	if v.data.Len() < 64<<20 {
-		v.data.Write(au)
+		v.data.Write(prefix)
+		v.data.Write(frame)
 	}
 }
 

@@ -22,26 +22,11 @@ var vp8Only = media.Config{VideoCodecs: []string{media.CodecVP8}}
 func (p *party) onVP8(user string, frame []byte, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	v := p.vp8[user]
-	if v == nil {
-		v = &videoSink{first: at}
-		p.vp8[user] = v
-	}
-	key := camera.IsVP8KeyFrame(frame)
-	if key {
-		v.keys++
-	}
+	v := sinkOf(p.vp8, user, at)
 	var hdr [12]byte
 	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(frame)))
 	binary.LittleEndian.PutUint64(hdr[4:], uint64(v.frames))
-	v.frames++
-	v.last = at
-	v.times = append(v.times, at)
-	v.isKey = append(v.isKey, key)
-	if v.data.Len() < 64<<20 {
-		v.data.Write(hdr[:])
-		v.data.Write(frame)
-	}
+	v.add(frame, camera.IsVP8KeyFrame(frame), at, hdr[:])
 }
 
 // vp8Frames returns the number of VP8 frames and key frames from user, and

@@ -85,7 +85,14 @@ func benchmarkEncode(b *testing.B, noise int, vp8 bool) {
 	newEncoder := p.newEncoder
 	if vp8 {
 		newEncoder = func(r video.Reader, src Source) (codec.ReadCloser, error) {
-			return p.newVP8(r, src, src.Width, src.Height)
+			enc, err := p.newVP8(r, src, src.Width, src.Height)
+			if err == nil {
+				// Frames as a camera gives them, 1/30 s apart, for the rate
+				// control (openh264 assumes the configured frame rate).
+				t := time.Now()
+				enc.(*vp8Reader).now = func() time.Time { t = t.Add(time.Second / 30); return t }
+			}
+			return enc, err
 		}
 	}
 	enc, err := newEncoder(reader, src)

@@ -1,6 +1,7 @@
 package camera
 
 import (
+	"fmt"
 	"image"
 	"io"
 	"sync"
@@ -8,16 +9,16 @@ import (
 	"time"
 
 	"github.com/pion/mediadevices/pkg/codec"
-	"github.com/pion/mediadevices/pkg/codec/vpx"
 	"github.com/pion/mediadevices/pkg/io/video"
-	"github.com/pion/mediadevices/pkg/prop"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/intercomd/intercomd/hw/camera/vp8enc"
 )
 
 // VP8 is the pipeline's second encoder, for viewers that cannot receive
 // H.264 (a Firefox without its OpenH264 plugin, LibreWolf, some Linux
-// builds): libvpx, encoding the same raw frames as the H.264 encoder into
+// builds): libvpx (package vp8enc), encoding the same raw frames as the H.264 encoder into
 // one track of its own that every such viewer shares. It runs only while
 // someone holds it (Acquire): it starts at the next captured frame after
 // the first Acquire and stops at the next frame after the last release (or
@@ -172,21 +173,58 @@ func (p *Pipeline) vp8Start(s *session, w, h int) (*vp8Branch, error) {
 	return b, nil
 }
 
-// newVP8 creates a VP8 encoder of w x h frames read from r: real-time,
-// constant bit rate at the pipeline's bit rate, error resilient (a lost
-// packet spoils less), no look-ahead.
+// newVP8 creates a VP8 encoder (package vp8enc: real-time, constant bit
+// rate at the pipeline's bit rate, error resilient, one thread, a fixed
+// speed) of w x h frames read from r.
 func (p *Pipeline) newVP8(r video.Reader, src Source, w, h int) (codec.ReadCloser, error) {
-	params, err := vpx.NewVP8Params()
+	enc, err := vp8enc.New(vp8enc.Config{
+		Width: w, Height: h, FrameRate: src.FrameRate,
+		BitRate:          int(p.bitRate.Load()),
+		KeyFrameInterval: int(p.cfg.Encoder.keyFrameInterval(src)),
+	})
 	if err != nil {
 		return nil, err
 	}
-	params.BitRate = int(p.bitRate.Load())
-	params.KeyFrameInterval = int(p.cfg.Encoder.keyFrameInterval(src))
-	params.RateControlEndUsage = vpx.RateControlCBR
-	params.ErrorResilient = vpx.ErrorResilientDefault
-	params.LagInFrames = 0
-	return params.BuildVideoEncoder(r, prop.Media{Video: prop.Video{Width: w, Height: h, FrameRate: float32(src.FrameRate)}})
+	return &vp8Reader{r: video.ToI420(r), enc: enc, frameTime: time.Duration(float64(time.Second) / src.FrameRate), now: time.Now}, nil
 }
+
+// vp8Reader reads frames from r and encodes them, as mediadevices'
+// encoders do; its controls apply to the next Read and, like Read, are
+// called on one goroutine.
+type vp8Reader struct {
+	r         video.Reader
+	enc       *vp8enc.Encoder
+	key       bool
+	frameTime time.Duration
+	last      time.Time
+	now       func() time.Time // when a frame is read: its duration is the time since the last
+}
+
+func (v *vp8Reader) Read() ([]byte, func(), error) {
+	img, release, err := v.r.Read()
+	if err != nil {
+		return nil, func() {}, err
+	}
+	defer release()
+	yuv, ok := img.(*image.YCbCr)
+	if !ok {
+		return nil, func() {}, fmt.Errorf("vp8: frame is %T, not I420", img)
+	}
+	now := v.now()
+	d := v.frameTime
+	if !v.last.IsZero() {
+		d = now.Sub(v.last)
+	}
+	v.last = now
+	data, _, err := v.enc.Encode(yuv, d, v.key)
+	v.key = false
+	return data, func() {}, err
+}
+
+func (v *vp8Reader) Close() error                        { v.enc.Close(); return nil }
+func (v *vp8Reader) Controller() codec.EncoderController { return v }
+func (v *vp8Reader) ForceKeyFrame() error                { v.key = true; return nil }
+func (v *vp8Reader) SetBitRate(bps int) error            { return v.enc.SetBitRate(bps) }
 
 // vp8Stop ends the session's VP8 encoder and waits for it.
 func (p *Pipeline) vp8Stop(s *session) {

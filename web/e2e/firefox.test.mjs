@@ -149,7 +149,9 @@ test("firefox: the doorbell rings, the door is seen before answering, answered w
     await screenshot(alice, "incoming");
     await alice.page.click("#accept");
     await waitState(alice, "in_call", 30000);
-    assert.equal(await deviceState(), "in_call");
+    // The door is in the call once the phone has answered its
+    // renegotiation, a signaling round trip after the app.
+    await until("the door in the call", async () => (await deviceState()) === "in_call", 20000);
     const m = await twoWay(t, alice);
     t.diagnostic(`getStats: ${JSON.stringify(m)}`);
     assert.ok(await visible(alice, "#call-timer"));

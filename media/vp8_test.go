@@ -7,10 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+
 	"github.com/intercomd/intercomd/calling"
 	"github.com/intercomd/intercomd/hw/camera"
 	"github.com/intercomd/intercomd/internal/mqtttest"
 	"github.com/intercomd/intercomd/media"
+	"github.com/intercomd/intercomd/media/whep/wheptest"
 )
 
 // vp8Only is the media configuration of a softphone that, like a Firefox
@@ -201,4 +205,84 @@ func TestRefusedVideoPreviewThenAnswer(t *testing.T) {
 	}
 	soft.do(ctx, calling.Hangup{})
 	dev.wait(ctx, 0, "call end", isCallEnd)
+}
+
+// TestVP8ViewerOutsideCalls: a viewer (NewViewer, as WHEP makes them) whose offer
+// takes VP8 and not H.264 gets the camera's VP8 track, key frame first; the
+// VP8 encoder stops when it closes.
+func TestVP8ViewerOutsideCalls(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cam, err := camera.New(camera.Config{
+		Sources:  []camera.Source{{Device: camera.TestPatternDevice, Width: 160, Height: 120, FrameRate: 15}},
+		StartOff: true,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cam.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer cam.Close()
+	m, err := media.New(media.Options{Config: media.Config{LoopbackOnly: true}, Camera: cam, Post: func(calling.Input) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	v, err := m.NewViewer(media.ViewerOptions{Video: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+
+	// The viewer's side: pion taking VP8 only, receive-only.
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(camera.VP8Parameters(96), webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := wheptest.NewPeerConnectionWith(webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(wheptest.LoopbackSettings())), wheptest.Options{Video: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	keyFrame := make(chan string, 1)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			var vp8 codecs.VP8Packet
+			if payload, err := vp8.Unmarshal(pkt.Payload); err == nil && vp8.S == 1 && vp8.PID == 0 && camera.IsVP8KeyFrame(payload) {
+				select {
+				case keyFrame <- tr.Codec().MimeType:
+				default:
+				}
+			}
+		}
+	})
+	offer, err := wheptest.CompleteOffer(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, err := v.Answer(ctx, offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case mime := <-keyFrame:
+		if !strings.EqualFold(mime, webrtc.MimeTypeVP8) {
+			t.Errorf("the viewer receives %s", mime)
+		}
+	case <-ctx.Done():
+		t.Fatal("no VP8 key frame at the viewer")
+	}
+	if video, _ := v.Sends(); !video || cam.VP8().EncodersRunning() != 1 || cam.EncodersRunning() != 1 {
+		t.Errorf("video %v, %d VP8 and %d H.264 encoders running; want true, 1, 1", video, cam.VP8().EncodersRunning(), cam.EncodersRunning())
+	}
+	v.Close()
+	until(ctx, t, "the VP8 encoder stopping", func() bool { return cam.VP8().EncodersRunning() == 0 && cam.VP8().Users() == 0 })
 }

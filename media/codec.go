@@ -24,7 +24,10 @@ func videoCodecs(d *webrtc.SessionDescription, index int) (h264, vp8 bool) {
 	if d == nil {
 		return false, false
 	}
-	parsed, err := d.Unmarshal()
+	// A copy: Unmarshal caches what it parses in the description, which
+	// may be pion's own (RemoteDescription), read by its goroutines.
+	cp := webrtc.SessionDescription{Type: d.Type, SDP: d.SDP}
+	parsed, err := cp.Unmarshal()
 	if err != nil {
 		return false, false
 	}
@@ -120,8 +123,8 @@ func senderSection(pc *webrtc.PeerConnection, s *webrtc.RTPSender) int {
 	if mid == "" || d == nil {
 		return -1
 	}
-	parsed, err := d.Unmarshal()
-	if err != nil {
+	var parsed sdp.SessionDescription
+	if parsed.UnmarshalString(d.SDP) != nil {
 		return -1
 	}
 	for i, md := range parsed.MediaDescriptions {

@@ -1,8 +1,12 @@
-// Package vp8enc is a small binding of libvpx's VP8 encoder (Debian's
-// libvpx-dev, linked dynamically so that Debian's security updates of
-// libvpx apply), set up for live video on a small board: one pass, real
-// time, constant bit rate, error resilient, no look-ahead, one thread and a
-// fixed speed.
+// Package vp8enc is a small binding of libvpx's VP8 encoder, set up for
+// live video on a small board: one pass, real time, constant bit rate,
+// error resilient, no look-ahead, one thread and a fixed speed.
+//
+// libvpx is linked statically from Debian's libvpx-dev (libvpx.a of the
+// target architecture), as openh264 and libopus are: the binary needs no
+// libvpx package where it runs, and the cross binaries run under qemu-user
+// with the cross compilers' C library alone. A libvpx security fix
+// therefore needs a rebuild. Its notice is COPYING.libvpx.
 //
 // The speed is why it exists beside mediadevices' vpx package, which leaves
 // libvpx's cpu_used at 0: libvpx then picks its speed itself so that each
@@ -11,7 +15,7 @@
 // encoder sets it), so the encoder costs what the picture needs.
 package vp8enc
 
-// #cgo pkg-config: vpx
+// #cgo LDFLAGS: -l:libvpx.a -lm -lpthread
 // #include <stdlib.h>
 // #include <string.h>
 // #include <vpx/vpx_encoder.h>

@@ -53,7 +53,7 @@ func videoCallDeviceHub(t *testing.T, ffprobe string, env *mqtttest.Env) {
 	if fps := frameRate(times); fps < 15*0.8 || fps > 15*1.2 {
 		t.Errorf("frame rate %.1f fps, want 15 ±20%%", fps)
 	}
-	frames, w, h := probeH264(t, ffprobe, data)
+	frames, w, h := probe(t, ffprobe, data, "received.h264")
 	t.Logf("alice received %d access units (%.1f fps), ffprobe decoded %d frames of %dx%d", n, frameRate(times), frames, w, h)
 	if w != 320 || h != 240 {
 		t.Errorf("decoded size %dx%d, want 320x240", w, h)

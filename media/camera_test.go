@@ -30,6 +30,7 @@ func (c *slowCamera) HandleRTCP(camera.RTCPReader) <-chan struct{} {
 func (c *slowCamera) ViewerJoined()                        {}
 func (c *slowCamera) Switch(context.Context, string) error { return nil }
 func (c *slowCamera) EncodersRunning() int                 { return 0 }
+func (c *slowCamera) VP8() *camera.VP8                     { return nil }
 func (c *slowCamera) SetEnabled(ctx context.Context, on bool) error {
 	c.mu.Lock()
 	c.calls = append(c.calls, on)

@@ -16,10 +16,17 @@ import (
 	"github.com/intercomd/intercomd/hw/camera"
 )
 
-// Payload types offered for the two codecs intercomd speaks.
+// Payload types offered for the codecs intercomd speaks.
 const (
 	PayloadTypeH264 webrtc.PayloadType = 102
+	PayloadTypeVP8  webrtc.PayloadType = 96
 	PayloadTypeOpus webrtc.PayloadType = 111
+)
+
+// Video codecs, by name in Config.VideoCodecs.
+const (
+	CodecH264 = "H264"
+	CodecVP8  = "VP8"
 )
 
 // OpusFmtpLine is the Opus format offered: in-band FEC accepted, 10 ms minimum
@@ -68,6 +75,12 @@ type Config struct {
 	// CameraFront and CameraBack name the camera sources that
 	// ControlSwitchCamera selects; empty names ignore the control.
 	CameraFront, CameraBack string
+	// VideoCodecs are the video codecs offered and accepted, in order of
+	// preference: CodecH264 and CodecVP8 (the default, both: H.264 from
+	// the camera's main encoder, VP8 from its second one for a party that
+	// cannot take H.264). A softphone limited to VP8 acts as a browser
+	// without H.264.
+	VideoCodecs []string
 }
 
 // WithDefaults returns c with every unset field given its default.
@@ -81,8 +94,12 @@ func (c Config) WithDefaults() Config {
 	if c.LevelInterval == 0 {
 		c.LevelInterval = DefaultLevelInterval
 	}
+	if len(c.VideoCodecs) == 0 {
+		c.VideoCodecs = []string{CodecH264, CodecVP8}
+	}
 	c.ICEServers = slices.Clone(c.ICEServers)
 	c.Interfaces = slices.Clone(c.Interfaces)
+	c.VideoCodecs = slices.Clone(c.VideoCodecs)
 	return c
 }
 
@@ -103,23 +120,38 @@ func (c Config) Validate() error {
 			return fmt.Errorf("ice_servers[%d].urls: at least one URL is required", i)
 		}
 	}
+	for i, v := range c.VideoCodecs {
+		if v != CodecH264 && v != CodecVP8 {
+			return fmt.Errorf("video_codecs[%d]: %q is none of %s, %s", i, v, CodecH264, CodecVP8)
+		}
+		if slices.Index(c.VideoCodecs, v) != i {
+			return fmt.Errorf("video_codecs[%d]: %s twice", i, v)
+		}
+	}
 	return nil
 }
 
-// buildAPI returns the pion API every PeerConnection of a Media is made
-// with, and the UDP mux to close with it (nil without UDPPort). Codecs are
-// registered before the interceptors, so the SDP carries nack, nack pli and
-// transport-cc.
 // opusCapability is the audio codec every track and the media engine use:
 // Opus at 48 kHz, stereo as RFC 7587 requires to be signalled.
 func opusCapability() webrtc.RTPCodecCapability {
 	return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: OpusFmtpLine}
 }
 
+// buildAPI returns the pion API every PeerConnection of a Media is made
+// with, and the UDP mux to close with it (nil without UDPPort). Codecs are
+// registered before the interceptors, so the SDP carries nack, nack pli and
+// transport-cc; H.264 before VP8, so a browser that takes both picks H.264
+// (the camera's main encoder, in hardware where the board has one).
 func buildAPI(c Config, n transport.Net, box *getterBox) (*webrtc.API, ice.UDPMux, error) {
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(camera.CodecParameters(PayloadTypeH264), webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, nil, fmt.Errorf("register h264: %w", err)
+	for _, v := range c.VideoCodecs {
+		params := camera.CodecParameters(PayloadTypeH264)
+		if v == CodecVP8 {
+			params = camera.VP8Parameters(PayloadTypeVP8)
+		}
+		if err := me.RegisterCodec(params, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, nil, fmt.Errorf("register %s: %w", v, err)
+		}
 	}
 	opus := webrtc.RTPCodecParameters{RTPCodecCapability: opusCapability(), PayloadType: PayloadTypeOpus}
 	if err := me.RegisterCodec(opus, webrtc.RTPCodecTypeAudio); err != nil {

@@ -43,11 +43,22 @@
 // ends: the hub posts PeerLeft with calling.ReasonMedia, a party posts
 // MediaFailed; either way the call ends with a reason on both sides.
 //
-// Local media is encoded once whatever the number of parties: the camera
-// Pipeline's one track and one Opus track fed by the audio engine's one
-// encoder are added to every PeerConnection, and every sender's RTCP is
-// drained (PLI and FIR force a rate-limited key frame; one is forced when a
-// viewer connects). Every receiver's RTCP is drained too: pion's interceptors
+// Local media is encoded once per codec whatever the number of parties: the
+// camera Pipeline's one H.264 track and one Opus track fed by the audio
+// engine's one encoder are added to every PeerConnection, and every
+// sender's RTCP is drained (PLI and FIR force a rate-limited key frame; one
+// is forced when a viewer connects). A party or viewer that takes VP8 and
+// not H.264 (a Firefox without its OpenH264 plugin) gets the camera's VP8
+// track instead (camera.VP8: a second encoder, started while any holds it,
+// shared by all of them); the codec is chosen from its description (the
+// answer to the hub's offer, which lists H.264 then VP8, or its own offer)
+// and its RTCP drives that encoder's key frames. One that takes neither
+// gets sound only; the hub then keeps the refused video section's codecs
+// when it applies the answer (keepRefusedCodecs), or pion could make no
+// further offer on the connection. A VP8 party receives no forwarded
+// video in a group call (forwarding does not transcode; parties send
+// H.264) but hears every party; video a party sends in VP8 reaches
+// OnVP8Frame and is not forwarded. Every receiver's RTCP is drained too: pion's interceptors
 // see only what is read, and the receiver reports need the party's sender
 // reports for the round-trip time (PeerStats.RTT) to be measured.
 //

@@ -39,6 +39,9 @@ func TestGroupCallDeviceHub(t *testing.T) {
 	if got := dev.cam.EncodersRunning(); got != 1 {
 		t.Errorf("device runs %d encoders for 3 viewers, want 1", got)
 	}
+	if got := dev.cam.VP8().EncodersStarted(); got != 0 {
+		t.Errorf("device started %d VP8 encoders for phones that all take H.264, want 0", got)
+	}
 	for u, p := range softs {
 		if n, _, _ := p.videoFrames("door"); n == 0 {
 			t.Errorf("%s received no video from door", u)

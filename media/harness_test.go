@@ -69,6 +69,7 @@ type party struct {
 	mu     sync.Mutex
 	recs   map[string]*audiotest.Recorder
 	video  map[string]*videoSink
+	vp8    map[string]*videoSink // VP8 frames, by sender
 	events []calling.Event
 	notify chan struct{}
 }
@@ -100,7 +101,7 @@ func (l *lockedBuffer) String() string {
 
 func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party {
 	t.Helper()
-	p := &party{t: t, user: user, recs: map[string]*audiotest.Recorder{}, video: map[string]*videoSink{}, notify: make(chan struct{}, 1)}
+	p := &party{t: t, user: user, recs: map[string]*audiotest.Recorder{}, video: map[string]*videoSink{}, vp8: map[string]*videoSink{}, notify: make(chan struct{}, 1)}
 	lb := &lockedBuffer{}
 	p.logs = lb
 	level := slog.LevelInfo
@@ -162,6 +163,7 @@ func newParty(t testing.TB, env *mqtttest.Env, user string, o partyOpts) *party 
 		User:         user,
 		Logger:       log,
 		OnVideoFrame: p.onVideo,
+		OnVP8Frame:   p.onVP8,
 		Net:          o.net,
 	}
 	if p.audio != nil {
@@ -281,20 +283,32 @@ func (p *party) recorder(user string) *audiotest.Recorder {
 func (p *party) onVideo(user string, au []byte, at time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	v := p.video[user]
+	sinkOf(p.video, user, at).add(au, media.IsKeyFrame(au), at, nil)
+}
+
+// sinkOf returns user's sink in sinks, made on the first frame (at).
+func sinkOf(sinks map[string]*videoSink, user string, at time.Time) *videoSink {
+	v := sinks[user]
 	if v == nil {
 		v = &videoSink{first: at}
-		p.video[user] = v
+		sinks[user] = v
 	}
+	return v
+}
+
+// add records a frame; prefix (a container's frame header) is stored
+// before its data.
+func (v *videoSink) add(frame []byte, key bool, at time.Time, prefix []byte) {
 	v.frames++
-	if media.IsKeyFrame(au) {
+	if key {
 		v.keys++
 	}
 	v.last = at
 	v.times = append(v.times, at)
-	v.isKey = append(v.isKey, media.IsKeyFrame(au))
+	v.isKey = append(v.isKey, key)
 	if v.data.Len() < 64<<20 {
-		v.data.Write(au)
+		v.data.Write(prefix)
+		v.data.Write(frame)
 	}
 }
 
@@ -417,11 +431,12 @@ func needFFmpeg(t testing.TB) string {
 	return path
 }
 
-// probeH264 decodes an Annex B stream with ffprobe and returns the decoded
-// frame count and the picture size.
-func probeH264(t testing.TB, ffprobe string, data []byte) (frames, width, height int) {
+// probe decodes a video file (name's extension says its format: .h264 an
+// Annex B stream, .ivf VP8) with ffprobe and returns the decoded frame
+// count and the picture size.
+func probe(t testing.TB, ffprobe string, data []byte, name string) (frames, width, height int) {
 	t.Helper()
-	f := filepath.Join(t.TempDir(), "received.h264")
+	f := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(f, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

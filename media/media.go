@@ -52,6 +52,9 @@ type Options struct {
 	// from the next key frame; called on an RTP reader goroutine, it must
 	// not block or retain au.
 	OnVideoFrame func(user string, au []byte, at time.Time)
+	// OnVP8Frame is as OnVideoFrame for a party that sends VP8 (a browser
+	// without H.264): every complete VP8 frame, from a key frame on.
+	OnVP8Frame func(user string, frame []byte, at time.Time)
 	// Net replaces the operating system's network (a pion vnet in tests).
 	Net    transport.Net
 	Logger *slog.Logger
@@ -322,7 +325,7 @@ func (m *Media) join(e calling.JoinMedia) {
 		return
 	}
 	video := e.Type == calling.Video && !m.opts.DisableVideo
-	receivesVideo := video && (m.opts.Camera != nil || m.opts.OnVideoFrame != nil)
+	receivesVideo := video && (m.opts.Camera != nil || m.opts.OnVideoFrame != nil || m.opts.OnVP8Frame != nil)
 	if m.opts.Audio == nil && !receivesVideo {
 		m.post(calling.MediaJoined{Call: e.Call, Err: ErrNoMedia})
 		return
@@ -380,7 +383,8 @@ func (m *Media) updateCamera() {
 		want = want || c.video
 	}
 	for v := range m.viewers {
-		want = want || v.video
+		vid, _ := v.Sends()
+		want = want || vid
 	}
 	m.cameraWant = want
 	if want == m.cameraOn || m.cameraBusy {
@@ -467,7 +471,7 @@ func (m *Media) setVideo(id string, on bool) {
 		}
 		var t webrtc.TrackLocal
 		if on {
-			t = m.opts.Camera.Track()
+			t = m.cameraTrack(p.camCodec)
 		}
 		if err := p.camSender.ReplaceTrack(t); err != nil {
 			m.log.Warn("replace video track", "user", p.user, "err", err)

@@ -32,12 +32,16 @@ type peer struct {
 	// preview: early media, no PeerJoined yet. Hub: the party previews
 	// (ConnectPeer with Preview) until a ConnectPeer without it. Party: the
 	// connection was made before joining and has no local tracks yet.
-	preview      bool
-	connected    bool
-	lastRestart  time.Time
-	downTimer    *time.Timer
-	retryTimer   *time.Timer // hub: repeats ICE restarts while down
-	camSender    *webrtc.RTPSender
+	preview     bool
+	connected   bool
+	lastRestart time.Time
+	downTimer   *time.Timer
+	retryTimer  *time.Timer // hub: repeats ICE restarts while down
+	camSender   *webrtc.RTPSender
+	// camCodec is what camSender carries (CodecH264, CodecVP8), "" until
+	// the party's description has told (hub: its first answer).
+	camCodec     string
+	camRelease   func()                         // lets the VP8 encoder go; nil if not held
 	fwdSenders   map[string][]*webrtc.RTPSender // hub: forwarded parties' senders
 	videoSSRC    uint32                         // remote video, for PLI passed on
 	lastPLI      time.Time
@@ -172,22 +176,23 @@ func (m *Media) addLocalTracks(p *peer, hub bool) error {
 	if !c.video {
 		return nil
 	}
-	if m.opts.Camera != nil && !hub && !takesH264(p.pc.RemoteDescription()) {
-		// A browser without H.264 (Firefox before it has fetched its
-		// OpenH264 plugin): the call goes on with sound only.
-		m.log.Warn("the party's browser offers no H.264: no video to it", "user", p.user)
+	codec := CodecH264 // the hub's offer lists every codec; its answer picks
+	if !hub {
+		codec = m.pickVideo(p.pc.RemoteDescription(), -1)
+	}
+	if m.opts.Camera != nil && codec == "" {
+		// A party that takes neither H.264 nor VP8: the call goes on with
+		// sound only.
+		m.log.Warn("the party offers neither H.264 nor VP8: no video to it", "user", p.user)
 	} else if m.opts.Camera != nil {
-		s, err := p.pc.AddTrack(m.opts.Camera.Track())
+		s, err := p.pc.AddTrack(m.cameraTrack(codec))
 		if err != nil {
 			return fmt.Errorf("add video track: %w", err)
 		}
 		p.camSender = s
-		done := m.opts.Camera.HandleRTCP(s)
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			<-done
-		}()
+		if !hub {
+			m.useCamera(p, codec)
+		}
 	} else if hub {
 		if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
 			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
@@ -195,6 +200,63 @@ func (m *Media) addLocalTracks(p *peer, hub bool) error {
 		}
 	}
 	return nil
+}
+
+// useCamera records that p's camera sender carries codec and serves it.
+func (m *Media) useCamera(p *peer, codec string) {
+	p.camCodec = codec
+	p.camRelease = m.serveCamera(p.camSender, codec)
+	m.log.Info("video to party", "call", p.call.id, "user", p.user, "session", p.session, "codec", codec)
+}
+
+// answerVideo (hub) chooses, on the party's first answer, which of the
+// camera's tracks it gets: the H.264 one the offer carried, the VP8 one,
+// or none (its sender removed) when the answer takes neither.
+func (m *Media) answerVideo(p *peer, answer *webrtc.SessionDescription) {
+	if p.camSender == nil || p.camCodec != "" {
+		return
+	}
+	codec := m.pickVideo(answer, senderSection(p.pc, p.camSender))
+	if codec != CodecH264 {
+		m.dropForwardedVideo(p)
+	}
+	switch codec {
+	case "":
+		m.log.Warn("the party takes neither H.264 nor VP8: no video to it", "user", p.user, "session", p.session)
+		if err := p.pc.RemoveTrack(p.camSender); err != nil {
+			m.log.Debug("remove video track", "err", err)
+		}
+		p.camSender = nil
+	case CodecVP8:
+		// Before the answer is applied: the sender starts with it.
+		if err := p.camSender.ReplaceTrack(m.cameraTrack(codec)); err != nil {
+			m.log.Warn("replace video track with vp8", "user", p.user, "err", err)
+		}
+		fallthrough
+	default:
+		m.useCamera(p, codec)
+	}
+}
+
+// dropForwardedVideo (hub) removes the forwarded videos from a party that
+// takes no H.264, before its answer is applied: the parties' video is
+// forwarded as they send it, H.264, which it could not decode (and pion
+// cannot start a track in a codec the connection did not negotiate). It
+// keeps hearing them.
+func (m *Media) dropForwardedVideo(p *peer) {
+	for src, ss := range p.fwdSenders {
+		keep := ss[:0]
+		for _, s := range ss {
+			if t := s.Track(); t != nil && t.Kind() == webrtc.RTPCodecTypeVideo {
+				if err := p.pc.RemoveTrack(s); err != nil {
+					m.log.Debug("remove forwarded video", "to", p.user, "from", src, "err", err)
+				}
+				continue
+			}
+			keep = append(keep, s)
+		}
+		p.fwdSenders[src] = keep
+	}
 }
 
 // drainRTCP reads the RTCP of a sender or a receiver until it stops, on a
@@ -243,7 +305,9 @@ func (m *Media) addForward(p *peer, src string) {
 		return
 	}
 	for _, t := range []*webrtc.TrackLocalStaticRTP{f.audio, f.video} {
-		if t == nil {
+		if t == nil || (t == f.video && p.camCodec == CodecVP8) {
+			// Forwarded video is H.264 as the parties send it; a party
+			// that takes VP8 only gets the others' sound.
 			continue
 		}
 		tr, err := p.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
@@ -349,15 +413,8 @@ func (m *Media) signal(e calling.Signal) {
 			m.log.Debug("unexpected answer dropped", "from", e.From)
 			return
 		}
-		answer := webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: e.Msg.SDP}
-		if p.camSender != nil && !takesH264(&answer) {
-			// A browser without H.264 refuses the video: it gets sound only.
-			m.log.Warn("the party's browser takes no H.264: no video to it", "user", e.From)
-			if err := p.pc.RemoveTrack(p.camSender); err != nil {
-				m.log.Debug("remove video track", "err", err)
-			}
-			p.camSender = nil
-		}
+		answer := webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: keepRefusedCodecs(e.Msg.SDP, p.pc.LocalDescription())}
+		m.answerVideo(p, &answer)
 		if err := p.pc.SetRemoteDescription(answer); err != nil {
 			m.log.Warn("apply answer", "from", e.From, "err", err)
 			return
@@ -487,7 +544,7 @@ func (m *Media) stateChanged(p *peer) {
 			p.connected = true
 			m.log.Info("peer connected", "call", c.id, "user", p.user, "session", p.session)
 			if m.opts.Camera != nil && p.camSender != nil && c.video {
-				m.opts.Camera.ViewerJoined()
+				m.cameraJoined(p.camCodec)
 			}
 		}
 		m.markJoined(p)
@@ -616,6 +673,9 @@ func (m *Media) closePeer(c *call, k peerKey) {
 	}
 	p.closed = true
 	p.stopTimers()
+	if p.camRelease != nil {
+		p.camRelease()
+	}
 	delete(c.peers, k)
 	if err := p.pc.Close(); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
 		m.log.Debug("close peer connection", "user", k.user, "err", err)
@@ -678,7 +738,11 @@ func (m *Media) remoteTrack(p *peer, tr *webrtc.TrackRemote, rcv *webrtc.RTPRece
 			p.videoSSRC = uint32(tr.SSRC())
 		}
 		m.post(calling.MediaStatus{Call: c.id, Event: calling.UserVideoAvailable{User: user, Available: true}})
-		r := &videoReader{pc: p.pc, track: tr, user: user, fwd: fwd, onFrame: m.opts.OnVideoFrame}
+		onFrame := m.opts.OnVideoFrame
+		if strings.EqualFold(tr.Codec().MimeType, webrtc.MimeTypeVP8) {
+			onFrame = m.opts.OnVP8Frame
+		}
+		r := &videoReader{pc: p.pc, track: tr, user: user, fwd: fwd, onFrame: onFrame}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
@@ -690,27 +754,4 @@ func (m *Media) remoteTrack(p *peer, tr *webrtc.TrackRemote, rcv *webrtc.RTPRece
 			})
 		}()
 	}
-}
-
-// takesH264 reports whether a remote description has a video section
-// that is not rejected and lists H.264.
-func takesH264(d *webrtc.SessionDescription) bool {
-	if d == nil {
-		return false
-	}
-	parsed, err := d.Unmarshal()
-	if err != nil {
-		return false
-	}
-	for _, md := range parsed.MediaDescriptions {
-		if md.MediaName.Media != "video" || md.MediaName.Port.Value == 0 {
-			continue
-		}
-		for _, a := range md.Attributes {
-			if a.Key == "rtpmap" && strings.Contains(strings.ToUpper(a.Value), " H264/") {
-				return true
-			}
-		}
-	}
-	return false
 }

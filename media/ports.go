@@ -51,6 +51,9 @@ type Camera interface {
 	SetEnabled(ctx context.Context, on bool) error
 	Switch(ctx context.Context, name string) error
 	EncodersRunning() int
+	// VP8 is the lazily started second encoder for parties that cannot
+	// take H.264.
+	VP8() *camera.VP8
 }
 
 var _ Camera = (*camera.Pipeline)(nil)

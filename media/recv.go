@@ -1,6 +1,7 @@
 package media
 
 import (
+	"strings"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -8,6 +9,8 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/samplebuilder"
+
+	"github.com/intercomd/intercomd/hw/camera"
 )
 
 // readAudio pushes a remote audio track's packets into its party's jitter
@@ -44,9 +47,10 @@ const maxFrameWait = 400 * time.Millisecond
 // waits for a key frame.
 const pliInterval = 300 * time.Millisecond
 
-// videoReader reads a remote H.264 track: it forwards the packets (hub),
-// rebuilds access units for onFrame and asks for a key frame (PLI) at the
-// start and after every loss, delivering frames from a key frame on.
+// videoReader reads a remote H.264 or VP8 track: it forwards the packets
+// (hub; H.264 only, the forwarding tracks' codec), rebuilds access units
+// (frames) for onFrame and asks for a key frame (PLI) at the start and after
+// every loss, delivering frames from a key frame on.
 type videoReader struct {
 	pc      *webrtc.PeerConnection
 	track   *webrtc.TrackRemote
@@ -79,8 +83,14 @@ func (r *videoReader) completedAt(seq uint16, now time.Time) time.Time {
 
 func (r *videoReader) run() {
 	var sb *samplebuilder.SampleBuilder
+	var depacketizer rtp.Depacketizer = &codecs.H264Packet{}
+	isKey := IsKeyFrame
+	if vp8 := strings.EqualFold(r.track.Codec().MimeType, webrtc.MimeTypeVP8); vp8 {
+		depacketizer, isKey = &codecs.VP8Packet{}, camera.IsVP8KeyFrame
+		r.fwd = nil
+	}
 	if r.onFrame != nil {
-		sb = samplebuilder.New(512, &codecs.H264Packet{}, 90000,
+		sb = samplebuilder.New(512, depacketizer, 90000,
 			samplebuilder.WithMaxTimeDelay(maxFrameWait), samplebuilder.WithRTPHeaders(true))
 	}
 	r.waitKey = true
@@ -112,7 +122,7 @@ func (r *videoReader) run() {
 				last, started = s.RTPHeaders[n-1].SequenceNumber, true
 				at = r.completedAt(last, at)
 			}
-			if r.waitKey && !IsKeyFrame(s.Data) {
+			if r.waitKey && !isKey(s.Data) {
 				r.askKeyFrame()
 				continue
 			}

@@ -34,9 +34,14 @@ type ViewerOptions struct {
 type Viewer struct {
 	m     *Media
 	pc    *webrtc.PeerConnection
-	video bool // the camera track was added
 	audio bool // the microphone track was added
 	once  sync.Once
+
+	mu        sync.Mutex
+	video     bool              // the camera track is carried
+	camSender *webrtc.RTPSender // until Answer picks its codec
+	codec     string            // CodecH264, CodecVP8 once answered
+	release   func()            // lets the VP8 encoder go
 }
 
 // NewViewer makes a viewer with the tracks o asks for (and the device has)
@@ -89,24 +94,22 @@ func (m *Media) openViewer(o ViewerOptions) (*Viewer, error) {
 		v.audio = true
 	}
 	if video {
+		// The H.264 track until the offer tells (Answer).
 		s, err := pc.AddTrack(m.opts.Camera.Track())
 		if err != nil {
 			return fail(fmt.Errorf("add video track: %w", err))
 		}
-		done := m.opts.Camera.HandleRTCP(s)
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			<-done
-		}()
+		v.camSender = s
 		v.video = true
 	}
-	cam := m.opts.Camera
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected && v.video {
+		v.mu.Lock()
+		codec := v.codec
+		v.mu.Unlock()
+		if s == webrtc.PeerConnectionStateConnected {
 			// Its picture starts at the next frame, not the next periodic
 			// key frame.
-			cam.ViewerJoined()
+			m.cameraJoined(codec)
 		}
 		if o.OnState != nil {
 			o.OnState(s)
@@ -129,6 +132,9 @@ func (v *Viewer) Answer(ctx context.Context, offer string) (string, error) {
 	if err := v.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrBadOffer, err)
 	}
+	if err := v.pickVideo(); err != nil {
+		return "", err
+	}
 	answer, err := v.pc.CreateAnswer(nil)
 	if err != nil {
 		return "", fmt.Errorf("create answer: %w", err)
@@ -145,11 +151,47 @@ func (v *Viewer) Answer(ctx context.Context, offer string) (string, error) {
 	return v.pc.LocalDescription().SDP, nil
 }
 
+// pickVideo gives the viewer the camera's track for the codec its offer
+// takes (H.264, else VP8), or none.
+func (v *Viewer) pickVideo() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.camSender
+	if s == nil {
+		return nil
+	}
+	v.camSender = nil
+	m := v.m
+	codec := m.pickVideo(v.pc.RemoteDescription(), -1)
+	if codec == "" {
+		m.log.Warn("the viewer takes neither H.264 nor VP8: no video to it")
+		v.video = false
+		if err := v.pc.RemoveTrack(s); err != nil {
+			return fmt.Errorf("remove video track: %w", err)
+		}
+		m.enqueue(func() { m.updateCamera() })
+		return nil
+	}
+	if codec == CodecVP8 {
+		if err := s.ReplaceTrack(m.cameraTrack(codec)); err != nil {
+			return fmt.Errorf("send vp8: %w", err)
+		}
+	}
+	v.codec = codec
+	v.release = m.serveCamera(s, codec)
+	m.log.Info("video to viewer", "codec", codec)
+	return nil
+}
+
 // State is the connection's current state.
 func (v *Viewer) State() webrtc.PeerConnectionState { return v.pc.ConnectionState() }
 
 // Sends reports which of the tracks the viewer carries.
-func (v *Viewer) Sends() (video, audio bool) { return v.video, v.audio }
+func (v *Viewer) Sends() (video, audio bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.video, v.audio
+}
 
 // Close closes the connection and gives the camera and microphone back (the
 // last user switches them off). It is idempotent.
@@ -158,6 +200,11 @@ func (v *Viewer) Close() {
 		if err := v.pc.Close(); err != nil && !errors.Is(err, webrtc.ErrConnectionClosed) {
 			v.m.log.Debug("close viewer connection", "err", err)
 		}
+		v.mu.Lock()
+		if v.release != nil {
+			v.release()
+		}
+		v.mu.Unlock()
 		v.m.enqueue(func() { v.m.dropViewer(v) })
 	})
 }

@@ -39,3 +39,40 @@ need() {
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$1" >/dev/null; } ||
 		die "apt-get install $1 failed"
 }
+
+# vpx_dir ARCH prints the directory of libvpx.a (and, above it, the headers
+# under usr/include) of Debian architecture ARCH, for linking libvpx
+# statically. The host's comes from libvpx-dev, installed as root when
+# missing. A foreign one is extracted from its libvpx-dev package into the
+# user's cache, not installed: a multiarch libc6 beside the cross
+# compiler's would break the qemu-user runs of the cross binaries (its
+# dynamic loader and that C library differ). Fetching it adds ARCH to dpkg's
+# architectures (as root) and updates apt's lists.
+vpx_dir() {
+	local arch=$1 ma cache tmp
+	ma=$(dpkg-architecture -a "$arch" -qDEB_HOST_MULTIARCH 2>/dev/null)
+	if [ "$arch" = "$(host_arch)" ]; then
+		[ -f "/usr/lib/$ma/libvpx.a" ] || need libvpx-dev "/usr/lib/$ma/libvpx.a"
+		printf '%s\n' "/usr/lib/$ma"
+		return
+	fi
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/intercomd/libvpx-dev-$arch
+	if [ ! -f "$cache/usr/lib/$ma/libvpx.a" ]; then
+		[ "$(id -u)" -eq 0 ] || die "libvpx for $arch missing: run as root once to fetch libvpx-dev:$arch into $cache"
+		say "fetching libvpx-dev:$arch"
+		if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+			dpkg --add-architecture "$arch"
+			apt-get update -qq
+		fi
+		tmp=$(mktemp -d)
+		chmod 777 "$tmp"
+		(cd "$tmp" && apt-get download -qq "libvpx-dev:$arch" >/dev/null 2>&1) ||
+			{ apt-get update -qq && (cd "$tmp" && apt-get download -qq "libvpx-dev:$arch" >/dev/null 2>&1); } ||
+			die "apt-get download libvpx-dev:$arch failed"
+		rm -rf "$cache.tmp"
+		dpkg-deb -x "$tmp"/libvpx-dev_*.deb "$cache.tmp"
+		rm -rf "$tmp" "$cache"
+		mv "$cache.tmp" "$cache"
+	fi
+	printf '%s\n' "$cache/usr/lib/$ma"
+}

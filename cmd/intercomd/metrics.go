@@ -112,6 +112,7 @@ func (m *metrics) write(w io.Writer) {
 	}
 	if dv.cam != nil {
 		vm.WriteGaugeFloat64(w, "intercomd_video_encoders", float64(dv.cam.EncodersRunning()))
+		vm.WriteGaugeFloat64(w, "intercomd_vp8_encoders", float64(dv.cam.VP8().EncodersRunning()))
 	}
 	if dv.whep != nil {
 		vm.WriteGaugeFloat64(w, "intercomd_whep_viewers", float64(dv.whep.Viewers()))

@@ -127,6 +127,7 @@ func TestMetrics(t *testing.T) {
 		{"intercomd_call_state", []string{`state="in_call"`}, 1},
 		{"intercomd_call_state", []string{`state="idle"`}, 0},
 		{"intercomd_video_encoders", nil, 1},
+		{"intercomd_vp8_encoders", nil, 0}, // alice takes H.264: no VP8 encoder
 		{"intercomd_door_openings_total", nil, 1},
 	} {
 		if v, ok := value(fams, c.name, c.labels...); !ok || v != c.want {

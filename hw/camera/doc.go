@@ -25,6 +25,12 @@
 // out. Adding a mediadevices track to N PeerConnections instead would build N encoders.
 // EncodersRunning is therefore 0 or 1, whatever the number of viewers.
 //
+// VP8 (vp8.go) is a second encoder, libvpx linked from Debian's libvpx-dev, for the
+// viewers that cannot receive H.264: fed the same raw frames on the encode goroutine
+// (copied, so H.264 does not wait for it), it writes a track of its own, runs only
+// while some viewer holds it and is at most one too. Sources that pass H.264 through
+// have no raw frames for it.
+//
 // Because the track is not a mediadevices track, nobody else reads the viewers' RTCP:
 // the media layer must call DrainRTCP (or HandleRTCP) for each RTPSender, which turns
 // PLI and FIR into ForceKeyFrame, and ViewerJoined when a viewer connects. Key frame

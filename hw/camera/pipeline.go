@@ -56,6 +56,7 @@ type Pipeline struct {
 	cfg   Config
 	log   *slog.Logger
 	track *webrtc.TrackLocalStaticSample
+	vp8   *VP8
 
 	cmds    chan command
 	stopped chan struct{} // closed when the control loop has returned
@@ -101,6 +102,10 @@ func New(cfg Config, log *slog.Logger) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create video track: %w", err)
 	}
+	vp8Track, err := webrtc.NewTrackLocalStaticSample(VP8Capability(), cfg.TrackID, cfg.StreamID)
+	if err != nil {
+		return nil, fmt.Errorf("create vp8 track: %w", err)
+	}
 	p := &Pipeline{
 		cfg:     cfg,
 		log:     log,
@@ -108,6 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Pipeline, error) {
 		cmds:    make(chan command),
 		stopped: make(chan struct{}),
 	}
+	p.vp8 = &VP8{p: p, track: vp8Track}
 	p.bitRate.Store(int64(cfg.Encoder.BitRate))
 	p.status = Status{Source: cfg.Sources[0].Name, Enabled: !cfg.StartOff}
 	return p, nil
@@ -328,7 +334,7 @@ func (p *Pipeline) run(ctx context.Context) {
 		cur, lastErr = s, ""
 		p.setStatus(func(st *Status) { st.Err = nil; st.Capturing = true })
 		p.log.Info("camera source capturing", "source", want.Name, "device", want.Device,
-			"size", fmt.Sprintf("%dx%d", want.Width, want.Height), "fps", want.FrameRate)
+			"size", frameSize(want.Width, want.Height), "fps", want.FrameRate)
 		return nil
 	}
 	defer stopRetry()
@@ -448,6 +454,11 @@ type session struct {
 	rateCtl codec.BitRateController
 	bitRate int64
 	lastKey time.Time
+	raw     bool       // the encoder reads raw frames (VP8 can be fed)
+	vp8     *vp8Branch // the VP8 encoder, while one runs
+	// vp8Failed: the VP8 encoder could not start, or the source has no raw
+	// frames for it; logged once per session.
+	vp8Failed bool
 }
 
 // hookedReader calls hook after each frame it reads and before the encoder reading
@@ -543,9 +554,11 @@ func (p *Pipeline) runSession(src Source, c capture, enc codec.ReadCloser, hr *h
 	p.viewerKeyFrame.Store(false)
 	s.lastKey = time.Now()
 	if hr != nil {
+		s.raw = true
 		hr.hook = func(img image.Image) {
 			p.snap(img)
 			p.applyRequests(s)
+			p.vp8Feed(s, img)
 		}
 	}
 	p.wg.Add(1)
@@ -565,6 +578,7 @@ func (p *Pipeline) stopSession(s *session) {
 		p.log.Warn("close camera source", "source", s.src.Name, "err", err)
 	}
 	<-s.done
+	p.vp8Stop(s)
 	if err := s.enc.Close(); err != nil {
 		p.log.Warn("close h264 encoder", "source", s.src.Name, "err", err)
 	}
@@ -631,6 +645,10 @@ func (p *Pipeline) encode(s *session) error {
 			return fmt.Errorf("capture from %s: %w", s.src.Name, err)
 		}
 		now := time.Now()
+		if !s.raw && !s.vp8Failed && p.vp8.users.Load() > 0 {
+			p.log.Warn("vp8 viewers get no picture: the source passes H.264 through and has no raw frames to encode", "source", s.src.Name)
+			s.vp8Failed = true
+		}
 		if len(data) == 0 { // openh264 skipped the frame
 			release()
 			continue

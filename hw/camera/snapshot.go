@@ -55,17 +55,23 @@ func (p *Pipeline) snap(frame image.Image) {
 	if len(waiting) == 0 {
 		return
 	}
-	var cp image.Image
-	if y, ok := frame.(*image.YCbCr); ok {
-		c := *y
-		c.Y, c.Cb, c.Cr = append([]byte(nil), y.Y...), append([]byte(nil), y.Cb...), append([]byte(nil), y.Cr...)
-		cp = &c
-	} else {
-		rgba := image.NewRGBA(frame.Bounds())
-		draw.Draw(rgba, rgba.Bounds(), frame, frame.Bounds().Min, draw.Src)
-		cp = rgba
-	}
+	cp := copyFrame(frame)
 	for _, w := range waiting {
 		w <- cp
 	}
 }
+
+// copyFrame returns a copy of frame that outlives its buffer: YCbCr planes
+// as they are, anything else as RGBA.
+func copyFrame(frame image.Image) image.Image {
+	if y, ok := frame.(*image.YCbCr); ok {
+		c := *y
+		c.Y, c.Cb, c.Cr = append([]byte(nil), y.Y...), append([]byte(nil), y.Cb...), append([]byte(nil), y.Cr...)
+		return &c
+	}
+	rgba := image.NewRGBA(frame.Bounds())
+	draw.Draw(rgba, rgba.Bounds(), frame, frame.Bounds().Min, draw.Src)
+	return rgba
+}
+
+func frameSize(w, h int) string { return fmt.Sprintf("%dx%d", w, h) }

@@ -3,7 +3,8 @@
 // https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/) for an
 // intercomd binary: intercomd itself, the C libraries compiled or linked into
 // it (SpeexDSP and kiss_fft in hw/audio/aec, libopus and openh264 from the
-// static libraries pion/mediadevices ships, miniaudio through malgo), the Go
+// static libraries pion/mediadevices ships, libvpx from Debian's libvpx-dev,
+// miniaudio through malgo), the Go
 // standard library, and every Go module the binary's build information lists,
 // each with its copyright lines and its license text read from the module
 // cache. A license it cannot name stops it, so a new dependency cannot slip
@@ -60,6 +61,8 @@ var cParts = []cPart{
 		module: "github.com/pion/mediadevices", licenseFile: "pkg/codec/opus/LICENSE"},
 	{name: "openh264", files: "vendor/github.com/pion/mediadevices/pkg/codec/openh264/lib/*", comment: "Cisco's openh264, linked statically from the libraries pion/mediadevices ships",
 		module: "github.com/pion/mediadevices", licenseFile: "pkg/codec/openh264/LICENSE"},
+	{name: "libvpx", files: "hw/camera/vp8enc/*", comment: "libvpx (the VP8 encoder), linked statically from Debian's libvpx-dev; its Debian copyright file",
+		licenseFile: "hw/camera/vp8enc/COPYING.libvpx", license: "BSD-3-Clause and ISC and public-domain"},
 	{name: "miniaudio", files: "vendor/github.com/gen2brain/malgo/miniaudio.*", comment: "miniaudio, through malgo; its author offers it as public domain (Unlicense) or MIT-0",
 		module: "github.com/gen2brain/malgo", licenseFile: "miniaudio.h", license: "Unlicense or MIT-0", section: "This software is available as a choice of the following licenses."},
 }

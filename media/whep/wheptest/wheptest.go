@@ -67,15 +67,27 @@ func (e *StatusError) Error() string {
 func NewPeerConnection(o Options) (*webrtc.PeerConnection, error) {
 	var se webrtc.SettingEngine
 	if o.Loopback {
-		se.SetIncludeLoopbackCandidate(true)
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se = LoopbackSettings()
 	}
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
+	return NewPeerConnectionWith(webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se)), o)
+}
+
+// LoopbackSettings gather 127.0.0.1 candidates only.
+func LoopbackSettings() webrtc.SettingEngine {
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	return se
+}
+
+// NewPeerConnectionWith is NewPeerConnection with the codecs and settings
+// of api (o.Loopback is then api's business).
+func NewPeerConnectionWith(api *webrtc.API, o Options) (*webrtc.PeerConnection, error) {
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, err

@@ -35,6 +35,10 @@ func runCheckConfig(_ context.Context, args []string, env *cmdEnv) error {
 	if err != nil {
 		return err
 	}
+	// Files the configuration names and the daemon reads at start-up.
+	if _, err := voiceMessage(cfg); err != nil {
+		return fmt.Errorf("%s: %w", cfg.File(), err)
+	}
 	for _, name := range cfg.UnresolvedCredentials() {
 		fmt.Fprintf(env.stderr, "%s: warning: credential %q not read: $CREDENTIALS_DIRECTORY is not set (the service needs LoadCredential=%s:...; --resolve-credentials to require it)\n", cfg.File(), name, name)
 	}

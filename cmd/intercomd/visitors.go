@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/intercomd/intercomd/config"
 	"os"
 	"path/filepath"
 	"sync"
@@ -64,7 +65,7 @@ func (d *daemon) openVisitors(stateDir string) error {
 	if !v.Enabled {
 		return nil
 	}
-	msg, err := d.voiceMessage()
+	msg, err := voiceMessage(d.cfg)
 	if err != nil {
 		return err
 	}
@@ -83,13 +84,13 @@ func (d *daemon) openVisitors(stateDir string) error {
 }
 
 // voiceMessage is the recording of visitor_log.voice_message, its
-// greeting read; nil when it is off.
-func (d *daemon) voiceMessage() (*voicemsg.Config, error) {
-	m := d.cfg.VisitorLog.VoiceMessage
+// greeting read; nil when it is off. check-config reads it too.
+func voiceMessage(cfg *config.Config) (*voicemsg.Config, error) {
+	m := cfg.VisitorLog.VoiceMessage
 	if !m.Enabled {
 		return nil, nil
 	}
-	c := &voicemsg.Config{MaxDuration: m.MaxDuration, Silence: m.Silence, Complexity: d.cfg.Audio.MicComplexity}
+	c := &voicemsg.Config{MaxDuration: m.MaxDuration, Silence: m.Silence, Complexity: cfg.Audio.MicComplexity}
 	if m.Greeting != "" {
 		b, err := os.ReadFile(m.Greeting)
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image/jpeg"
 	"log/slog"
 	"math"
@@ -201,6 +202,17 @@ func TestVoiceMessageGreetingRefused(t *testing.T) {
 		}
 		if d.visitors != nil {
 			t.Errorf("greeting %s: the log opened anyway", file)
+		}
+		// check-config says so too, naming the file and the key.
+		cfgPath := filepath.Join(t.TempDir(), "intercomd.yaml")
+		yaml := fmt.Sprintf("version: 1\nvisitor_log:\n  voice_message:\n    enabled: true\n    greeting: %q\n", file)
+		if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut bytes.Buffer
+		err := dispatch(t.Context(), []string{"check-config", "--config", cfgPath}, &cmdEnv{stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }})
+		if err == nil || !strings.Contains(err.Error(), cfgPath+": "+want) {
+			t.Errorf("check-config with greeting %s: %v, want an error saying %q", file, err, cfgPath+": "+want)
 		}
 	}
 }

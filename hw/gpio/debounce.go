@@ -39,6 +39,13 @@ func (d *Debouncer) Edge(e Edge) {
 	if d.stopped {
 		return
 	}
+	// The previous edge held its level for the whole period, by the edges'
+	// own timestamps, even if its timer has not fired yet (a loaded
+	// machine runs timers late): deliver it before this one replaces it,
+	// or a press held for longer than the period would be lost.
+	if d.gen > 0 && e.Time.Sub(d.pending.Time) >= d.period {
+		d.deliverLocked()
+	}
 	d.pending = e
 	d.gen++
 	gen := d.gen
@@ -56,7 +63,16 @@ func (d *Debouncer) Edge(e Edge) {
 func (d *Debouncer) settle(gen uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.stopped || gen != d.gen || (d.known && d.pending.Active == d.reported) {
+	if d.stopped || gen != d.gen {
+		return
+	}
+	d.deliverLocked()
+}
+
+// deliverLocked hands the pending edge to next unless its level is the one
+// last reported; mu must be held.
+func (d *Debouncer) deliverLocked() {
+	if d.known && d.pending.Active == d.reported {
 		return
 	}
 	d.known = true

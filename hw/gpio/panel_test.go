@@ -246,6 +246,25 @@ func TestDebouncerDropsGlitches(t *testing.T) {
 	})
 }
 
+// A level held for the whole period counts even when its timer runs late:
+// the next edge, stamped a period or more after it, delivers it first.
+func TestDebouncerTimerLate(t *testing.T) {
+	var got []gpio.Edge
+	d := gpio.NewDebouncer(time.Hour, func(e gpio.Edge) { got = append(got, e) })
+	defer d.Stop()
+	t0 := time.Now()
+	d.Edge(gpio.Edge{Active: true, Time: t0})
+	d.Edge(gpio.Edge{Active: false, Time: t0.Add(time.Hour + time.Millisecond)})
+	if len(got) != 1 || !got[0].Active || !got[0].Time.Equal(t0) {
+		t.Fatalf("got %v, want the press at t0 delivered when the release came", got)
+	}
+	// A bounce shorter than the period is still nothing.
+	d.Edge(gpio.Edge{Active: true, Time: t0.Add(time.Hour + 2*time.Millisecond)})
+	if len(got) != 1 {
+		t.Fatalf("a bounce was delivered: %v", got)
+	}
+}
+
 // watchLine collects the changes of one line until the returned stop
 // function is called; it returns them as offsets from t0.
 type step struct {

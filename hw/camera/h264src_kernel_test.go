@@ -45,21 +45,37 @@ func feedLoopbackFormat(ctx context.Context, t *testing.T, fourcc uint32, aus []
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), 0xc0d05605, uintptr(unsafe.Pointer(&fmtBuf))); e != 0 {
 		t.Fatalf("VIDIOC_S_FMT on the loopback's output: %v", e)
 	}
+	// The loopback offers its format to readers once a first buffer is
+	// written: written here, so that the camera opens once this returns.
+	if _, err := f.Write(aus[0]); err != nil {
+		t.Fatalf("write to the loopback: %v", err)
+	}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		defer f.Close()
 		tick := time.NewTicker(time.Second / 30)
 		defer tick.Stop()
-		for i := 0; ; i++ {
-			if _, err := f.Write(aus[i%len(aus)]); err != nil {
-				return
-			}
+		for i := 1; ; i++ {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
 			}
+			if _, err := f.Write(aus[i%len(aus)]); err != nil {
+				return
+			}
 		}
 	}()
+	// The next test sets the loopback's format anew: only once this
+	// producer has let go of it (ctx ends before cleanups run).
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the loopback feeder did not stop")
+		}
+	})
 }
 
 // h264AccessUnits encodes 60 frames with ffmpeg's libx264 (constrained baseline,

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/intercomd/intercomd/hw/camera/m2m"
@@ -40,6 +42,13 @@ func MJPEGDecoder() (string, error) {
 }
 
 func openMJPEG(device string, src Source) (*mjpegSource, error) {
+	formats, err := m2m.CaptureFormats(device)
+	if err != nil {
+		return nil, openError(device, err)
+	}
+	if !slices.Contains(formats, "MJPG") {
+		return nil, fmt.Errorf("camera %s: MJPEG (offers %s): %w", device, strings.Join(formats, ", "), ErrFormat)
+	}
 	dec, err := tjpeg.NewDecoder(src.Width, src.Height)
 	if err != nil {
 		return nil, err

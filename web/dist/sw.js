@@ -2,7 +2,7 @@
 // at once (and installs as an app); /config.json, /mqtt and the API (whose
 // answers are the user's: the visitor log) always go to the network and are
 // never cached. The cache name is the build's content hash.
-const CACHE = "intercomd-8f898cc5fffb55bb";
+const CACHE = "intercomd-f6ba650ff761111a";
 const SHELL = ["./", "index.html", "style.css", "app.js", "wasm_exec.js", "calling.wasm",
   "manifest.webmanifest", "icon-192.png", "icon-512.png"];
 

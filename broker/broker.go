@@ -823,6 +823,7 @@ type connSet struct {
 	closed bool
 	conns  map[net.Conn]struct{}
 	ended  func(net.Conn, error) // called when a connection is over
+	active sync.WaitGroup        // serve calls under way
 }
 
 // serve runs mochi's establish for c, which returns when the client is gone.
@@ -841,7 +842,9 @@ func (s *connSet) serve(id string, c net.Conn, establish listeners.EstablishFn, 
 	w := newWriteBuffer(c)
 	c = w
 	s.conns[c] = struct{}{}
+	s.active.Add(1)
 	s.mu.Unlock()
+	defer s.active.Done()
 	var err error
 	defer func() {
 		s.mu.Lock()
@@ -872,6 +875,25 @@ func (s *connSet) close() {
 	s.mu.Unlock()
 	for _, c := range conns {
 		_ = c.Close()
+	}
+}
+
+// shut closes the connections, waits (a bounded time) until mochi has let
+// go of every one, and only then lets it disconnect what it still lists:
+// mochi's listing takes its clients' read lock twice, which deadlocks
+// against a client being attached at the same moment.
+func (s *connSet) shut(id string, closeClients listeners.CloseFn, log *slog.Logger) {
+	s.close()
+	done := make(chan struct{})
+	go func() {
+		s.active.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		closeClients(id)
+	case <-time.After(5 * time.Second):
+		log.Warn("mqtt connections still open at close", "listener", id)
 	}
 }
 
@@ -918,8 +940,7 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 		return
 	}
 	_ = l.l.Close()
-	closeClients(tcpListenerID)
-	l.conns.close()
+	l.conns.shut(tcpListenerID, closeClients, l.log)
 }
 
 // wsListener is the mochi listener for connections upgraded by
@@ -937,8 +958,7 @@ func (l *wsListener) Address() string             { return "" }
 func (l *wsListener) Protocol() string            { return "ws" }
 
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
-	closeClients(wsListenerID)
-	l.conns.close()
+	l.conns.shut(wsListenerID, closeClients, l.log)
 }
 
 // wsConn presents a WebSocket as the byte stream mochi reads MQTT from: each

@@ -459,7 +459,7 @@ func TestBrowserFirefox(t *testing.T) {
 // BenchmarkCallToVideo measures, in each real browser (Chromium, and
 // Firefox ESR when installed), over 20 calls: the time from tapping the
 // door's video call button to the door's video playing (video-p50-ms,
-// video-p90-ms; none in a Firefox without H.264) and to the call being in
+// video-p90-ms; VP8 in a Firefox without H.264) and to the call being in
 // progress (connected-p50-ms); and the time from the doorbell's press to
 // the app ringing (ring-p50-ms, ring-p90-ms).
 func BenchmarkCallToVideo(b *testing.B) {
